@@ -1,0 +1,69 @@
+# tpwatch: the two commands a newcomer needs are `make demo` and `make test`.
+# Both install what they need on a fresh Debian machine with Go.
+
+export PATH := $(PATH):/usr/local/go/bin
+GO      ?= go
+BIN     := bin/tpwatch
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REV     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REV)
+# Debian packages the tests use; installed when missing (CI runs as root).
+APT_PACKAGES := prometheus
+
+.PHONY: all build test demo bench bench-go lint fuzz pcaps deps clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tpwatch
+
+## demo: replay the built-in example site and print the report
+demo: build
+	@echo '$$ tpwatch replay --config pcaps/demo-site.yaml pcaps/demo-site.pcapng'
+	@./$(BIN) replay --format table --config pcaps/demo-site.yaml pcaps/demo-site.pcapng; \
+	  st=$$?; echo "(exit status $$st: 0 all allowed, 1 something blocked or unexpected, 2 error)"; \
+	  [ $$st -le 1 ]
+
+## test: every test, as CI runs it
+test: deps lint
+	$(GO) test -count=1 -timeout 30m ./...
+	GOOS=windows CGO_ENABLED=0 $(GO) build ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+## deps: Debian packages the tests need (promtool for the metric and rule checks)
+deps:
+	@missing=""; command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      echo "installing:$$missing"; \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	    else echo "missing:$$missing (run as root or install them; tests that need them skip outside CI)"; fi; \
+	  fi
+
+## bench: Go benchmarks of every stage, then tpwatch against tcpdump, softflowd,
+## nDPI and tshark on a generated 10M-packet capture (scripts/bench.sh; PACKETS=... to change)
+bench: bench-go
+	scripts/bench.sh
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./capture ./classifier ./policy ./report ./pipeline
+
+## fuzz: run every fuzz target for FUZZTIME each
+FUZZTIME ?= 60s
+fuzz:
+	@for pkg in ./capture ./policy; do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+## pcaps: regenerate the committed test captures and their expected verdicts
+pcaps:
+	$(GO) run ./pcaps/cmd/gencaps -out pcaps
+
+clean:
+	rm -rf bin

@@ -1,0 +1,158 @@
+// Command tpwatch watches network traffic and tells, for every flow,
+// whether the Netwrix Threat Prevention firewall matrix allows it, requires
+// it while the network blocks it, or does not know it.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// Exit statuses of DESIGN.md: 0 nothing blocked or unexpected, 1 something
+// is, 2 bad usage or unreadable input.
+const (
+	exitOK       = 0
+	exitProblems = 1
+	exitError    = 2
+)
+
+// version and revision are set at build time with -ldflags -X.
+var (
+	version  = "dev"
+	revision = "unknown"
+)
+
+// exitStatus carries a status other than 0 or 2 out of a command, and
+// errors that were already printed (each on its own line) so main only
+// has to set the status.
+type exitStatus struct {
+	code    int
+	printed bool
+	err     error
+}
+
+func (e *exitStatus) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+func (e *exitStatus) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the exit status; it is main
+// without os.Exit, so tests run the real command in-process.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := &app{stdout: stdout, stderr: stderr}
+	root := app.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var st *exitStatus
+	if errors.As(err, &st) {
+		if !st.printed && st.err != nil {
+			fmt.Fprintf(stderr, "tpwatch: %s\n", oneLine(st.err.Error()))
+		}
+		return st.code
+	}
+	// Usage errors from flag parsing and argument checks.
+	fmt.Fprintf(stderr, "tpwatch: %s\n", oneLine(err.Error()))
+	if strings.Contains(err.Error(), "flag") || strings.Contains(err.Error(), "arg") || strings.Contains(err.Error(), "unknown command") {
+		fmt.Fprintf(stderr, "Run 'tpwatch --help' or 'tpwatch <command> --help' for usage.\n")
+	}
+	return exitError
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
+
+// app holds what the commands share: the output streams and the logger.
+type app struct {
+	stdout, stderr io.Writer
+	logLevel       string
+	logFormat      string
+	log            zerolog.Logger
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tpwatch",
+		Short: "Passive compliance monitor for the Netwrix Threat Prevention port matrix",
+		Long: `tpwatch watches network traffic and tells, for every flow, whether the
+documented Netwrix Threat Prevention firewall matrix allows it (allowed),
+requires it while the network blocks it (blocked: no answer, RST, ICMP
+unreachable), or does not know it (unexpected).
+
+Start with a capture file:
+
+  tpwatch replay capture.pcapng                 # report, roles inferred from the traffic
+  tpwatch replay --config site.yaml capture.pcap
+  tpwatch policy                                # the documented port matrix
+
+Exit status: 0 nothing blocked or unexpected, 1 something is, 2 bad usage
+or unreadable input.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setupLogging()
+		},
+	}
+	root.SetVersionTemplate("tpwatch {{.Version}}\n")
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.logLevel, "log.level", "info", "diagnostics on stderr at this level or above: debug, info, warn, error")
+	pf.StringVar(&a.logFormat, "log.format", "auto", "diagnostics format: json, console, or auto (console on a terminal, else json)")
+	root.AddCommand(a.replayCommand(), a.policyCommand(), a.versionCommand())
+	return root
+}
+
+func (a *app) setupLogging() error {
+	level, err := zerolog.ParseLevel(a.logLevel)
+	if err != nil || a.logLevel == "" {
+		return &exitStatus{code: exitError, err: fmt.Errorf("--log.level %q: want debug, info, warn or error", a.logLevel)}
+	}
+	var w io.Writer = a.stderr
+	switch a.logFormat {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: a.stderr, NoColor: !isTerminal(a.stderr)}
+	case "auto":
+		if isTerminal(a.stderr) {
+			w = zerolog.ConsoleWriter{Out: a.stderr}
+		}
+	default:
+		return &exitStatus{code: exitError, err: fmt.Errorf("--log.format %q: want json, console or auto", a.logFormat)}
+	}
+	a.log = zerolog.New(w).Level(level).With().Timestamp().Logger()
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(a.stdout, "tpwatch %s (revision %s)\n", version, revision)
+		},
+	}
+}

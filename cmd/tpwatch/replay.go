@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/tpwatch/tpwatch/capture"
+	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/pipeline"
+	"github.com/tpwatch/tpwatch/policy"
+	"github.com/tpwatch/tpwatch/report"
+)
+
+type replayFlags struct {
+	policy         policyFlags
+	format         string
+	all            bool
+	printInventory bool
+	maxFlows       int
+	sequential     bool
+	progress       string
+}
+
+func (a *app) replayCommand() *cobra.Command {
+	var f replayFlags
+	cmd := &cobra.Command{
+		Use:   "replay [flags] FILE...",
+		Short: "Classify the flows of capture files against the port matrix",
+		Long: `Read capture files (pcap or pcapng, optionally gzip-compressed) and
+classify every TCP and UDP flow against the Threat Prevention port matrix:
+
+  allowed     a rule allows it and it worked
+  blocked     a rule requires it and it failed: refused (RST), icmp_unreachable,
+              or no_response (nothing back within the attempt timeout)
+  unexpected  no enabled rule allows it: feature_disabled, unauthorized_client,
+              or no_rule
+  pending     an attempt still inside its timeout when the capture ended
+
+Several files are read in the order given, as one capture. Time is packet
+time, so a replay gives the same answer every time.
+
+Without --config, the roles of the hosts are inferred from the traffic (a
+host answering on 3741 is an enterprise-manager, its clients agents);
+--print-inventory writes what was inferred as a config file to start from.
+
+Exit status: 0 nothing blocked or unexpected, 1 something is, 2 bad usage or
+an unreadable or corrupt capture (what could be read is still reported).`,
+		Example: `  tpwatch replay capture.pcapng
+  tpwatch replay --config site.yaml --format json day1.pcap.gz day2.pcap > flows.ndjson
+  tpwatch replay --print-inventory capture.pcapng > site.yaml
+  tpwatch replay --format json capture.pcap | jq 'select(.verdict == "blocked")'`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			return a.replay(cmd.Context(), &f, files)
+		},
+	}
+	fl := cmd.Flags()
+	f.policy.register(cmd, "site config (roles, features, SIEM ports, allow rules, timeouts); without it roles are inferred from the traffic")
+	fl.StringVar(&f.format, "format", "", "output: table (the report, default on a terminal) or json (one object per flow, default otherwise)")
+	fl.BoolVar(&f.all, "all", false, "json: also report ignored flows (traffic unrelated to Threat Prevention)")
+	fl.BoolVar(&f.printInventory, "print-inventory", false, "write the inventory (given or inferred) as a config file to stdout instead of the report")
+	fl.IntVar(&f.maxFlows, "max-flows", classifier.DefaultOptions().MaxFlows, "most flows followed at once; past it the oldest unanswered attempts are dropped first")
+	fl.BoolVar(&f.sequential, "sequential", false, "read and classify on one goroutine (same result; for comparison and one-core machines)")
+	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (on a terminal), always or never")
+	return cmd
+}
+
+func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error {
+	if f.format == "" {
+		f.format = "json"
+		if isTerminal(a.stdout) {
+			f.format = "table"
+		}
+	}
+	if f.format != "table" && f.format != "json" {
+		return &exitStatus{code: exitError, err: fmt.Errorf("--format %q: want table or json", f.format)}
+	}
+	if f.maxFlows < 1 {
+		return &exitStatus{code: exitError, err: fmt.Errorf("--max-flows %d: want a positive number", f.maxFlows)}
+	}
+	if f.progress != "auto" && f.progress != "always" && f.progress != "never" {
+		return &exitStatus{code: exitError, err: fmt.Errorf("--progress %q: want auto, always or never", f.progress)}
+	}
+	pol, _, err := a.loadPolicy(&f.policy)
+	if err != nil {
+		return err
+	}
+
+	summary := report.NewSummary(pol.Rules())
+	var sink classifier.Sink = summary
+	var jsonOut *report.JSONWriter
+	if f.format == "json" && !f.printInventory {
+		jsonOut = report.NewJSONWriter(a.stdout, pol.Rules(), f.all)
+		sink = teeSink{summary, jsonOut}
+	}
+	opts := classifier.DefaultOptions()
+	t := pol.Timeouts()
+	opts.AttemptTimeout, opts.UDPReplyTimeout = t.TCPAttempt, t.UDPReply
+	opts.TCPIdle, opts.UDPIdle, opts.TCPClosed = t.TCPIdle, t.UDPIdle, t.TCPClosed
+	opts.MaxFlows = f.maxFlows
+	table := classifier.NewTable(opts, pol, sink)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
+	var stats pipeline.SourceStats
+	stopProgress := a.startProgress(f.progress, &stats, files)
+	var readErrs []error
+	for _, name := range files {
+		if err := a.replayFile(ctx, name, table, &stats, f.sequential); err != nil {
+			readErrs = append(readErrs, err)
+		}
+		if ctx.Err() != nil {
+			readErrs = append(readErrs, fmt.Errorf("interrupted: flows after %s were not read", name))
+			break
+		}
+	}
+	stopProgress()
+	table.Flush(stats.LastTS.Load())
+
+	if jsonOut != nil {
+		if err := jsonOut.Flush(); err != nil {
+			return &exitStatus{code: exitError, err: fmt.Errorf("write output: %w", err)}
+		}
+	}
+	switch {
+	case f.printInventory:
+		if err := policy.WriteConfig(a.stdout, pol.InventoryConfig()); err != nil {
+			return &exitStatus{code: exitError, err: fmt.Errorf("write inventory: %w", err)}
+		}
+	case f.format == "table":
+		h := report.Header{Files: files, Packets: stats.Records.Load(), Inventory: inventoryLine(pol, f.policy.config)}
+		if err := summary.WriteTable(a.stdout, h); err != nil {
+			return &exitStatus{code: exitError, err: fmt.Errorf("write report: %w", err)}
+		}
+	}
+	a.logSummary(&stats, table)
+	if len(readErrs) > 0 {
+		for _, err := range readErrs {
+			fmt.Fprintf(a.stderr, "tpwatch: %s\n", oneLine(err.Error()))
+		}
+		return &exitStatus{code: exitError, printed: true, err: errors.Join(readErrs...)}
+	}
+	if summary.Problems() > 0 {
+		return &exitStatus{code: exitProblems}
+	}
+	return nil
+}
+
+func (a *app) replayFile(ctx context.Context, name string, table *classifier.Table, stats *pipeline.SourceStats, sequential bool) error {
+	src, err := capture.OpenFile(name)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	before, unsupportedBefore := stats.Records.Load(), stats.Unsupported.Load()
+	err = pipeline.Run(ctx, src, table, stats, pipeline.Options{Sequential: sequential})
+	if err != nil {
+		return fmt.Errorf("%w (the %d packets before it were classified)", err, stats.Records.Load()-before)
+	}
+	if n := stats.Unsupported.Load() - unsupportedBefore; n > 0 {
+		return fmt.Errorf("%s: %d of %d packets have link type %s, which tpwatch does not decode (it reads Ethernet, 802.1Q/QinQ, Linux SLL and SLL2, raw IPv4/IPv6 and BSD loopback)",
+			name, n, stats.Records.Load()-before, capture.LinkType(stats.UnsupportedLink.Load()))
+	}
+	return nil
+}
+
+func inventoryLine(p *policy.Policy, config string) string {
+	if p.Inferred() {
+		n := len(p.InventoryConfig().Roles)
+		return fmt.Sprintf("inferred from the traffic (%d roles seen; --print-inventory writes it as a config file, --config uses yours)", n)
+	}
+	return "from " + config
+}
+
+func (a *app) logSummary(stats *pipeline.SourceStats, table *classifier.Table) {
+	ts := table.Stats()
+	a.log.Debug().
+		Uint64("packets", stats.Records.Load()).
+		Uint64("not_ip", stats.NotIP.Load()).
+		Uint64("decode_errors", stats.DecodeErrors()).
+		Uint64("flows", ts.FlowsCreated).
+		Uint64("evicted", ts.FlowsEvicted).
+		Uint64("fragments", ts.Fragments).
+		Msg("replay done")
+	if n := stats.DecodeErrors(); n > 0 {
+		a.log.Warn().Uint64("truncated", stats.Truncated.Load()).Uint64("malformed", stats.Malformed.Load()).
+			Uint64("unsupported_link", stats.Unsupported.Load()).Msg("some packets could not be decoded and were skipped")
+	}
+	if ts.FlowsEvicted > 0 {
+		a.log.Warn().Uint64("evicted", ts.FlowsEvicted).Msg("the flow table was full; raise --max-flows")
+	}
+}
+
+// startProgress prints a progress line to stderr once a second while
+// replay runs, when stderr is a terminal (or --progress always).
+func (a *app) startProgress(mode string, stats *pipeline.SourceStats, files []string) (stop func()) {
+	if mode == "never" || (mode == "auto" && !isTerminal(a.stderr)) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(a.stderr, "\r\033[K")
+				return
+			case <-tick.C:
+				n := stats.Records.Load()
+				el := time.Since(start).Seconds()
+				fmt.Fprintf(a.stderr, "\r\033[Kreplay: %d packets, %.1f MB, %.2f Mpps", n, float64(stats.Bytes.Load())/1e6, float64(n)/el/1e6)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// teeSink hands every flow to several sinks, in order.
+type teeSink []classifier.Sink
+
+func (t teeSink) Decided(r *classifier.FlowRecord) {
+	for _, s := range t {
+		s.Decided(r)
+	}
+}
+
+func (t teeSink) Final(r *classifier.FlowRecord) {
+	for _, s := range t {
+		s.Final(r)
+	}
+}

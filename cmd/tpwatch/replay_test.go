@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// tcpPacket builds one Ethernet/IPv4/TCP frame.
+func tcpPacket(t *testing.T, src, dst string, sport, dport uint16, syn, ack, rst bool) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.ParseIP(src).To4(), DstIP: net.ParseIP(dst).To4()}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), SYN: syn, ACK: ack, RST: rst, Window: 1024}
+	if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// writePcap writes frames one second apart with the given link type.
+func writePcap(t *testing.T, link layers.LinkType, frames ...[]byte) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := pcapgo.NewWriter(&b)
+	if err := w.WriteFileHeader(65535, link); err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	for i, f := range frames {
+		ci := gopacket.CaptureInfo{Timestamp: ts.Add(time.Duration(i) * time.Second), CaptureLength: len(f), Length: len(f)}
+		if err := w.WritePacket(ci, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "test.pcap")
+	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func parseNDJSON(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var flows []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q is not JSON: %v", sc.Text(), err)
+		}
+		flows = append(flows, m)
+	}
+	return flows
+}
+
+const siteYAML = "roles:\n  enterprise-manager: [192.0.2.10]\n  agent: [198.51.100.0/24]\n"
+
+func TestReplayAllowedAndRefused(t *testing.T) {
+	cfg := writeFile(t, "site.yaml", siteYAML)
+	capFile := writePcap(t, layers.LinkTypeEthernet,
+		tcpPacket(t, "198.51.100.7", "192.0.2.10", 50000, 3741, true, false, false),
+		tcpPacket(t, "192.0.2.10", "198.51.100.7", 3741, 50000, true, true, false),
+		tcpPacket(t, "198.51.100.7", "192.0.2.10", 50000, 3741, false, true, false),
+		tcpPacket(t, "198.51.100.8", "192.0.2.10", 50001, 3741, true, false, false),
+		tcpPacket(t, "192.0.2.10", "198.51.100.8", 3741, 50001, false, true, true),
+	)
+	out, stderr, status := tpwatch(t, "replay", "--config", cfg, "--format", "json", capFile)
+	if status != exitProblems {
+		t.Fatalf("status %d, want 1 (a blocked flow); stderr %s", status, stderr)
+	}
+	flows := parseNDJSON(t, out)
+	if len(flows) != 2 {
+		t.Fatalf("%d flows, want 2: %s", len(flows), out)
+	}
+	byClient := map[string]map[string]any{}
+	for _, f := range flows {
+		byClient[f["src_ip"].(string)] = f
+	}
+	ok := byClient["198.51.100.7"]
+	if ok["verdict"] != "allowed" || ok["rule"] != "agent-em-grpc" || ok["dst_port"] != 3741.0 || ok["conn_state"] != "S1" {
+		t.Errorf("allowed flow wrong: %v", ok)
+	}
+	bad := byClient["198.51.100.8"]
+	if bad["verdict"] != "blocked" || bad["reason"] != "refused" || bad["conn_state"] != "REJ" {
+		t.Errorf("refused flow wrong: %v", bad)
+	}
+	for _, k := range []string{"ts_first", "ts_last", "transport", "src_port", "dst_ip", "src_roles", "dst_roles", "history", "packets_out", "packets_in", "bytes_out", "bytes_in"} {
+		if _, present := ok[k]; !present {
+			t.Errorf("JSON lacks %q", k)
+		}
+	}
+	if ts, _ := ok["ts_first"].(string); ts != "2026-01-05T09:00:00.000000000Z" {
+		t.Errorf("ts_first %q, want RFC 3339 with nanoseconds", ts)
+	}
+
+	// The table report names the blocked rule first.
+	out, _, status = tpwatch(t, "replay", "--config", cfg, "--format", "table", capFile)
+	if status != exitProblems {
+		t.Fatalf("table status %d", status)
+	}
+	if !strings.Contains(out, "BLOCKED") || !strings.Contains(out, "agent-em-grpc") || !strings.Contains(out, "refused") {
+		t.Errorf("table report lacks the blocked flow:\n%s", out)
+	}
+}
+
+func TestReplayNothingWrongExits0(t *testing.T) {
+	cfg := writeFile(t, "site.yaml", siteYAML)
+	capFile := writePcap(t, layers.LinkTypeEthernet,
+		tcpPacket(t, "198.51.100.7", "192.0.2.10", 50000, 3741, true, false, false),
+		tcpPacket(t, "192.0.2.10", "198.51.100.7", 3741, 50000, true, true, false),
+	)
+	out, stderr, status := tpwatch(t, "replay", "--config", cfg, "--format", "json", capFile)
+	if status != exitOK {
+		t.Fatalf("status %d, want 0: %s %s", status, out, stderr)
+	}
+}
+
+func TestReplayTruncatedCapture(t *testing.T) {
+	cfg := writeFile(t, "site.yaml", siteYAML)
+	full := writePcap(t, layers.LinkTypeEthernet,
+		tcpPacket(t, "198.51.100.7", "192.0.2.10", 50000, 3741, true, false, false),
+		tcpPacket(t, "192.0.2.10", "198.51.100.7", 3741, 50000, true, true, false),
+		tcpPacket(t, "198.51.100.7", "192.0.2.10", 50000, 3741, false, true, false),
+	)
+	data, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.pcap")
+	if err := os.WriteFile(cut, data[:len(data)-20], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, status := tpwatch(t, "replay", "--config", cfg, "--format", "json", cut)
+	if status != exitError {
+		t.Fatalf("status %d, want 2", status)
+	}
+	flows := parseNDJSON(t, out)
+	if len(flows) != 1 || flows[0]["verdict"] != "allowed" {
+		t.Errorf("what could be read was not reported: %s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "cut.pcap") || !strings.Contains(last, "record 3") {
+		t.Errorf("error does not say where the file stopped: %q", stderr)
+	}
+}
+
+func TestReplayUnknownLinkType(t *testing.T) {
+	capFile := writePcap(t, layers.LinkType(147), []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	_, stderr, status := tpwatch(t, "replay", "--format", "json", capFile)
+	if status != exitError {
+		t.Fatalf("status %d, want 2", status)
+	}
+	if !strings.Contains(stderr, "link type") || !strings.Contains(stderr, "test.pcap") {
+		t.Errorf("unclear error for an unknown link type: %q", stderr)
+	}
+}
+
+func TestReplayNotACapture(t *testing.T) {
+	p := writeFile(t, "notes.txt", "this is not a capture file\n")
+	_, stderr, status := tpwatch(t, "replay", "--format", "json", p)
+	if status != exitError || !strings.Contains(stderr, "notes.txt") {
+		t.Errorf("status %d, stderr %q", status, stderr)
+	}
+}
