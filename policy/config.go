@@ -1,0 +1,267 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the site inventory: the --config file of DESIGN.md.
+type Config struct {
+	// Roles lists, per role, the hosts that hold it. A bare address is a
+	// /32 or /128 prefix. IPv4 prefixes are in IPv4 form, never
+	// IPv4-mapped. A host may appear under several roles.
+	Roles map[Role][]netip.Prefix
+	// Features turns optional features on: only wmi-auto-deploy and
+	// fpolicy-management may be named. Absent means off.
+	Features map[string]bool
+	// SIEMPorts are the ports the Enterprise Manager sends SIEM alerts to;
+	// listing any turns the siem feature on.
+	SIEMPorts []SIEMPort
+	// Allow are the site's own rules, appended after the matrix. They
+	// have no feature and infer nothing.
+	Allow []Rule
+	// Timeouts overrides the flow timeouts; a zero field keeps its
+	// default (see DefaultTimeouts).
+	Timeouts Timeouts
+}
+
+// SIEMPort is one entry of siem.ports, such as udp/514 or tcp/6000-6010.
+type SIEMPort struct {
+	Transport Transport
+	Ports     PortRange
+}
+
+func (p SIEMPort) String() string { return p.Transport.String() + "/" + p.Ports.String() }
+
+// Timeouts are the flow timeouts, in packet time.
+type Timeouts struct {
+	TCPAttempt time.Duration // a SYN with no answer is blocked/no_response after this
+	UDPReply   time.Duration // a request to a reply rule with no answer is blocked/no_response after this
+	TCPIdle    time.Duration // an established TCP flow with no packets ends after this
+	UDPIdle    time.Duration // a UDP flow with no packets ends after this
+	TCPClosed  time.Duration // a closed (FIN both ways, RST) flow is kept this long for stragglers
+}
+
+// DefaultTimeouts returns the timeouts used where the config sets none.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{
+		TCPAttempt: 30 * time.Second,
+		UDPReply:   10 * time.Second,
+		TCPIdle:    5 * time.Minute,
+		UDPIdle:    time.Minute,
+		TCPClosed:  5 * time.Second,
+	}
+}
+
+// EffectiveTimeouts returns the configured timeouts with defaults in place
+// of the zero ones. A nil config has all defaults.
+func (c *Config) EffectiveTimeouts() Timeouts {
+	t := DefaultTimeouts()
+	if c == nil {
+		return t
+	}
+	for i, f := range c.Timeouts.fields() {
+		if *f != 0 {
+			*t.fields()[i] = *f
+		}
+	}
+	return t
+}
+
+// timeoutKeys are the config keys of the Timeouts fields, in fields() order.
+var timeoutKeys = []string{"tcp_attempt", "udp_reply", "tcp_idle", "udp_idle", "tcp_closed"}
+
+func (t *Timeouts) fields() []*time.Duration {
+	return []*time.Duration{&t.TCPAttempt, &t.UDPReply, &t.TCPIdle, &t.UDPIdle, &t.TCPClosed}
+}
+
+var (
+	configKeys    = []string{"roles", "features", "siem", "allow", "timeouts"}
+	siemKeys      = []string{"ports"}
+	allowRuleKeys = []string{"id", "client", "server", "transport", "ports", "description", "reply"}
+)
+
+// LoadConfig reads a site config file (the --config option).
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(data, path)
+}
+
+// ParseConfig parses a site config; name is used in error messages. The
+// error, if any, is a ConfigErrors listing every problem with its line and
+// column.
+func ParseConfig(data []byte, name string) (*Config, error) {
+	d := &nodeDecoder{file: name}
+	c := &Config{Roles: map[Role][]netip.Prefix{}, Features: map[string]bool{}}
+	if root := d.parseDocument(data); root != nil {
+		d.mapping(root, "the config", configKeys, func(key string, _, v *yaml.Node) {
+			switch key {
+			case "roles":
+				d.roles(c, v)
+			case "features":
+				d.features(c, v)
+			case "siem":
+				d.mapping(v, "siem", siemKeys, func(_ string, _, v *yaml.Node) {
+					d.siemPorts(c, v)
+				})
+			case "allow":
+				d.allow(c, v)
+			case "timeouts":
+				d.timeouts(c, v)
+			}
+		})
+	}
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (d *nodeDecoder) roles(c *Config, n *yaml.Node) {
+	d.mapping(n, "roles", nil, func(name string, k, v *yaml.Node) {
+		role, ok := ParseRole(name)
+		if !ok {
+			hint := suggest(name, RoleNames())
+			if name == anyClient {
+				hint = ` ("any" is for rules only)`
+			}
+			d.errorf(k, "unknown role %q%s", name, hint)
+			return
+		}
+		for _, item := range d.sequence(v, "roles."+name, "[192.0.2.10, 198.51.100.0/24]") {
+			text, ok := d.scalar(item, "roles."+name)
+			if !ok {
+				continue
+			}
+			p, err := parseHostPrefix(text)
+			if err != nil {
+				d.errorf(item, "%s", err)
+				continue
+			}
+			c.Roles[role] = append(c.Roles[role], p)
+		}
+	})
+}
+
+// parseHostPrefix reads an address ("192.0.2.10", "2001:db8::10") or a CIDR
+// prefix. IPv4-mapped IPv6 is turned into IPv4 so that one host has one
+// spelling.
+func parseHostPrefix(s string) (netip.Prefix, error) {
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return p, fmt.Errorf("bad address %q: want an address or a CIDR prefix such as 192.0.2.10, 2001:db8::10 or 198.51.100.0/24", s)
+		}
+		if p.Masked() != p {
+			return p, fmt.Errorf("bad prefix %q: host bits set (did you mean %q?)", s, p.Masked().String())
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return p, fmt.Errorf("bad address %q: want an address or a CIDR prefix such as 192.0.2.10, 2001:db8::10 or 198.51.100.0/24", s)
+		}
+		if a.Zone() != "" {
+			return p, fmt.Errorf("bad address %q: remove the zone %%%s", s, a.Zone())
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p, nil
+}
+
+func (d *nodeDecoder) features(c *Config, n *yaml.Node) {
+	d.mapping(n, "features", nil, func(name string, k, v *yaml.Node) {
+		if !contains(matrixFeatures, name) {
+			hint := suggest(name, matrixFeatures)
+			if name == FeatureSIEM {
+				hint = " (list siem.ports to turn SIEM on)"
+			}
+			d.errorf(k, "unknown feature %q%s", name, hint)
+			return
+		}
+		if on, ok := d.boolean(v, "features."+name); ok {
+			c.Features[name] = on
+		}
+	})
+}
+
+const siemPortSyntax = "want transport/port such as udp/514, tcp/6514 or tcp/6000-6010"
+
+func (d *nodeDecoder) siemPorts(c *Config, n *yaml.Node) {
+	for _, item := range d.sequence(n, "siem.ports", "[udp/514, tcp/6514]") {
+		text, ok := d.scalar(item, "siem port")
+		if !ok {
+			continue
+		}
+		p, err := parseSIEMPort(text)
+		if err != nil {
+			d.errorf(item, "%s", err)
+			continue
+		}
+		c.SIEMPorts = append(c.SIEMPorts, p)
+	}
+}
+
+func parseSIEMPort(s string) (SIEMPort, error) {
+	trText, portText, ok := strings.Cut(s, "/")
+	if !ok {
+		return SIEMPort{}, fmt.Errorf("bad siem port %q: %s", s, siemPortSyntax)
+	}
+	tr, ok := parseTransport(trText)
+	if !ok {
+		return SIEMPort{}, fmt.Errorf("bad siem port %q: %s", s, siemPortSyntax)
+	}
+	pr, problem := parsePortRange(portText)
+	if problem != "" {
+		return SIEMPort{}, fmt.Errorf("bad siem port %q: %s", s, problem)
+	}
+	return SIEMPort{Transport: tr, Ports: pr}, nil
+}
+
+func (d *nodeDecoder) allow(c *Config, n *yaml.Node) {
+	ids := map[string]int{}
+	for _, item := range d.sequence(n, "allow", "- {id: rdp-admin, client: admin-console, server: agent, transport: tcp, ports: [3389]}") {
+		r, ok := d.rule(item, "allow rule", allowRuleKeys)
+		if !ok {
+			continue
+		}
+		if first, dup := ids[r.ID]; dup {
+			d.errorf(item, "duplicate allow id %q (first at line %d): ids must be unique", r.ID, first)
+			continue
+		}
+		ids[r.ID] = item.Line
+		r.Section = "site config (allow)"
+		c.Allow = append(c.Allow, r)
+	}
+}
+
+func (d *nodeDecoder) timeouts(c *Config, n *yaml.Node) {
+	fields := c.Timeouts.fields()
+	d.mapping(n, "timeouts", timeoutKeys, func(key string, _, v *yaml.Node) {
+		text, ok := d.scalar(v, "timeouts."+key)
+		if !ok {
+			return
+		}
+		dur, err := time.ParseDuration(text)
+		if err != nil || dur <= 0 {
+			d.errorf(v, "bad duration %q for %s: want a positive Go duration such as 30s or 5m", text, key)
+			return
+		}
+		for i, k := range timeoutKeys {
+			if k == key {
+				*fields[i] = dur
+			}
+		}
+	})
+}

@@ -1,0 +1,274 @@
+package policy
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed matrix.yaml
+var defaultMatrixYAML []byte
+
+// Features a matrix rule may name. SIEM rules come from the site config, so
+// "siem" is not among them.
+const (
+	FeatureWMIAutoDeploy     = "wmi-auto-deploy"
+	FeatureFPolicyManagement = "fpolicy-management"
+	FeatureSIEM              = "siem"
+)
+
+var matrixFeatures = []string{FeatureWMIAutoDeploy, FeatureFPolicyManagement}
+
+// Matrix is the firewall matrix: the documented rules, in file order.
+type Matrix struct {
+	Rules []Rule
+}
+
+// Rule is one allowed kind of flow: a client role opening a connection (or
+// sending datagrams) to a server role on one of the server ports.
+type Rule struct {
+	ID        string
+	Client    Role // RoleInvalid when AnyClient
+	AnyClient bool
+	Server    Role
+	Transport Transport
+	Ports     []PortRange
+	// Feature, when set, gates the rule: it allows nothing while the
+	// feature is off.
+	Feature string
+	// Reply is true for UDP request/response protocols: a request with
+	// nothing back is a failure.
+	Reply bool
+	// Shared marks a common service port (RPC, SMB, LDAP, HTTPS, the
+	// dynamic ranges): other clients using it are ordinary traffic, not a
+	// client the rule fails to admit, so it never yields
+	// unauthorized_client.
+	Shared      bool
+	Infer       InferMode
+	Description string
+	Section     string
+}
+
+// HasPort reports whether p is one of the rule's server ports.
+func (r *Rule) HasPort(p uint16) bool {
+	for _, pr := range r.Ports {
+		if pr.Has(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// PortsString returns the ports as the matrix writes them: "10000,10001",
+// "49152-65535".
+func (r *Rule) PortsString() string {
+	parts := make([]string, len(r.Ports))
+	for i, pr := range r.Ports {
+		parts[i] = pr.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// ClientName returns the client role name, or "any".
+func (r *Rule) ClientName() string {
+	if r.AnyClient {
+		return anyClient
+	}
+	return r.Client.String()
+}
+
+// DefaultMatrix returns the matrix embedded in the binary: Threat
+// Prevention 7.5.
+func DefaultMatrix() (*Matrix, error) {
+	return ParseMatrix(defaultMatrixYAML, "matrix.yaml (embedded)")
+}
+
+// LoadMatrix reads a matrix file (the --matrix option).
+func LoadMatrix(path string) (*Matrix, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read matrix: %w", err)
+	}
+	return ParseMatrix(data, path)
+}
+
+var (
+	matrixKeys     = []string{"rules"}
+	matrixRuleKeys = []string{"id", "client", "server", "transport", "ports", "feature", "reply", "shared", "infer", "description", "section"}
+)
+
+// ParseMatrix parses a matrix file; name is used in error messages. The
+// error, if any, is a ConfigErrors listing every problem.
+func ParseMatrix(data []byte, name string) (*Matrix, error) {
+	d := &nodeDecoder{file: name}
+	m := &Matrix{}
+	root := d.parseDocument(data)
+	if root == nil && len(d.errs) == 0 {
+		d.errorf(nil, "empty matrix: want a rules: list")
+	}
+	if root != nil {
+		ids := map[string]int{}
+		d.mapping(root, "the matrix", matrixKeys, func(_ string, _, v *yaml.Node) {
+			for _, item := range d.sequence(v, "rules", "- {id: ..., client: ..., server: ...}") {
+				r, ok := d.rule(item, "rule", matrixRuleKeys)
+				if !ok {
+					continue
+				}
+				if first, dup := ids[r.ID]; dup {
+					d.errorf(item, "duplicate rule id %q (first at line %d): ids must be unique", r.ID, first)
+					continue
+				}
+				ids[r.ID] = item.Line
+				m.Rules = append(m.Rules, r)
+			}
+		})
+	}
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	if len(m.Rules) == 0 {
+		return nil, ConfigErrors{{File: name, Msg: "no rules: a matrix needs at least one"}}
+	}
+	return m, nil
+}
+
+// rule decodes one rule-shaped mapping: a matrix rule or a config allow
+// entry (whose valid keys are fewer). It reports false when the rule has
+// errors, which are recorded in d.
+func (d *nodeDecoder) rule(n *yaml.Node, what string, keys []string) (Rule, bool) {
+	var r Rule
+	errsBefore := len(d.errs)
+	seen := map[string]bool{}
+	var replyNode *yaml.Node
+	d.mapping(n, what, keys, func(key string, k, v *yaml.Node) {
+		seen[key] = true
+		switch key {
+		case "ports":
+			items := d.sequence(v, "ports", "[3741] or [135, 49152-65535]")
+			if isNull(v) || (v.Kind == yaml.SequenceNode && len(items) == 0) {
+				d.errorf(v, "ports: list at least one port, such as [3741]")
+			}
+			for _, item := range items {
+				text, ok := d.scalar(item, "port")
+				if !ok {
+					continue
+				}
+				pr, problem := parsePortRange(text)
+				if problem != "" {
+					d.errorf(item, "bad port %q: %s", text, problem)
+					continue
+				}
+				r.Ports = append(r.Ports, pr)
+			}
+		case "reply":
+			r.Reply, _ = d.boolean(v, "reply")
+			replyNode = k
+		case "shared":
+			r.Shared, _ = d.boolean(v, "shared")
+		default:
+			text, ok := d.scalar(v, key)
+			if !ok {
+				return
+			}
+			d.ruleField(&r, key, text, v)
+		}
+	})
+	if n.Kind == yaml.MappingNode {
+		for _, key := range []string{"id", "client", "server", "transport", "ports"} {
+			if !seen[key] {
+				d.errorf(n, "%s: missing %s", describe(what, r.ID), key)
+			}
+		}
+	}
+	if r.Reply && r.Transport == TCP {
+		d.errorf(replyNode, "reply: applies to udp rules only; remove it from this tcp rule")
+	}
+	return r, len(d.errs) == errsBefore
+}
+
+// ruleField sets one single-valued field of a rule from its text.
+func (d *nodeDecoder) ruleField(r *Rule, key, text string, v *yaml.Node) {
+	switch key {
+	case "id":
+		if !validID(text) {
+			d.errorf(v, "bad id %q: use letters, digits, '-', '_' and '.' only", text)
+		}
+		r.ID = text
+	case "client":
+		if text == anyClient {
+			r.AnyClient = true
+			return
+		}
+		role, ok := ParseRole(text)
+		if !ok {
+			d.errorf(v, "unknown role %q%s", text, suggest(text, append(RoleNames(), anyClient)))
+		}
+		r.Client = role
+	case "server":
+		if text == anyClient {
+			d.errorf(v, `server cannot be "any": name the role that accepts the flow`)
+			return
+		}
+		role, ok := ParseRole(text)
+		if !ok {
+			d.errorf(v, "unknown role %q%s", text, suggest(text, RoleNames()))
+		}
+		r.Server = role
+	case "transport":
+		tr, ok := parseTransport(text)
+		if !ok {
+			d.errorf(v, "bad transport %q: want tcp or udp (a TCP/UDP row is two rules)", text)
+		}
+		r.Transport = tr
+	case "feature":
+		if !contains(matrixFeatures, text) {
+			hint := suggest(text, matrixFeatures)
+			if text == FeatureSIEM {
+				hint = " (SIEM rules come from siem.ports in the site config)"
+			}
+			d.errorf(v, "unknown feature %q%s", text, hint)
+		}
+		r.Feature = text
+	case "infer":
+		switch text {
+		case "both":
+			r.Infer = InferBoth
+		case "server":
+			r.Infer = InferServer
+		default:
+			d.errorf(v, "bad infer %q: want both or server, or leave it out", text)
+		}
+	case "description":
+		r.Description = text
+	case "section":
+		r.Section = text
+	}
+}
+
+// validID keeps rule ids usable as metric label values and in file names
+// without quoting.
+func validID(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// describe names a rule in a message: `rule "agent-em-grpc"`, or just
+// `rule` while its id is unknown.
+func describe(what, id string) string {
+	if id == "" {
+		return what
+	}
+	return fmt.Sprintf("%s %q", what, id)
+}

@@ -1,0 +1,411 @@
+package policy
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+const siteYAML = `
+roles:
+  enterprise-manager: [192.0.2.10]
+  sql-server: [192.0.2.10, 192.0.2.11]
+  agent: [198.51.100.0/24, "2001:db8:1::/64"]
+  threat-manager: [192.0.2.20, "2001:db8::20"]
+  admin-console: [198.51.100.0/25]
+  netapp-7mode: [203.0.113.7]
+features:
+  wmi-auto-deploy: true
+siem:
+  ports: [udp/514, tcp/6000-6010]
+allow:
+  - {id: rdp-admin, client: admin-console, server: agent, transport: tcp, ports: [3389]}
+`
+
+func compileSite(t testing.TB, configYAML string) *Policy {
+	t.Helper()
+	m, err := DefaultMatrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c *Config
+	if configYAML != "" {
+		if c, err = ParseConfig([]byte(configYAML), "site.yaml"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := Compile(m, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func roles(rs ...Role) RoleSet {
+	var s RoleSet
+	for _, r := range rs {
+		s = s.With(r)
+	}
+	return s
+}
+
+func addr(s string) [16]byte { return netip.MustParseAddr(s).As16() }
+
+func ruleID(p *Policy, m Match) string {
+	if m.Rule < 0 {
+		return ""
+	}
+	return p.Rules()[m.Rule].ID
+}
+
+func TestMatch(t *testing.T) {
+	p := compileSite(t, siteYAML)
+	tests := []struct {
+		name           string
+		tr             Transport
+		client, server RoleSet
+		port           uint16
+		kind           MatchKind
+		rule           string
+	}{
+		{"agent to EM", TCP, roles(Agent), roles(EnterpriseManager), 3741, MatchAllowed, "agent-em-grpc"},
+		{"agent to EM+SQL box", TCP, roles(Agent), roles(EnterpriseManager, SQLServer), 3741, MatchAllowed, "agent-em-grpc"},
+		{"client with several roles", TCP, roles(SQLServer, Agent), roles(EnterpriseManager), 3741, MatchAllowed, "agent-em-grpc"},
+		{"EM to SQL", TCP, roles(EnterpriseManager), roles(SQLServer), 1433, MatchAllowed, "em-sql-tds"},
+		{"TM to SQL: its own rule", TCP, roles(ThreatManager), roles(SQLServer), 1433, MatchAllowed, "tm-sql-tds"},
+		{"SQL browser is udp", UDP, roles(EnterpriseManager), roles(SQLServer), 1434, MatchAllowed, "em-sql-browser"},
+		{"no udp 1433 rule", UDP, roles(EnterpriseManager), roles(SQLServer), 1433, MatchNoRule, ""},
+		{"wmi on: 135", TCP, roles(EnterpriseManager), roles(Agent), 135, MatchAllowed, "em-agent-wmi-rpc"},
+		{"wmi on: DCOM", TCP, roles(EnterpriseManager), roles(Agent), 2000, MatchAllowed, "em-agent-wmi-dcom"},
+		{"fpolicy off", TCP, roles(Agent), roles(NetApp7Mode), 443, MatchFeatureDisabled, "agent-netapp7-ontapi-https"},
+		{"unknown client to EM", TCP, 0, roles(EnterpriseManager), 3741, MatchUnauthorizedClient, "agent-em-grpc"},
+		{"wrong role to EM", TCP, roles(SQLServer), roles(EnterpriseManager), 3741, MatchUnauthorizedClient, "agent-em-grpc"},
+		{"any client 8080", TCP, 0, roles(ThreatManager), 8080, MatchAllowed, "tm-console-http"},
+		{"any known client 8080", TCP, roles(Agent), roles(ThreatManager), 8080, MatchAllowed, "tm-console-http"},
+		{"8080 elsewhere", TCP, 0, roles(EnterpriseManager), 8080, MatchIgnored, ""},
+		// An agent's whole range 1024-65535 is a server port only of the
+		// shared WMI DCOM rule: agents run on servers every workstation
+		// talks to, so an unknown client there is not Threat Prevention's.
+		{"unknown client of an agent", TCP, 0, roles(Agent), 8080, MatchIgnored, ""},
+		{"unknown client of an agent's SMB", TCP, 0, roles(Agent), 445, MatchIgnored, ""},
+		{"workstation to a DC's kerberos", TCP, 0, roles(DomainController), 88, MatchIgnored, ""},
+		{"unknown client of an agent's FPolicy port", TCP, 0, roles(Agent), 9999, MatchUnauthorizedClient, "netappc-agent-fpolicy"},
+		{"unknown client of the SQL server", TCP, 0, roles(SQLServer), 1433, MatchUnauthorizedClient, "em-sql-tds"},
+		{"agent to agent SMB", TCP, roles(Agent), roles(Agent), 445, MatchNoRule, ""},
+		{"both known, no rule", TCP, roles(Agent), roles(EnterpriseManager), 22, MatchNoRule, ""},
+		{"server unknown", TCP, roles(Agent), 0, 3741, MatchIgnored, ""},
+		{"nobody known", TCP, 0, 0, 3741, MatchIgnored, ""},
+		{"other transport", Transport(1), roles(Agent), roles(EnterpriseManager), 3741, MatchNoRule, ""},
+		{"allow rule", TCP, roles(AdminConsole), roles(Agent), 3389, MatchAllowed, "rdp-admin"},
+		{"allow rule, other client", TCP, roles(EnterpriseManager), roles(Agent), 3389, MatchAllowed, "em-agent-wmi-dcom"},
+		{"siem udp", UDP, roles(EnterpriseManager), roles(SIEM), 514, MatchAllowed, "em-siem-udp-514"},
+		{"siem tcp range", TCP, roles(EnterpriseManager), roles(SIEM), 6005, MatchAllowed, "em-siem-tcp-6000-6010"},
+		{"siem unauthorized", UDP, roles(Agent), roles(SIEM), 514, MatchUnauthorizedClient, "em-siem-udp-514"},
+		{"siem port not listed", TCP, roles(EnterpriseManager), roles(SIEM), 6514, MatchNoRule, ""},
+		{"udp one-way 10001", UDP, roles(Agent), roles(ThreatManager), 10001, MatchAllowed, "agent-tm-events-udp"},
+		{"range low edge", TCP, roles(ThreatManager), roles(DomainController), 49152, MatchAllowed, "tm-dc-rpc-dynamic"},
+		{"range high edge", TCP, roles(ThreatManager), roles(DomainController), 65535, MatchAllowed, "tm-dc-rpc-dynamic"},
+		{"below range", TCP, roles(ThreatManager), roles(DomainController), 49151, MatchNoRule, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := p.Match(tt.tr, tt.client, tt.server, tt.port)
+			if m.Kind != tt.kind || ruleID(p, m) != tt.rule {
+				t.Errorf("Match(%s, %s, %s, %d) = %s %q, want %s %q", tt.tr, tt.client, tt.server, tt.port,
+					m.Kind, ruleID(p, m), tt.kind, tt.rule)
+			}
+			if (m.Rule < 0) != (tt.rule == "") {
+				t.Errorf("rule index %d for kind %s", m.Rule, m.Kind)
+			}
+		})
+	}
+}
+
+func TestMatchFeatureOff(t *testing.T) {
+	p := compileSite(t, "roles: {agent: [198.51.100.0/24]}\nfeatures: {fpolicy-management: true}\n")
+	if p.FeatureEnabled(FeatureWMIAutoDeploy) || !p.FeatureEnabled(FeatureFPolicyManagement) || p.FeatureEnabled(FeatureSIEM) {
+		t.Errorf("features: wmi %v fpolicy %v siem %v, want false true false", p.FeatureEnabled(FeatureWMIAutoDeploy),
+			p.FeatureEnabled(FeatureFPolicyManagement), p.FeatureEnabled(FeatureSIEM))
+	}
+	for _, port := range []uint16{135, 1024, 49999, 65535} {
+		m := p.Match(TCP, roles(EnterpriseManager), roles(Agent), port)
+		if m.Kind != MatchFeatureDisabled || !strings.HasPrefix(ruleID(p, m), "em-agent-wmi-") {
+			t.Errorf("port %d with wmi-auto-deploy off: %s %q, want feature_disabled em-agent-wmi-*", port, m.Kind, ruleID(p, m))
+		}
+	}
+	m := p.Match(TCP, roles(Agent), roles(NetAppCDOT), 80)
+	if m.Kind != MatchAllowed || ruleID(p, m) != "agent-netappc-ontapi-http" {
+		t.Errorf("fpolicy on, port 80: %s %q", m.Kind, ruleID(p, m))
+	}
+	// An enabled rule wins over a disabled one listed earlier.
+	m = p.Match(TCP, roles(NetApp7Mode), roles(Agent), 50000)
+	if m.Kind != MatchAllowed || ruleID(p, m) != "netapp7-agent-rpc" {
+		t.Errorf("netapp7 to agent 50000: %s %q, want allowed netapp7-agent-rpc", m.Kind, ruleID(p, m))
+	}
+}
+
+func TestReply(t *testing.T) {
+	p := compileSite(t, siteYAML)
+	for i, r := range p.Rules() {
+		if got := p.Reply(int32(i)); got != r.Reply {
+			t.Errorf("Reply(%d) (%s) = %v, want %v", i, r.ID, got, r.Reply)
+		}
+	}
+	for _, id := range []string{"em-sql-browser", "agent-netapp7-nbns"} {
+		if !p.Reply(ruleIndex(t, p, id)) {
+			t.Errorf("%s expects no reply", id)
+		}
+	}
+	for _, id := range []string{"agent-tm-events-udp", "agent-netapp7-nbdgm", "em-siem-udp-514"} {
+		if p.Reply(ruleIndex(t, p, id)) {
+			t.Errorf("%s expects a reply", id)
+		}
+	}
+	if p.Reply(-1) || p.Reply(int32(len(p.Rules()))) {
+		t.Error("Reply out of range is true")
+	}
+}
+
+func ruleIndex(t *testing.T, p *Policy, id string) int32 {
+	t.Helper()
+	for i, r := range p.Rules() {
+		if r.ID == id {
+			return int32(i)
+		}
+	}
+	t.Fatalf("no rule %q", id)
+	return -1
+}
+
+func TestCompileRuleOrder(t *testing.T) {
+	m, err := DefaultMatrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := compileSite(t, siteYAML)
+	rules := p.Rules()
+	want := len(m.Rules) + 2 + 1
+	if len(rules) != want {
+		t.Fatalf("%d rules, want %d (matrix, 2 siem, 1 allow)", len(rules), want)
+	}
+	siem := rules[len(m.Rules)]
+	if siem.ID != "em-siem-udp-514" || siem.Client != EnterpriseManager || siem.Server != SIEM ||
+		siem.Feature != FeatureSIEM || siem.Reply || siem.Transport != UDP {
+		t.Errorf("first siem rule = %+v", siem)
+	}
+	if rules[len(rules)-1].ID != "rdp-admin" {
+		t.Errorf("last rule %q, want the allow rule", rules[len(rules)-1].ID)
+	}
+	if !p.FeatureEnabled(FeatureSIEM) || p.Inferred() {
+		t.Errorf("siem %v inferred %v, want true false", p.FeatureEnabled(FeatureSIEM), p.Inferred())
+	}
+}
+
+func TestCompileAllowCollision(t *testing.T) {
+	m, err := DefaultMatrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseConfig([]byte("allow:\n  - {id: agent-em-grpc, client: agent, server: agent, transport: tcp, ports: [1]}\n"), "site.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Compile(m, c)
+	if err == nil || !strings.Contains(err.Error(), `"agent-em-grpc" of the site config is already a matrix rule id`) {
+		t.Errorf("Compile with a colliding allow id: %v", err)
+	}
+}
+
+func TestTimeoutsOfPolicy(t *testing.T) {
+	if got := compileSite(t, "").Timeouts(); got != DefaultTimeouts() {
+		t.Errorf("inferred policy timeouts %+v, want defaults", got)
+	}
+	p := compileSite(t, "timeouts: {udp_idle: 3m}\n")
+	want := DefaultTimeouts()
+	want.UDPIdle = 3 * 60e9
+	if got := p.Timeouts(); got != want {
+		t.Errorf("Timeouts() = %+v, want %+v", got, want)
+	}
+}
+
+func TestRolesFromConfig(t *testing.T) {
+	p := compileSite(t, siteYAML)
+	tests := []struct {
+		addr string
+		want RoleSet
+	}{
+		{"192.0.2.10", roles(EnterpriseManager, SQLServer)},
+		{"::ffff:192.0.2.11", roles(SQLServer)},
+		{"198.51.100.1", roles(Agent, AdminConsole)}, // in /24 and /25
+		{"198.51.100.200", roles(Agent)},             // /24 only
+		{"198.51.101.1", 0},                          // outside
+		{"2001:db8:1::1234", roles(Agent)},           // v6 /64
+		{"2001:db8:1:1::1", 0},                       // next /64
+		{"2001:db8::20", roles(ThreatManager)},       // v6 host
+		{"192.0.2.20", roles(ThreatManager)},         // v4 host
+		{"203.0.113.7", roles(NetApp7Mode)},          // v4 host
+		{"c000:20a::", 0},                            // IPv6 with the bytes of 192.0.2.10, not mapped
+	}
+	for _, tt := range tests {
+		if got := p.Roles(addr(tt.addr)); got != tt.want {
+			t.Errorf("Roles(%s) = %q, want %q", tt.addr, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { p.Roles(addr("198.51.100.1")) }); n != 0 {
+		t.Errorf("Roles allocates %v times", n)
+	}
+}
+
+func TestServerPortScore(t *testing.T) {
+	p := compileSite(t, siteYAML)
+	tests := []struct {
+		tr    Transport
+		port  uint16
+		roles RoleSet
+		want  int
+	}{
+		{TCP, 3741, roles(EnterpriseManager), 2},
+		{TCP, 3741, roles(Agent), 1}, // an agent's 1024-65535 (WMI DCOM)
+		{TCP, 3741, roles(SQLServer), 0},
+		{TCP, 3741, roles(Agent, EnterpriseManager), 2},
+		{TCP, 10001, roles(ThreatManager), 2},
+		{UDP, 10001, roles(ThreatManager), 2},
+		{UDP, 10000, roles(ThreatManager), 0},
+		{TCP, 50000, roles(Agent), 1},            // 1024-65535 and 49152-65535 only
+		{TCP, 50000, roles(DomainController), 1}, // 49152-65535
+		{TCP, 135, roles(Agent), 2},              // WMI 135
+		{TCP, 6005, roles(SIEM), 2},              // a range of 11 ports
+		{TCP, 8080, 0, 0},                        // nobody holds the role
+		{TCP, 8080, roles(ThreatManager), 2},
+		{TCP, 22, roles(Agent, EnterpriseManager), 0},
+	}
+	for _, tt := range tests {
+		if got := p.ServerPortScore(tt.tr, tt.port, tt.roles); got != tt.want {
+			t.Errorf("ServerPortScore(%s, %d, %q) = %d, want %d", tt.tr, tt.port, tt.roles, got, tt.want)
+		}
+	}
+
+	// "Specific" is a range of fewer than 100 ports.
+	ranges := compileSite(t, "allow:\n"+
+		"  - {id: r99, client: agent, server: siem, transport: tcp, ports: [7000-7098]}\n"+
+		"  - {id: r100, client: agent, server: siem, transport: tcp, ports: [8000-8099]}\n")
+	if got := ranges.ServerPortScore(TCP, 7098, roles(SIEM)); got != 2 {
+		t.Errorf("ServerPortScore in a 99-port range = %d, want 2", got)
+	}
+	if got := ranges.ServerPortScore(TCP, 8000, roles(SIEM)); got != 1 {
+		t.Errorf("ServerPortScore in a 100-port range = %d, want 1", got)
+	}
+
+	inferred := compileSite(t, "")
+	for _, tt := range []struct {
+		tr   Transport
+		port uint16
+		want int
+	}{
+		{TCP, 3741, 2},  // infer: both
+		{TCP, 8080, 2},  // infer: server
+		{TCP, 135, 0},   // generic, teaches nothing
+		{TCP, 50000, 0}, // the dynamic ranges teach nothing
+		{UDP, 10001, 2},
+	} {
+		if got := inferred.ServerPortScore(tt.tr, tt.port, 0); got != tt.want {
+			t.Errorf("inferred ServerPortScore(%s, %d, none) = %d, want %d", tt.tr, tt.port, got, tt.want)
+		}
+	}
+	if got := inferred.ServerPortScore(TCP, 50000, roles(DomainController)); got != 1 {
+		t.Errorf("inferred ServerPortScore(tcp, 50000, domain-controller) = %d, want 1", got)
+	}
+}
+
+func TestMatchAllocs(t *testing.T) {
+	p := compileSite(t, siteYAML)
+	n := testing.AllocsPerRun(1000, func() {
+		p.Match(TCP, roles(Agent), roles(EnterpriseManager), 3741)
+		p.Match(TCP, roles(ThreatManager), roles(DomainController), 50000)
+		p.Match(UDP, 0, roles(SIEM), 514)
+		p.ServerPortScore(TCP, 50000, roles(Agent))
+		p.FeatureEnabled(FeatureWMIAutoDeploy)
+	})
+	if n != 0 {
+		t.Errorf("Match and ServerPortScore allocate %v times per run", n)
+	}
+}
+
+// TestMatchIndexAgainstScan checks the port index against the obvious scan
+// of every rule, for every port of both transports and a spread of roles.
+func TestMatchIndexAgainstScan(t *testing.T) {
+	p := compileSite(t, siteYAML)
+	roleSets := []RoleSet{0, roles(Agent), roles(EnterpriseManager), roles(ThreatManager),
+		roles(EnterpriseManager, SQLServer), roles(SIEM), roles(NetApp7Mode), roles(DomainController)}
+	for _, tr := range []Transport{TCP, UDP} {
+		for port := 1; port <= 65535; port += 7 {
+			for _, c := range roleSets {
+				for _, s := range roleSets {
+					got := p.Match(tr, c, s, uint16(port))
+					want := scanMatch(p, tr, c, s, uint16(port))
+					if got != want {
+						t.Fatalf("Match(%s, %q, %q, %d) = %v, scan says %v", tr, c, s, port, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func scanMatch(p *Policy, tr Transport, client, server RoleSet, port uint16) Match {
+	var serverRules, admitted, enabled []int32
+	for i, r := range p.Rules() {
+		if r.Transport != tr || !r.HasPort(port) || !server.Has(r.Server) {
+			continue
+		}
+		if !r.Shared {
+			serverRules = append(serverRules, int32(i))
+		}
+		if r.AnyClient || client.Has(r.Client) {
+			admitted = append(admitted, int32(i))
+			if r.Feature == "" || p.FeatureEnabled(r.Feature) {
+				enabled = append(enabled, int32(i))
+			}
+		}
+	}
+	switch {
+	case len(enabled) > 0:
+		return Match{MatchAllowed, enabled[0]}
+	case len(admitted) > 0:
+		return Match{MatchFeatureDisabled, admitted[0]}
+	case len(serverRules) > 0:
+		return Match{MatchUnauthorizedClient, serverRules[0]}
+	case client != 0 && server != 0:
+		return Match{MatchNoRule, -1}
+	}
+	return Match{MatchIgnored, -1}
+}
+
+func BenchmarkMatch(b *testing.B) {
+	p := compileSite(b, siteYAML)
+	flows := []struct {
+		tr             Transport
+		client, server RoleSet
+		port           uint16
+	}{
+		{TCP, roles(Agent), roles(EnterpriseManager), 3741},
+		{TCP, roles(ThreatManager), roles(DomainController), 50000},
+		{TCP, roles(Agent), roles(NetApp7Mode), 55000},
+		{UDP, roles(EnterpriseManager), roles(SIEM), 514},
+		{TCP, 0, 0, 443},
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		f := flows[i%len(flows)]
+		p.Match(f.tr, f.client, f.server, f.port)
+	}
+}
+
+func BenchmarkRoles(b *testing.B) {
+	p := compileSite(b, siteYAML)
+	hosts := [][16]byte{addr("198.51.100.1"), addr("192.0.2.10"), addr("2001:db8:1::5"), addr("10.1.2.3")}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p.Roles(hosts[i%len(hosts)])
+	}
+}
