@@ -58,8 +58,8 @@ func TestWriteJSON(t *testing.T) {
 	if got[1]["client"] != "any" || got[2]["reply"] != true {
 		t.Errorf("second client %v, third reply %v", got[1]["client"], got[2]["reply"])
 	}
-	if len(first) != 9 {
-		t.Errorf("fields %v, want exactly 9", first)
+	if len(first) != 10 {
+		t.Errorf("fields %v, want exactly 10", first)
 	}
 	// The embedded matrix renders in full.
 	m, err := DefaultMatrix()
