@@ -1,0 +1,283 @@
+package metrics
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/policy"
+)
+
+// Sizes of the per-rule counter block: one cell per (verdict, reason), both
+// indexed by their numeric value, so counting is an array index.
+const (
+	numVerdicts    = int(classifier.Pending) + 1
+	numReasons     = int(classifier.NoRule) + 1
+	cellsPerSlot   = numVerdicts * numReasons
+	noRuleSlot     = 0 // slot of rule "" (rule index -1, or ignored flows)
+	nanosPerSecond = 1e9
+)
+
+// RuleInfo describes one rule for tpwatch_rule_info, so that dashboards can
+// list every rule, even one never seen. Every field is a label value.
+type RuleInfo struct {
+	Client    string // client role, or "any"
+	Server    string // server role
+	Transport string // "tcp" or "udp"
+	Ports     string // server ports as FormatPorts writes them
+	Feature   string // gating feature, empty when none
+}
+
+// FormatPorts writes port ranges the way the matrix does: "135,139,49152-65535".
+func FormatPorts(ports []policy.PortRange) string {
+	var b strings.Builder
+	for i, p := range ports {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(int(p.Low)))
+		if p.High != p.Low {
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(int(p.High)))
+		}
+	}
+	return b.String()
+}
+
+// FlowCounters counts decided flows per (rule, verdict, reason), remembers
+// when each rule last worked and keeps the capped unexpected-flow series.
+// Observe may be called from several goroutines (one per flow-table shard);
+// scrapes and SetRules may run at the same time.
+type FlowCounters struct {
+	// mu guards the table pointer only: Observe takes the read side (one
+	// atomic add, no allocation) so that SetRules can move counts to a new
+	// table without losing an increment made during the move.
+	mu    sync.RWMutex
+	table *ruleTable
+
+	unexpected *unexpectedSeries
+
+	flowsDesc, lastWorkingDesc, infoDesc *prometheus.Desc
+}
+
+// ruleTable holds the counters of one rule list. Slot 0 is rule ""; rule
+// index i is slot slotOf[i] (duplicate ids share the first one's slot, so a
+// faulty rule list cannot produce duplicate series).
+type ruleTable struct {
+	ids    []string // by slot; ids[0] == ""
+	info   []RuleInfo
+	slotOf []int32 // by rule index
+
+	counts      []atomic.Uint64 // cellsPerSlot per slot
+	lastWorking []atomic.Int64  // Unix nanoseconds by slot; 0 = never
+}
+
+var _ prometheus.Collector = (*FlowCounters)(nil)
+
+// NewFlowCounters returns counters for the rules with these ids, in the
+// order of the policy's rule list (FlowRecord.Rule indexes it).
+func NewFlowCounters(ruleIDs []string) *FlowCounters {
+	return &FlowCounters{
+		table:      newRuleTable(ruleIDs, nil),
+		unexpected: newUnexpectedSeries(DefaultUnexpectedSeriesLimit),
+		flowsDesc: prometheus.NewDesc("tpwatch_flows_total",
+			"Flows by verdict, reason and matrix rule, counted once when the verdict is decided.",
+			[]string{"verdict", "reason", "rule"}, nil),
+		lastWorkingDesc: prometheus.NewDesc("tpwatch_rule_last_working_timestamp_seconds",
+			"Packet time of the last allowed flow of the rule (only rules seen working).",
+			[]string{"rule"}, nil),
+		infoDesc: prometheus.NewDesc("tpwatch_rule_info",
+			"Every rule of the matrix in force, with value 1.",
+			[]string{"rule", "client", "server", "transport", "ports", "feature"}, nil),
+	}
+}
+
+func newRuleTable(ids []string, info []RuleInfo) *ruleTable {
+	t := &ruleTable{
+		ids:    []string{""},
+		info:   []RuleInfo{{}},
+		slotOf: make([]int32, len(ids)),
+	}
+	seen := make(map[string]int32, len(ids))
+	for i, id := range ids {
+		if slot, dup := seen[id]; dup || id == "" {
+			t.slotOf[i] = slot // an empty id counts as rule ""
+			continue
+		}
+		slot := int32(len(t.ids))
+		seen[id] = slot
+		t.slotOf[i] = slot
+		t.ids = append(t.ids, id)
+		var ri RuleInfo
+		if i < len(info) {
+			ri = info[i]
+		}
+		t.info = append(t.info, ri)
+	}
+	t.counts = make([]atomic.Uint64, len(t.ids)*cellsPerSlot)
+	t.lastWorking = make([]atomic.Int64, len(t.ids))
+	return t
+}
+
+// SetRules switches to a new rule list after a config reload. Counts and
+// last-working times of rules that keep their id carry over; those of rules
+// that are gone are dropped. info[i] describes ruleIDs[i]; missing entries
+// leave the rule's info labels empty.
+func (c *FlowCounters) SetRules(ruleIDs []string, info []RuleInfo) {
+	next := newRuleTable(ruleIDs, info)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.table
+	nextSlot := make(map[string]int, len(next.ids))
+	for slot, id := range next.ids {
+		nextSlot[id] = slot // "" maps to noRuleSlot
+	}
+	for slot, id := range prev.ids {
+		nslot, kept := nextSlot[id]
+		if !kept {
+			continue
+		}
+		for cell := range cellsPerSlot {
+			next.counts[nslot*cellsPerSlot+cell].Store(prev.counts[slot*cellsPerSlot+cell].Load())
+		}
+		next.lastWorking[nslot].Store(prev.lastWorking[slot].Load())
+	}
+	c.table = next
+}
+
+// SetUnexpectedSeriesLimit changes the cap on distinct
+// tpwatch_unexpected_flows_total label sets (DefaultUnexpectedSeriesLimit
+// until then). Series that exist stay; the cap applies to new ones.
+func (c *FlowCounters) SetUnexpectedSeriesLimit(n int) { c.unexpected.setLimit(n) }
+
+// Observe counts one flow whose verdict has just been decided. For allowed
+// and blocked flows it neither allocates nor looks up a label; unexpected
+// flows also update their capped series, which may allocate.
+func (c *FlowCounters) Observe(r *classifier.FlowRecord) {
+	v, reason := int(r.Verdict), int(r.Reason)
+	if r.Verdict == classifier.VerdictUndecided || v >= numVerdicts || reason >= numReasons {
+		return // not a decision; nothing sensible to count
+	}
+	c.mu.RLock()
+	t := c.table
+	slot := int32(noRuleSlot)
+	if r.Verdict != classifier.Ignored && r.Rule >= 0 && int(r.Rule) < len(t.slotOf) {
+		slot = t.slotOf[r.Rule]
+	}
+	if r.Verdict == classifier.Ignored {
+		reason = int(classifier.ReasonNone)
+	}
+	t.counts[int(slot)*cellsPerSlot+v*numReasons+reason].Add(1)
+	if r.Verdict == classifier.Allowed && slot != noRuleSlot {
+		storeMax(&t.lastWorking[slot], r.Last)
+	}
+	c.mu.RUnlock()
+
+	if r.Verdict == classifier.Unexpected {
+		c.unexpected.observe(r)
+	}
+}
+
+// unixSeconds converts Unix nanoseconds to seconds, whole and fractional
+// parts apart so that the fraction survives the float64 rounding.
+func unixSeconds(ns int64) float64 {
+	return float64(ns/nanosPerSecond) + float64(ns%nanosPerSecond)/nanosPerSecond
+}
+
+// storeMax keeps the latest time: shards may report out of order.
+func storeMax(a *atomic.Int64, t int64) {
+	for {
+		old := a.Load()
+		if t <= old || a.CompareAndSwap(old, t) {
+			return
+		}
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *FlowCounters) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.flowsDesc
+	ch <- c.lastWorkingDesc
+	ch <- c.infoDesc
+	c.unexpected.describe(ch)
+}
+
+// flowSample is one tpwatch_flows_total value copied out under the lock, so
+// that sending to a slow scrape never holds up Observe or SetRules.
+type flowSample struct {
+	rule            string
+	verdict, reason int
+	value           uint64
+}
+
+// Collect implements prometheus.Collector.
+func (c *FlowCounters) Collect(ch chan<- prometheus.Metric) {
+	c.mu.RLock()
+	t := c.table
+	samples := make([]flowSample, 0, len(t.ids)*8)
+	lastWorking := make([]int64, len(t.ids))
+	for slot, id := range t.ids {
+		for v := 1; v < numVerdicts; v++ {
+			for reason := range numReasons {
+				n := t.counts[slot*cellsPerSlot+v*numReasons+reason].Load()
+				if n == 0 && !alwaysExported(slot, t.info[slot], v, reason) {
+					continue
+				}
+				samples = append(samples, flowSample{id, v, reason, n})
+			}
+		}
+		lastWorking[slot] = t.lastWorking[slot].Load()
+	}
+	c.mu.RUnlock()
+
+	for _, s := range samples {
+		ch <- constMetric(c.flowsDesc, prometheus.CounterValue, float64(s.value),
+			classifier.Verdict(s.verdict).String(), classifier.Reason(s.reason).String(), s.rule)
+	}
+	for slot, id := range t.ids {
+		if slot == noRuleSlot {
+			continue
+		}
+		if ns := lastWorking[slot]; ns != 0 {
+			ch <- constMetric(c.lastWorkingDesc, prometheus.GaugeValue, unixSeconds(ns), id)
+		}
+		ri := t.info[slot]
+		ch <- constMetric(c.infoDesc, prometheus.GaugeValue, 1,
+			id, ri.Client, ri.Server, ri.Transport, ri.Ports, ri.Feature)
+	}
+	c.unexpected.collect(ch)
+}
+
+// alwaysExported says whether a series is exported at zero: the outcomes a
+// rule can have, so that increase() and absent() work from the first flow
+// on and a dashboard shows a rule that never failed with a 0.
+func alwaysExported(slot int, ri RuleInfo, v, reason int) bool {
+	verdict, why := classifier.Verdict(v), classifier.Reason(reason)
+	if slot == noRuleSlot {
+		return (verdict == classifier.Ignored && why == classifier.ReasonNone) ||
+			(verdict == classifier.Unexpected && why == classifier.NoRule)
+	}
+	switch verdict {
+	case classifier.Allowed:
+		return why == classifier.ReasonNone
+	case classifier.Blocked:
+		return why == classifier.Refused || why == classifier.ICMPUnreachable || why == classifier.NoResponse
+	case classifier.Unexpected:
+		return why == classifier.UnauthorizedClient || (why == classifier.FeatureDisabled && ri.Feature != "")
+	}
+	return false
+}
+
+// constMetric builds a const metric; a label mismatch (a bug here, never
+// input) becomes an invalid metric that the scrape reports, not a panic.
+func constMetric(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) prometheus.Metric {
+	m, err := prometheus.NewConstMetric(d, t, v, labels...)
+	if err != nil {
+		return prometheus.NewInvalidMetric(d, err)
+	}
+	return m
+}

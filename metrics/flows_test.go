@@ -1,0 +1,292 @@
+package metrics
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/policy"
+)
+
+var (
+	testRuleIDs  = []string{"agent-em-grpc", "em-agent-wmi-rpc"}
+	testRuleInfo = []RuleInfo{
+		{Client: "agent", Server: "enterprise-manager", Transport: "tcp", Ports: "3741"},
+		{Client: "enterprise-manager", Server: "agent", Transport: "tcp", Ports: "135", Feature: "wmi-auto-deploy"},
+	}
+)
+
+func roles(rs ...policy.Role) policy.RoleSet {
+	var s policy.RoleSet
+	for _, r := range rs {
+		s = s.With(r)
+	}
+	return s
+}
+
+func record(rule int32, v classifier.Verdict, why classifier.Reason) classifier.FlowRecord {
+	return classifier.FlowRecord{
+		First: 1_700_000_000_000_000_000, Last: 1_700_000_000_500_000_000,
+		Transport: policy.TCP, ClientPort: 50000, ServerPort: 3741,
+		ClientRoles: roles(policy.Agent), ServerRoles: roles(policy.EnterpriseManager),
+		Rule: rule, Verdict: v, Reason: why,
+	}
+}
+
+func newTestCounters() *FlowCounters {
+	c := NewFlowCounters(testRuleIDs)
+	c.SetRules(testRuleIDs, testRuleInfo)
+	return c
+}
+
+func TestFlowCountersGather(t *testing.T) {
+	c := newTestCounters()
+
+	allowed := record(0, classifier.Allowed, classifier.ReasonNone)
+	earlier := allowed
+	earlier.Last -= 60e9 // a shard reporting late must not move the time back
+	refused := record(0, classifier.Blocked, classifier.Refused)
+	unauthorized := record(0, classifier.Unexpected, classifier.UnauthorizedClient)
+	unauthorized.ClientRoles = 0
+	featureOff := record(1, classifier.Unexpected, classifier.FeatureDisabled)
+	featureOff.ServerPort = 135
+	featureOff.ClientRoles, featureOff.ServerRoles = roles(policy.EnterpriseManager), roles(policy.Agent)
+	noRule := record(-1, classifier.Unexpected, classifier.NoRule)
+	noRule.ServerPort = 4444
+	noRule.ClientRoles = roles(policy.SQLServer, policy.Agent)
+	ignored := record(1, classifier.Ignored, classifier.Refused) // rule and reason must not show
+	undecided := record(0, classifier.VerdictUndecided, classifier.ReasonNone)
+	bogus := record(0, classifier.Verdict(200), classifier.Reason(200))
+	outOfRange := record(99, classifier.Blocked, classifier.NoResponse)
+
+	for _, r := range []classifier.FlowRecord{allowed, earlier, refused, unauthorized, featureOff, noRule, ignored, undecided, bogus, outOfRange} {
+		c.Observe(&r)
+	}
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	const want = `
+# HELP tpwatch_flows_total Flows by verdict, reason and matrix rule, counted once when the verdict is decided.
+# TYPE tpwatch_flows_total counter
+tpwatch_flows_total{reason="",rule="",verdict="ignored"} 1
+tpwatch_flows_total{reason="no_rule",rule="",verdict="unexpected"} 1
+tpwatch_flows_total{reason="no_response",rule="",verdict="blocked"} 1
+tpwatch_flows_total{reason="",rule="agent-em-grpc",verdict="allowed"} 2
+tpwatch_flows_total{reason="refused",rule="agent-em-grpc",verdict="blocked"} 1
+tpwatch_flows_total{reason="icmp_unreachable",rule="agent-em-grpc",verdict="blocked"} 0
+tpwatch_flows_total{reason="no_response",rule="agent-em-grpc",verdict="blocked"} 0
+tpwatch_flows_total{reason="unauthorized_client",rule="agent-em-grpc",verdict="unexpected"} 1
+tpwatch_flows_total{reason="",rule="em-agent-wmi-rpc",verdict="allowed"} 0
+tpwatch_flows_total{reason="refused",rule="em-agent-wmi-rpc",verdict="blocked"} 0
+tpwatch_flows_total{reason="icmp_unreachable",rule="em-agent-wmi-rpc",verdict="blocked"} 0
+tpwatch_flows_total{reason="no_response",rule="em-agent-wmi-rpc",verdict="blocked"} 0
+tpwatch_flows_total{reason="feature_disabled",rule="em-agent-wmi-rpc",verdict="unexpected"} 1
+tpwatch_flows_total{reason="unauthorized_client",rule="em-agent-wmi-rpc",verdict="unexpected"} 0
+# HELP tpwatch_rule_last_working_timestamp_seconds Packet time of the last allowed flow of the rule (only rules seen working).
+# TYPE tpwatch_rule_last_working_timestamp_seconds gauge
+tpwatch_rule_last_working_timestamp_seconds{rule="agent-em-grpc"} 1.7000000005e+09
+# HELP tpwatch_rule_info Every rule of the matrix in force, with value 1.
+# TYPE tpwatch_rule_info gauge
+tpwatch_rule_info{client="agent",feature="",ports="3741",rule="agent-em-grpc",server="enterprise-manager",transport="tcp"} 1
+tpwatch_rule_info{client="enterprise-manager",feature="wmi-auto-deploy",ports="135",rule="em-agent-wmi-rpc",server="agent",transport="tcp"} 1
+# HELP tpwatch_unexpected_flows_total Unexpected flows by transport, server port and roles; port is "other" once the series cap is reached.
+# TYPE tpwatch_unexpected_flows_total counter
+tpwatch_unexpected_flows_total{client_role="none",port="3741",server_role="enterprise-manager",transport="tcp"} 1
+tpwatch_unexpected_flows_total{client_role="enterprise-manager",port="135",server_role="agent",transport="tcp"} 1
+tpwatch_unexpected_flows_total{client_role="agent+sql-server",port="4444",server_role="enterprise-manager",transport="tcp"} 1
+# HELP tpwatch_unexpected_series_capped_total Unexpected flows counted under port="other" because the series cap was reached.
+# TYPE tpwatch_unexpected_series_capped_total counter
+tpwatch_unexpected_series_capped_total 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestFlowCountersSetRulesKeepsCountsByID(t *testing.T) {
+	c := newTestCounters()
+	for _, r := range []classifier.FlowRecord{
+		record(0, classifier.Allowed, classifier.ReasonNone),
+		record(1, classifier.Blocked, classifier.Refused),
+		record(-1, classifier.Ignored, classifier.ReasonNone),
+	} {
+		c.Observe(&r)
+	}
+
+	// The reload drops em-agent-wmi-rpc, adds a rule and moves agent-em-grpc
+	// to index 1.
+	c.SetRules([]string{"am-agent", "agent-em-grpc"}, []RuleInfo{
+		{Client: "activity-monitor", Server: "agent", Transport: "tcp", Ports: "4498"},
+		testRuleInfo[0],
+	})
+	again := record(1, classifier.Allowed, classifier.ReasonNone)
+	again.Last += 10e9
+	c.Observe(&again)
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	const want = `
+# HELP tpwatch_flows_total Flows by verdict, reason and matrix rule, counted once when the verdict is decided.
+# TYPE tpwatch_flows_total counter
+tpwatch_flows_total{reason="",rule="",verdict="ignored"} 1
+tpwatch_flows_total{reason="no_rule",rule="",verdict="unexpected"} 0
+tpwatch_flows_total{reason="",rule="agent-em-grpc",verdict="allowed"} 2
+tpwatch_flows_total{reason="refused",rule="agent-em-grpc",verdict="blocked"} 0
+tpwatch_flows_total{reason="icmp_unreachable",rule="agent-em-grpc",verdict="blocked"} 0
+tpwatch_flows_total{reason="no_response",rule="agent-em-grpc",verdict="blocked"} 0
+tpwatch_flows_total{reason="unauthorized_client",rule="agent-em-grpc",verdict="unexpected"} 0
+tpwatch_flows_total{reason="",rule="am-agent",verdict="allowed"} 0
+tpwatch_flows_total{reason="refused",rule="am-agent",verdict="blocked"} 0
+tpwatch_flows_total{reason="icmp_unreachable",rule="am-agent",verdict="blocked"} 0
+tpwatch_flows_total{reason="no_response",rule="am-agent",verdict="blocked"} 0
+tpwatch_flows_total{reason="unauthorized_client",rule="am-agent",verdict="unexpected"} 0
+# HELP tpwatch_rule_last_working_timestamp_seconds Packet time of the last allowed flow of the rule (only rules seen working).
+# TYPE tpwatch_rule_last_working_timestamp_seconds gauge
+tpwatch_rule_last_working_timestamp_seconds{rule="agent-em-grpc"} 1.7000000105e+09
+# HELP tpwatch_rule_info Every rule of the matrix in force, with value 1.
+# TYPE tpwatch_rule_info gauge
+tpwatch_rule_info{client="activity-monitor",feature="",ports="4498",rule="am-agent",server="agent",transport="tcp"} 1
+tpwatch_rule_info{client="agent",feature="",ports="3741",rule="agent-em-grpc",server="enterprise-manager",transport="tcp"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"tpwatch_flows_total", "tpwatch_rule_last_working_timestamp_seconds", "tpwatch_rule_info"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestFlowCountersDuplicateAndEmptyIDsStayGatherable(t *testing.T) {
+	c := NewFlowCounters([]string{"a", "a", ""})
+	for _, rule := range []int32{0, 1, 2} {
+		r := record(rule, classifier.Blocked, classifier.Refused)
+		c.Observe(&r)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	if _, err := reg.Gather(); err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	got, ok := seriesValue(t, reg, "tpwatch_flows_total", map[string]string{"rule": "a", "verdict": "blocked", "reason": "refused"})
+	if !ok || got != 2 {
+		t.Errorf("rule a blocked/refused = %v (found %v), want 2: both indexes of the duplicate id", got, ok)
+	}
+	got, _ = seriesValue(t, reg, "tpwatch_flows_total", map[string]string{"rule": "", "verdict": "blocked", "reason": "refused"})
+	if got != 1 {
+		t.Errorf("empty rule id blocked/refused = %v, want 1 under rule=\"\"", got)
+	}
+}
+
+// seriesValue gathers g and returns the value of the series of family name
+// with exactly these labels.
+func seriesValue(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; !ok || v != lp.GetValue() {
+					continue metrics
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue(), true
+			case m.Gauge != nil:
+				return m.Gauge.GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+func TestFlowCountersConcurrentObserveAndReload(t *testing.T) {
+	c := newTestCounters()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	const perWorker = 20000
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			r := record(0, classifier.Blocked, classifier.NoResponse)
+			for range perWorker {
+				c.Observe(&r)
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 50 {
+			// Alternate the order; agent-em-grpc stays at index 0 so the
+			// workers' records keep meaning the same rule.
+			ids := []string{"agent-em-grpc", "em-agent-wmi-rpc"}
+			if i%2 == 1 {
+				ids = ids[:1]
+			}
+			c.SetRules(ids, nil)
+			if _, err := reg.Gather(); err != nil {
+				t.Errorf("gather during reload: %v", err)
+			}
+		}
+	})
+	wg.Wait()
+	got, _ := seriesValue(t, reg, "tpwatch_flows_total", map[string]string{"rule": "agent-em-grpc", "verdict": "blocked", "reason": "no_response"})
+	if got != 2*perWorker {
+		t.Errorf("blocked/no_response = %v, want %d: reloads lost increments", got, 2*perWorker)
+	}
+}
+
+func TestObserveDoesNotAllocate(t *testing.T) {
+	c := newTestCounters()
+	for name, r := range map[string]classifier.FlowRecord{
+		"allowed": record(0, classifier.Allowed, classifier.ReasonNone),
+		"blocked": record(1, classifier.Blocked, classifier.ICMPUnreachable),
+		"ignored": record(-1, classifier.Ignored, classifier.ReasonNone),
+		"pending": record(0, classifier.Pending, classifier.ReasonNone),
+		"no-rule": record(-1, classifier.Blocked, classifier.Refused),
+	} {
+		if n := testing.AllocsPerRun(1000, func() { c.Observe(&r) }); n != 0 {
+			t.Errorf("Observe(%s) allocates %v times per call, want 0", name, n)
+		}
+	}
+}
+
+func BenchmarkObserve(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		r    classifier.FlowRecord
+	}{
+		{"allowed", record(0, classifier.Allowed, classifier.ReasonNone)},
+		{"blocked", record(1, classifier.Blocked, classifier.Refused)},
+		{"unexpected", record(0, classifier.Unexpected, classifier.UnauthorizedClient)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := newTestCounters()
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Observe(&bc.r)
+			}
+		})
+	}
+}
+
+func TestFormatPorts(t *testing.T) {
+	got := FormatPorts([]policy.PortRange{{Low: 135, High: 135}, {Low: 139, High: 139}, {Low: 49152, High: 65535}})
+	if want := "135,139,49152-65535"; got != want {
+		t.Errorf("FormatPorts = %q, want %q", got, want)
+	}
+	if got := FormatPorts(nil); got != "" {
+		t.Errorf("FormatPorts(nil) = %q, want empty", got)
+	}
+}

@@ -1,0 +1,143 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/rs/zerolog"
+)
+
+// shutdownGrace bounds how long Serve waits for scrapes in progress once
+// its context is done.
+const shutdownGrace = 5 * time.Second
+
+// NewHandler serves the metrics of reg in the Prometheus text and protobuf
+// formats. It also counts its own requests (promhttp_metric_handler_*) on
+// reg. A collector that fails does not fail the scrape: the other metrics
+// are still served and the error is counted.
+func NewHandler(reg *prometheus.Registry) http.Handler {
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorHandling:     promhttp.ContinueOnError,
+		Registry:          reg,
+		EnableOpenMetrics: false,
+	})
+	return promhttp.InstrumentMetricHandler(reg, h)
+}
+
+// Serve listens on every address and serves h at path and a landing page
+// linking it at "/", until ctx is done; then it shuts down gracefully and
+// returns nil. webConfigFile, when not empty, is an exporter-toolkit web
+// config (https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md):
+// TLS and basic auth, re-read on each connection so certificates can rotate.
+func Serve(ctx context.Context, addrs []string, path, webConfigFile string, h http.Handler, logger zerolog.Logger) error {
+	if len(addrs) == 0 {
+		return errors.New("serve metrics: no listen address")
+	}
+	if err := validateWebConfig(webConfigFile); err != nil {
+		return err
+	}
+	listeners := make([]net.Listener, 0, len(addrs))
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	var lc net.ListenConfig
+	for _, addr := range addrs {
+		l, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("serve metrics: listen on %s: %w", addr, err)
+		}
+		listeners = append(listeners, l)
+	}
+	return ServeListeners(ctx, listeners, path, webConfigFile, h, logger)
+}
+
+// ServeListeners is Serve on listeners the caller opened (systemd socket
+// activation, or a test that needs to know the port). It closes them.
+func ServeListeners(ctx context.Context, listeners []net.Listener, path, webConfigFile string, h http.Handler, logger zerolog.Logger) error {
+	if err := validateWebConfig(webConfigFile); err != nil {
+		return err
+	}
+	mux, err := newMux(path, h)
+	if err != nil {
+		return err
+	}
+	slogger := slog.New(zerolog.NewSlogHandler(logger))
+	server := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		// TLS handshake failures of scanners and misconfigured clients land
+		// here; keep them in tpwatch's log, not on stderr.
+		ErrorLog: slog.NewLogLogger(slogger.Handler(), slog.LevelWarn),
+	}
+	flags := &web.FlagConfig{
+		WebListenAddresses: new([]string),
+		WebSystemdSocket:   new(bool),
+		WebConfigFile:      &webConfigFile,
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		done <- web.ServeMultiple(listeners, server, flags, slogger)
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			return nil
+		}
+		return fmt.Errorf("serve metrics: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if err := server.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("serve metrics: shut down: %w", err)
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve metrics: %w", err)
+	}
+	return nil
+}
+
+// validateWebConfig fails early, before anything listens, on a web config
+// that exporter-toolkit would otherwise only reject per listener.
+func validateWebConfig(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := web.Validate(path); err != nil {
+		return fmt.Errorf("web config %s: %w", path, err)
+	}
+	return nil
+}
+
+func newMux(path string, h http.Handler) (*http.ServeMux, error) {
+	if path == "" || path[0] != '/' {
+		return nil, fmt.Errorf("serve metrics: metrics path %q must start with /", path)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(path, h)
+	if path == "/" {
+		return mux, nil
+	}
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        "tpwatch",
+		Description: "Passive compliance monitor for the network flows of Netwrix Threat Prevention",
+		Links:       []web.LandingLinks{{Address: path, Text: "Metrics"}},
+		Profiling:   "false",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve metrics: landing page: %w", err)
+	}
+	mux.Handle("/", landing)
+	return mux, nil
+}
