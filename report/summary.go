@@ -270,7 +270,7 @@ func (s *Summary) writeGroups(w io.Writer, v classifier.Verdict, title string) {
 		}
 		detail := fmt.Sprintf("history %s", r.g.history)
 		if r.k.icmp {
-			detail = fmt.Sprintf("ICMP type %d code %d (%s)", r.k.icmpType, r.k.icmpCode, icmpMeaning(r.k.client, r.k.icmpCode))
+			detail = fmt.Sprintf("ICMP type %d code %d (%s)", r.k.icmpType, r.k.icmpCode, icmpMeaning(r.k.icmpType, r.k.icmpCode))
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s/%d\t%s\t%s\t%d\t%s\t%s\n", r.k.reason, rule, r.k.transport, r.k.port,
 			hostWithRoles(r.k.client, r.g.clientRoles), hostWithRoles(r.k.server, r.g.serverRoles),
@@ -288,10 +288,11 @@ func hostWithRoles(a [16]byte, roles policy.RoleSet) string {
 	return ip + " (" + roles.String() + ")"
 }
 
-// icmpMeaning names the common destination-unreachable codes, which is
-// what an administrator needs to know to find the device that refused.
-func icmpMeaning(client [16]byte, code uint8) string {
-	if netip.AddrFrom16(client).Is4In6() {
+// icmpMeaning names the common destination-unreachable codes (ICMPv4 type
+// 3, ICMPv6 type 1), which is what an administrator needs to know to find
+// the device that refused.
+func icmpMeaning(typ, code uint8) string {
+	if typ == 3 {
 		switch code {
 		case 0:
 			return "net unreachable"
