@@ -281,3 +281,16 @@ func constMetric(d *prometheus.Desc, t prometheus.ValueType, v float64, labels .
 	}
 	return m
 }
+
+// RulesOf returns the ids and the tpwatch_rule_info labels of rules, in
+// rule-index order, for NewFlowCounters and SetRules.
+func RulesOf(rules []policy.Rule) (ids []string, info []RuleInfo) {
+	ids = make([]string, len(rules))
+	info = make([]RuleInfo, len(rules))
+	for i := range rules {
+		r := &rules[i]
+		ids[i] = r.ID
+		info[i] = RuleInfo{Client: r.ClientName(), Server: r.Server.String(), Transport: r.Transport.String(), Ports: r.PortsString(), Feature: r.Feature}
+	}
+	return ids, info
+}

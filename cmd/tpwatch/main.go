@@ -116,7 +116,7 @@ or unreadable input.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.logLevel, "log.level", "info", "diagnostics on stderr at this level or above: debug, info, warn, error")
 	pf.StringVar(&a.logFormat, "log.format", "auto", "diagnostics format: json, console, or auto (console on a terminal, else json)")
-	root.AddCommand(a.replayCommand(), a.policyCommand(), a.versionCommand())
+	root.AddCommand(a.replayCommand(), a.runCommand(), a.policyCommand(), a.versionCommand())
 	return root
 }
 

@@ -25,6 +25,7 @@ type replayFlags struct {
 	maxFlows       int
 	sequential     bool
 	progress       string
+	metricsOut     string
 }
 
 func (a *app) replayCommand() *cobra.Command {
@@ -68,6 +69,7 @@ an unreadable or corrupt capture (what could be read is still reported).`,
 	fl.IntVar(&f.maxFlows, "max-flows", classifier.DefaultOptions().MaxFlows, "most flows followed at once; past it the oldest unanswered attempts are dropped first")
 	fl.BoolVar(&f.sequential, "sequential", false, "read and classify on one goroutine (same result; for comparison and one-core machines)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (on a terminal), always or never")
+	fl.StringVar(&f.metricsOut, "metrics-out", "", "also write the daemon's metrics for this replay to FILE, in the node_exporter textfile format (atomic write), for the Grafana dashboard")
 	return cmd
 }
 
@@ -92,6 +94,7 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		return err
 	}
 
+	var stats pipeline.SourceStats
 	summary := report.NewSummary(pol.Rules())
 	var sink classifier.Sink = summary
 	var jsonOut *report.JSONWriter
@@ -99,16 +102,24 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		jsonOut = report.NewJSONWriter(a.stdout, pol.Rules(), f.all)
 		sink = teeSink{summary, jsonOut}
 	}
+	var table *classifier.Table
+	var replayMetricsSink *replayMetrics
+	if f.metricsOut != "" {
+		replayMetricsSink, err = newReplayMetrics(pol.Rules(), &stats, func() *classifier.Table { return table })
+		if err != nil {
+			return &exitStatus{code: exitError, err: err}
+		}
+		sink = append(teeSink{sink}, replayMetricsSink)
+	}
 	opts := classifier.DefaultOptions()
 	t := pol.Timeouts()
 	opts.AttemptTimeout, opts.UDPReplyTimeout = t.TCPAttempt, t.UDPReply
 	opts.TCPIdle, opts.UDPIdle, opts.TCPClosed = t.TCPIdle, t.UDPIdle, t.TCPClosed
 	opts.MaxFlows = f.maxFlows
-	table := classifier.NewTable(opts, pol, sink)
+	table = classifier.NewTable(opts, pol, sink)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
-	var stats pipeline.SourceStats
 	stopProgress := a.startProgress(f.progress, &stats, files)
 	var readErrs []error
 	for _, name := range files {
@@ -137,6 +148,11 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		h := report.Header{Files: files, Packets: stats.Records.Load(), Inventory: inventoryLine(pol, f.policy.config)}
 		if err := summary.WriteTable(a.stdout, h); err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("write report: %w", err)}
+		}
+	}
+	if replayMetricsSink != nil {
+		if err := replayMetricsSink.write(f.metricsOut); err != nil {
+			return &exitStatus{code: exitError, err: err}
 		}
 	}
 	a.logSummary(&stats, table)

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tpwatch/tpwatch/capture"
+	"github.com/tpwatch/tpwatch/daemon"
+)
+
+type runFlags struct {
+	policy        policyFlags
+	interfaces    []string
+	promiscuous   bool
+	bpf           string
+	snaplen       int
+	bufferSize    int
+	listen        []string
+	telemetryPath string
+	webConfig     string
+	maxFlows      int
+	user          string
+	logRate       float64
+	logBurst      int
+}
+
+func (a *app) runCommand() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run --interface NAME [flags]",
+		Short: "Monitor live traffic and serve the verdicts as Prometheus metrics",
+		Long: `Capture live traffic on one or more interfaces (libpcap; Npcap on Windows),
+classify every flow against the Threat Prevention port matrix as replay does,
+and serve the results as Prometheus metrics (tpwatch_flows_total{verdict,
+reason,rule} and capture health) on --web.listen-address.
+
+Every blocked or unexpected flow is logged once, when it is decided, as a
+structured event (the fields of replay --format json), at most --log.rate
+events a second; the rest are counted in tpwatch_log_events_suppressed_total.
+Allowed flows are counted, not logged.
+
+Without --bpf, the kernel filter is derived from the config: the inventory's
+hosts, the matrix's server ports and ICMP errors (all TCP, UDP and ICMP when
+the inventory is inferred). An interface that is missing or fails is retried
+with backoff and shown as tpwatch_capture_up 0.
+
+Signals: SIGHUP reloads --config and --matrix (a bad file keeps the old
+config and sets tpwatch_config_last_reload_successful to 0); SIGTERM or
+SIGINT stops capturing, decides what can be decided, and exits 0.
+
+Capturing needs root, or CAP_NET_RAW (and CAP_NET_ADMIN for --promiscuous);
+--user switches to an unprivileged account once the captures are open.`,
+		Example: `  sudo tpwatch run --interface eth0 --config /etc/tpwatch/site.yaml
+  sudo tpwatch run --interface eth0 --interface eth1 --promiscuous --user tpwatch
+  sudo tpwatch run --interface any --web.listen-address 127.0.0.1:19740
+  sudo tpwatch run --interface eth0 --bpf 'host 192.0.2.10' --web.config.file web.yml
+  sudo kill -HUP $(pidof tpwatch)     # reload the config`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runDaemon(cmd.Context(), &f)
+		},
+	}
+	fl := cmd.Flags()
+	f.policy.register(cmd, "site config (roles, features, SIEM ports, allow rules, timeouts); without it roles are inferred from the traffic; reread on SIGHUP")
+	fl.StringArrayVarP(&f.interfaces, "interface", "i", nil, "interface to capture on (repeatable; each gets its own flow table; \"any\" on Linux captures all)")
+	fl.BoolVar(&f.promiscuous, "promiscuous", false, "put the interfaces in promiscuous mode (a sensor on a SPAN or mirror port)")
+	fl.StringVar(&f.bpf, "bpf", "", "capture filter (pcap-filter syntax) instead of the one derived from the config")
+	fl.IntVar(&f.snaplen, "snaplen", capture.DefaultLiveSnaplen, "bytes captured of each packet (headers are enough)")
+	fl.IntVar(&f.bufferSize, "buffer-size", 0, "kernel capture buffer in bytes (0: libpcap's default); raise it if tpwatch_capture_kernel_drops_total grows")
+	fl.StringArrayVar(&f.listen, "web.listen-address", []string{daemon.DefaultListenAddress}, "address to serve metrics on (repeatable)")
+	fl.StringVar(&f.telemetryPath, "web.telemetry-path", daemon.DefaultTelemetryPath, "path of the metrics")
+	fl.StringVar(&f.webConfig, "web.config.file", "", "exporter-toolkit web config for TLS and basic auth")
+	fl.IntVar(&f.maxFlows, "max-flows", 0, "most flows followed at once per interface (0: the default, 1048576); past it the oldest unanswered attempts are dropped first")
+	fl.StringVar(&f.user, "user", "", "switch to this user once the captures are open (Linux; under systemd use capabilities instead)")
+	fl.Float64Var(&f.logRate, "log.rate", daemon.DefaultLogRate, "most blocked or unexpected flows logged per second (negative: no limit)")
+	fl.IntVar(&f.logBurst, "log.burst", daemon.DefaultLogBurst, "most flow events logged at once before --log.rate applies")
+	return cmd
+}
+
+func (a *app) runDaemon(ctx context.Context, f *runFlags) error {
+	usage := func(format string, args ...any) error {
+		return &exitStatus{code: exitError, err: fmt.Errorf(format, args...)}
+	}
+	switch {
+	case len(f.interfaces) == 0:
+		return usage("run needs --interface (for example --interface eth0)")
+	case f.snaplen < 68 || f.snaplen > 262144:
+		return usage("--snaplen %d: want 68 to 262144", f.snaplen)
+	case f.maxFlows < 0:
+		return usage("--max-flows %d: want a positive number", f.maxFlows)
+	case f.logRate == 0:
+		return usage("--log.rate 0: want a positive rate, or a negative one for no limit")
+	case f.bufferSize < 0:
+		return usage("--buffer-size %d: want 0 or more bytes", f.bufferSize)
+	case len(f.listen) == 0:
+		return usage("--web.listen-address: want at least one address")
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default: // a reload is already queued
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	cfg := daemon.Config{
+		Interfaces: f.interfaces,
+		Live: capture.LiveOptions{
+			Snaplen:     f.snaplen,
+			Promiscuous: f.promiscuous,
+			BPF:         f.bpf,
+			BufferSize:  f.bufferSize,
+		},
+		ConfigFile:      f.policy.config,
+		MatrixFile:      f.policy.matrix,
+		ListenAddresses: f.listen,
+		TelemetryPath:   f.telemetryPath,
+		WebConfigFile:   f.webConfig,
+		MaxFlows:        f.maxFlows,
+		LogRate:         f.logRate,
+		LogBurst:        f.logBurst,
+		User:            f.user,
+		Version:         version,
+		Revision:        revision,
+		Reload:          reload,
+	}
+	d, err := daemon.New(cfg, a.log)
+	if err != nil {
+		return a.printErrors(err)
+	}
+	if err := d.Run(ctx); err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
+	return nil
+}
