@@ -1,0 +1,275 @@
+package capture
+
+import "encoding/binary"
+
+// IPv6 extension headers Decode walks through.
+const (
+	ipv6HopByHop    = 0
+	ipv6Routing     = 43
+	ipv6Fragment    = 44
+	ipv6AuthHeader  = 51
+	ipv6DestOptions = 60
+)
+
+// mapIPv4 stores a 4-byte address as ::ffff:a.b.c.d.
+func mapIPv4(dst *[16]byte, a []byte) {
+	*dst = [16]byte{10: 0xff, 11: 0xff, 12: a[0], 13: a[1], 14: a[2], 15: a[3]}
+}
+
+func decodeIPv4(b []byte, p *Packet) Status {
+	if len(b) < ipv4MinHdrLen {
+		return StatusTruncated
+	}
+	if b[0]>>4 != 4 {
+		return StatusMalformed
+	}
+	hdrLen := int(b[0]&0x0f) * 4
+	if hdrLen < ipv4MinHdrLen {
+		return StatusMalformed
+	}
+	if len(b) < hdrLen {
+		return StatusTruncated
+	}
+	total := int(binary.BigEndian.Uint16(b[2:]))
+	if total == 0 {
+		// Segmentation offload: the kernel hands the capture a packet
+		// before filling in its length.
+		total = len(b)
+	} else if total < hdrLen {
+		return StatusMalformed
+	}
+	p.IPVersion = 4
+	p.Proto = b[9]
+	mapIPv4(&p.Src, b[12:16])
+	mapIPv4(&p.Dst, b[16:20])
+	claimed := total - hdrLen
+	payload := b[hdrLen:]
+	if len(payload) > claimed {
+		payload = payload[:claimed] // Ethernet padding, FCS
+	}
+	frag := binary.BigEndian.Uint16(b[6:])
+	if frag&ipv4FragOffMask != 0 {
+		p.Fragment = true
+		p.PayloadLen = uint32(claimed)
+		return StatusOK
+	}
+	return decodeTransport(p, payload, claimed, frag&ipv4MoreFrags != 0)
+}
+
+func decodeIPv6(b []byte, p *Packet) Status {
+	if len(b) < ipv6HdrLen {
+		return StatusTruncated
+	}
+	if b[0]>>4 != 6 {
+		return StatusMalformed
+	}
+	p.IPVersion = 6
+	p.Src = [16]byte(b[8:24])
+	p.Dst = [16]byte(b[24:40])
+	payload := b[ipv6HdrLen:]
+	claimed := int(binary.BigEndian.Uint16(b[4:]))
+	if claimed == 0 {
+		// A jumbogram, or segmentation offload: the capture is the packet.
+		claimed = len(payload)
+	}
+	if len(payload) > claimed {
+		payload = payload[:claimed]
+	}
+	next := b[6]
+	firstFragment := false
+	for range maxIPv6Headers {
+		var hdrLen int
+		switch next {
+		case ipv6HopByHop, ipv6Routing, ipv6DestOptions, ipv6AuthHeader:
+			if st := need(payload, claimed, 2); st != StatusOK {
+				return st
+			}
+			if next == ipv6AuthHeader {
+				hdrLen = (int(payload[1]) + 2) * 4
+			} else {
+				hdrLen = (int(payload[1]) + 1) * 8
+			}
+		case ipv6Fragment:
+			hdrLen = 8
+		default:
+			p.Proto = next
+			return decodeTransport(p, payload, claimed, firstFragment)
+		}
+		if st := need(payload, claimed, hdrLen); st != StatusOK {
+			return st
+		}
+		if next == ipv6Fragment {
+			offsetAndFlags := binary.BigEndian.Uint16(payload[2:])
+			if offsetAndFlags>>3 != 0 {
+				p.Proto = payload[0]
+				p.Fragment = true
+				p.PayloadLen = uint32(claimed - hdrLen)
+				return StatusOK
+			}
+			// Offset 0 without the M flag is an atomic fragment: whole.
+			firstFragment = offsetAndFlags&1 != 0
+		}
+		next = payload[0]
+		payload = payload[hdrLen:]
+		claimed -= hdrLen
+	}
+	return StatusMalformed
+}
+
+// need checks that a header of n bytes fits in the packet as its lengths
+// describe it (else malformed) and in what was captured (else truncated).
+func need(payload []byte, claimed, n int) Status {
+	if claimed < n {
+		return StatusMalformed
+	}
+	if len(payload) < n {
+		return StatusTruncated
+	}
+	return StatusOK
+}
+
+// decodeTransport decodes the header at the start of an IP payload whose
+// length, by the IP header, is claimed. p.IPVersion and p.Proto are set.
+// A first fragment too short for the transport header is marked Fragment.
+func decodeTransport(p *Packet, b []byte, claimed int, firstFragment bool) Status {
+	var minLen int
+	switch {
+	case p.Proto == ProtoTCP:
+		minLen = tcpMinHdrLen
+	case p.Proto == ProtoUDP:
+		minLen = udpHdrLen
+	case p.Proto == ProtoICMP && p.IPVersion == 4, p.Proto == ProtoICMPv6 && p.IPVersion == 6:
+		minLen = icmpMinHdrLen
+	default:
+		p.PayloadLen = uint32(claimed)
+		return StatusOK
+	}
+	if firstFragment && claimed < minLen {
+		p.Fragment = true
+		p.PayloadLen = uint32(claimed)
+		return StatusOK
+	}
+	if st := need(b, claimed, minLen); st != StatusOK {
+		return st
+	}
+	switch p.Proto {
+	case ProtoTCP:
+		hdrLen := int(b[12]>>4) * 4
+		if hdrLen < tcpMinHdrLen || hdrLen > claimed {
+			return StatusMalformed
+		}
+		p.SrcPort = binary.BigEndian.Uint16(b)
+		p.DstPort = binary.BigEndian.Uint16(b[2:])
+		p.TCPFlags = b[13]
+		p.PayloadLen = uint32(claimed - hdrLen)
+	case ProtoUDP:
+		length := int(binary.BigEndian.Uint16(b[4:]))
+		if length == 0 {
+			length = claimed // IPv6 jumbogram
+		}
+		// A first fragment holds only part of the datagram the UDP length
+		// describes.
+		if length < udpHdrLen || (!firstFragment && length > claimed) {
+			return StatusMalformed
+		}
+		p.SrcPort = binary.BigEndian.Uint16(b)
+		p.DstPort = binary.BigEndian.Uint16(b[2:])
+		p.PayloadLen = uint32(length - udpHdrLen)
+	default: // ICMP, ICMPv6
+		p.ICMPType, p.ICMPCode = b[0], b[1]
+		p.PayloadLen = uint32(claimed)
+		if isDestinationUnreachable(p) && len(b) > icmpHdrLen {
+			decodeQuoted(b[icmpHdrLen:], p)
+		}
+	}
+	return StatusOK
+}
+
+func isDestinationUnreachable(p *Packet) bool {
+	if p.IPVersion == 4 {
+		return p.ICMPType == 3
+	}
+	return p.ICMPType == 1
+}
+
+// decodeQuoted reads the packet an ICMP error quotes: its IP header and
+// the first bytes of its transport header. Only what was quoted and
+// captured counts (the quoted header's lengths describe the original
+// packet, not the quote). Quoted is set only when the addresses, and for
+// TCP and UDP the ports, are all there; a damaged quote leaves the outer
+// packet's decoding intact.
+func decodeQuoted(b []byte, p *Packet) {
+	var q Packet
+	var transport []byte
+	switch b[0] >> 4 {
+	case 4:
+		if len(b) < ipv4MinHdrLen {
+			return
+		}
+		hdrLen := int(b[0]&0x0f) * 4
+		if hdrLen < ipv4MinHdrLen || len(b) < hdrLen {
+			return
+		}
+		q.Proto = b[9]
+		mapIPv4(&q.Src, b[12:16])
+		mapIPv4(&q.Dst, b[16:20])
+		if binary.BigEndian.Uint16(b[6:])&ipv4FragOffMask != 0 {
+			q.Fragment = true
+		}
+		transport = b[hdrLen:]
+	case 6:
+		if len(b) < ipv6HdrLen {
+			return
+		}
+		q.Src = [16]byte(b[8:24])
+		q.Dst = [16]byte(b[24:40])
+		q.Proto, transport, q.Fragment = skipQuotedIPv6Headers(b[6], b[ipv6HdrLen:])
+		if transport == nil {
+			return
+		}
+	default:
+		return
+	}
+	if (q.Proto == ProtoTCP || q.Proto == ProtoUDP) && !q.Fragment {
+		if len(transport) < 4 {
+			return
+		}
+		p.QSrcPort = binary.BigEndian.Uint16(transport)
+		p.QDstPort = binary.BigEndian.Uint16(transport[2:])
+	}
+	p.Quoted = true
+	p.QProto = q.Proto
+	p.QSrc, p.QDst = q.Src, q.Dst
+}
+
+// skipQuotedIPv6Headers walks the extension headers of a quoted IPv6
+// packet. It returns a nil transport when the quote ends inside them.
+func skipQuotedIPv6Headers(next uint8, b []byte) (proto uint8, transport []byte, laterFragment bool) {
+	for range maxIPv6Headers {
+		var hdrLen int
+		switch next {
+		case ipv6HopByHop, ipv6Routing, ipv6DestOptions, ipv6AuthHeader:
+			if len(b) < 2 {
+				return 0, nil, false
+			}
+			if next == ipv6AuthHeader {
+				hdrLen = (int(b[1]) + 2) * 4
+			} else {
+				hdrLen = (int(b[1]) + 1) * 8
+			}
+		case ipv6Fragment:
+			hdrLen = 8
+		default:
+			return next, b, false
+		}
+		if len(b) < hdrLen {
+			return 0, nil, false
+		}
+		if next == ipv6Fragment && binary.BigEndian.Uint16(b[2:])>>3 != 0 {
+			return b[0], b[hdrLen:], true
+		}
+		next = b[0]
+		b = b[hdrLen:]
+	}
+	return 0, nil, false
+}
