@@ -1,0 +1,44 @@
+// Package classifier follows flows and decides their verdicts: it keeps the
+// flow table, runs each flow's TCP or UDP state machine on the decoded
+// packets of capture, asks the policy once per flow which rule applies, and
+// tells a Sink when a flow's verdict is known (Decided) and when the flow
+// ends (Final).
+//
+// # Time
+//
+// The only clock is packet time: Process moves it with each packet and
+// Advance moves it on a quiet live capture. Every deadline (the attempt
+// timeout, the idle timeouts, the linger after a close) is a condition
+// "deadline <= now", checked whenever the flow is touched, by an
+// incremental sweep and at Flush, so a decision never depends on when the
+// check happens to run, and the same input always gives the same output in
+// the same order.
+//
+// # Flow table
+//
+// A Table has exactly one writer (the goroutine of its shard; FlowHash
+// spreads packets across shards). It is two flat, pointer-free arrays the
+// garbage collector never scans:
+//
+//   - the entries, dense: entry i of the first Active ones is a live flow
+//     (a fixed-size canonical key, counters, history and verdict, 104 bytes);
+//   - an open-addressing index over them, 8 bytes a slot (32 bits of the
+//     key's hash and the entry number), linear probing with backward-shift
+//     deletion, at a load factor of at most 3/4.
+//
+// Splitting the index from the entries keeps the memory per flow near the
+// entry size: at MaxFlows = 1<<20, a flat table of 104-byte entries at load
+// 3/4 or less needs 2^21 slots, 208 bytes a flow; the split one needs
+// 104 + 16 = 120 (126 for a million flows). It costs a second memory access
+// per packet. The index is rebuilt from its own hash bits when it grows,
+// without touching the entries; the sweep and Flush
+// walk the dense entries, never empty slots.
+//
+// The table grows by doubling up to Options.MaxFlows flows. When it is full,
+// a new flow takes the place of one of the flows near its index slot,
+// preferring one nothing has answered (an unanswered attempt, a scan), else
+// the least recently seen: the evicted flow is reported with Evicted set.
+// The hash is seeded from the first packet of an empty table, so that input
+// crafted against a known seed cannot pile every flow into one probe run
+// while a replay stays deterministic.
+package classifier

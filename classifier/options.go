@@ -1,0 +1,67 @@
+package classifier
+
+import "time"
+
+// Options tune a Table. A zero or negative field takes its default (see
+// DefaultOptions).
+type Options struct {
+	// AttemptTimeout is how long a TCP attempt (the client's first SYN)
+	// waits for an answer before it is blocked/no_response.
+	AttemptTimeout time.Duration
+	// UDPReplyTimeout is how long the first packet of a UDP flow waits for
+	// a reply: then the flow is blocked/no_response when its rule expects
+	// a reply, else allowed.
+	UDPReplyTimeout time.Duration
+	// TCPIdle and UDPIdle end a flow that long after its last packet.
+	TCPIdle, UDPIdle time.Duration
+	// TCPClosed ends a closed TCP flow (both FINs, or a RST) that long
+	// after its last packet, so that late packets still count in it.
+	TCPClosed time.Duration
+	// MaxFlows bounds the live flows; beyond it new flows evict old ones.
+	// It is capped at 1<<28.
+	MaxFlows int
+	// InitialFlows is the number of flows the table holds before it first
+	// grows (capped at MaxFlows).
+	InitialFlows int
+}
+
+const maxMaxFlows = 1 << 28
+
+// DefaultOptions returns the defaults: attempts 30 s, UDP replies 10 s, TCP
+// idle 5 min, UDP idle 1 min, closed TCP linger 5 s, at most 1<<20 flows,
+// 4096 to start with.
+func DefaultOptions() Options {
+	return Options{
+		AttemptTimeout:  30 * time.Second,
+		UDPReplyTimeout: 10 * time.Second,
+		TCPIdle:         5 * time.Minute,
+		UDPIdle:         time.Minute,
+		TCPClosed:       5 * time.Second,
+		MaxFlows:        1 << 20,
+		InitialFlows:    4096,
+	}
+}
+
+// withDefaults fills the zero fields and applies the bounds.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	orDefault := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	orDefault(&o.AttemptTimeout, d.AttemptTimeout)
+	orDefault(&o.UDPReplyTimeout, d.UDPReplyTimeout)
+	orDefault(&o.TCPIdle, d.TCPIdle)
+	orDefault(&o.UDPIdle, d.UDPIdle)
+	orDefault(&o.TCPClosed, d.TCPClosed)
+	if o.MaxFlows <= 0 {
+		o.MaxFlows = d.MaxFlows
+	}
+	o.MaxFlows = min(o.MaxFlows, maxMaxFlows)
+	if o.InitialFlows <= 0 {
+		o.InitialFlows = d.InitialFlows
+	}
+	o.InitialFlows = min(o.InitialFlows, o.MaxFlows)
+	return o
+}

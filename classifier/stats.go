@@ -1,0 +1,73 @@
+package classifier
+
+import "sync/atomic"
+
+// Stats are a table's counters.
+type Stats struct {
+	Packets     uint64 // packets given to Process
+	NotFollowed uint64 // neither TCP nor UDP, nor an ICMP error quoting a packet
+	Fragments   uint64 // TCP or UDP fragments without ports
+	ICMPErrors  uint64 // ICMP/ICMPv6 errors quoting a packet
+	ICMPMatched uint64 // of those, errors whose quoted flow was live
+
+	FlowsCreated uint64
+	FlowsEnded   uint64 // every Final, whatever the cause
+	FlowsEvicted uint64 // of those, flows dropped to make room
+	FlowsExpired uint64 // of those, flows ended by an idle timeout or the closed linger
+
+	Active   uint64 // live flows
+	Capacity uint64 // flows the table holds before it grows again
+}
+
+// publishEvery is how many packets go by between two publications of the
+// counters: readers see them at most that many packets late, and the hot
+// path pays no atomic operation per counter per packet.
+const publishEvery = 256
+
+// counters are the writer's own, plain counters.
+type counters struct {
+	packets, notFollowed, fragments, icmpErrors, icmpMatched uint64
+	created, ended, evicted, expired                         uint64
+}
+
+// published is the snapshot other goroutines read.
+type published struct {
+	packets, notFollowed, fragments, icmpErrors, icmpMatched atomic.Uint64
+	created, ended, evicted, expired                         atomic.Uint64
+	active, capacity                                         atomic.Uint64
+}
+
+func (t *Table) publish() {
+	c, p := &t.counts, &t.pub
+	p.packets.Store(c.packets)
+	p.notFollowed.Store(c.notFollowed)
+	p.fragments.Store(c.fragments)
+	p.icmpErrors.Store(c.icmpErrors)
+	p.icmpMatched.Store(c.icmpMatched)
+	p.created.Store(c.created)
+	p.ended.Store(c.ended)
+	p.evicted.Store(c.evicted)
+	p.expired.Store(c.expired)
+	p.active.Store(uint64(t.live))
+	p.capacity.Store(uint64(len(t.entries)))
+	t.unpubl = 0
+}
+
+// Stats returns the counters as last published (every 256 packets, and on
+// Advance and Flush). It is safe to call from any goroutine.
+func (t *Table) Stats() Stats {
+	p := &t.pub
+	return Stats{
+		Packets:      p.packets.Load(),
+		NotFollowed:  p.notFollowed.Load(),
+		Fragments:    p.fragments.Load(),
+		ICMPErrors:   p.icmpErrors.Load(),
+		ICMPMatched:  p.icmpMatched.Load(),
+		FlowsCreated: p.created.Load(),
+		FlowsEnded:   p.ended.Load(),
+		FlowsEvicted: p.evicted.Load(),
+		FlowsExpired: p.expired.Load(),
+		Active:       p.active.Load(),
+		Capacity:     p.capacity.Load(),
+	}
+}

@@ -1,0 +1,74 @@
+package classifier
+
+// sweep checks up to n entries from the cursor, deciding attempts whose
+// deadline has come and ending flows whose end has come. When it ends the
+// entry at the cursor, the last entry moves there and is checked next.
+func (t *Table) sweep(n int) {
+	for ; n > 0 && t.live > 0; n-- {
+		if t.cursor >= t.live {
+			t.cursor = 0
+		}
+		if t.settle(uint32(t.cursor)) {
+			t.cursor++
+		}
+	}
+}
+
+// Eviction samples the flows whose slots follow the new flow's home slot:
+// a pseudo-random sample, since homes are hashes.
+const (
+	evictSample = 8  // flows compared
+	evictProbes = 64 // index slots looked at, at most
+	reclaimScan = 64 // entries the sweep checks before growing or evicting
+)
+
+// makeRoom frees an entry for a new flow whose hash is h: it first lets the
+// sweep end flows whose time has come, then grows the table, and only at
+// MaxFlows evicts a flow.
+func (t *Table) makeRoom(h uint64) {
+	t.sweep(reclaimScan)
+	if t.live < len(t.entries) {
+		return
+	}
+	if len(t.entries) < t.opts.MaxFlows {
+		t.grow()
+		return
+	}
+	t.evict(h)
+}
+
+// evict ends one flow among those sampled near h's home slot: one whose
+// time has come if any; else one that nothing has answered and that is not
+// allowed (an unanswered attempt, a scan), the least recently seen of them;
+// else the least recently seen.
+func (t *Table) evict(h uint64) {
+	mask := uint32(len(t.index) - 1)
+	pos := uint32(h) & mask
+	victim, victimClass, victimLast := -1, 0, int64(0)
+	for probes, sampled := 0, 0; probes < evictProbes && sampled < evictSample; probes++ {
+		s := t.index[pos]
+		pos = (pos + 1) & mask
+		if s.ref == 0 {
+			continue
+		}
+		sampled++
+		i := s.ref - 1
+		e := &t.entries[i]
+		if t.endAt(e) <= t.now {
+			t.settle(i)
+			return
+		}
+		class := 1
+		if e.pktsIn == 0 && e.verdict != Allowed {
+			class = 0
+		}
+		if victim < 0 || class < victimClass || class == victimClass && e.last < victimLast {
+			victim, victimClass, victimLast = int(i), class, e.last
+		}
+	}
+	if victim < 0 {
+		victim = int(h % uint64(t.live))
+	}
+	t.finish(&t.entries[victim], endEvicted)
+	t.remove(uint32(victim))
+}

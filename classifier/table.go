@@ -1,0 +1,246 @@
+package classifier
+
+import (
+	"github.com/tpwatch/tpwatch/capture"
+	"github.com/tpwatch/tpwatch/policy"
+)
+
+// Table is a flow table and the classifier of its flows. It has one writer:
+// every method but Stats must be called from the goroutine that owns it.
+type Table struct {
+	opts Options
+	m    Matcher
+	sink Sink
+
+	entries []entry // entries[:live] are the live flows
+	live    int
+	index   []slot
+	seed    uint64
+
+	now     int64      // packet clock, Unix ns
+	cursor  int        // the sweep's next entry
+	rec     FlowRecord // handed to the sink, reused
+	touched uint32     // see prefetch
+
+	counts counters
+	pub    published
+	unpubl int // packets since the last publication
+}
+
+// NewTable returns an empty table with room for opts.InitialFlows flows,
+// classifying with m and reporting to sink. A nil m ignores every flow; a
+// nil sink discards the records.
+func NewTable(opts Options, m Matcher, sink Sink) *Table {
+	opts = opts.withDefaults()
+	if m == nil {
+		m = ignoreAll{}
+	}
+	if sink == nil {
+		sink = discard{}
+	}
+	t := &Table{
+		opts:    opts,
+		m:       m,
+		sink:    sink,
+		entries: make([]entry, opts.InitialFlows),
+		index:   make([]slot, indexSize(opts.InitialFlows)),
+	}
+	t.publish()
+	return t
+}
+
+// SetMatcher makes new flows use m (a reloaded configuration). Live flows
+// keep their rule and reply expectation; their roles are looked up with m
+// when they are decided.
+func (t *Table) SetMatcher(m Matcher) {
+	if m == nil {
+		m = ignoreAll{}
+	}
+	t.m = m
+}
+
+// sweepPerPacket is how many entries each packet lets the sweep check: with
+// at most one new flow a packet, the sweep passes over the table faster
+// than it fills.
+const sweepPerPacket = 4
+
+// Process follows one decoded packet (IPVersion != 0) and moves the packet
+// clock to its time.
+func (t *Table) Process(p *capture.Packet) {
+	t.counts.packets++
+	if p.TS > t.now {
+		t.now = p.TS
+	}
+	t.sweep(sweepPerPacket)
+	switch {
+	case p.IPVersion == 0:
+		t.counts.notFollowed++
+	case p.Proto == capture.ProtoTCP || p.Proto == capture.ProtoUDP:
+		if p.Fragment {
+			t.counts.fragments++
+		} else {
+			t.processFlow(p)
+		}
+	case p.Proto == capture.ProtoICMP || p.Proto == capture.ProtoICMPv6:
+		if p.Quoted {
+			t.processICMPError(p)
+		} else {
+			t.counts.notFollowed++
+		}
+	default:
+		t.counts.notFollowed++
+	}
+	if t.unpubl++; t.unpubl >= publishEvery {
+		t.publish()
+	}
+}
+
+// Advance moves the packet clock to now without a packet (a quiet live
+// capture) and lets the sweep pass over the whole table.
+func (t *Table) Advance(now int64) {
+	if now > t.now {
+		t.now = now
+	}
+	t.sweep(t.live + sweepPerPacket)
+	t.publish()
+}
+
+// Flush ends every live flow at time end (the end of a replay, or a
+// shutdown): an attempt whose deadline is at or before end is decided as at
+// its deadline, any other undecided flow is pending. Flows are finalised in
+// table order, which the input alone determines. The table is then empty
+// and can be used again.
+func (t *Table) Flush(end int64) {
+	if end > t.now {
+		t.now = end
+	}
+	for i := range t.entries[:t.live] {
+		t.finish(&t.entries[i], endFlush)
+	}
+	t.live, t.cursor = 0, 0
+	clear(t.index)
+	t.publish()
+}
+
+func (t *Table) processFlow(p *capture.Packet) {
+	k, srcIsA := makeKey(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto)
+	h := k.hash(t.seed)
+	i, found := t.lookup(&k, h)
+	if found && !t.settle(i) {
+		found = false
+	}
+	if found && p.Proto == capture.ProtoTCP &&
+		p.TCPFlags&(capture.TCPSyn|capture.TCPAck) == capture.TCPSyn && t.entries[i].closed() {
+		// A new connection on the ports of a closed one.
+		t.finish(&t.entries[i], endReused)
+		t.remove(i)
+		found = false
+	}
+	var created bool
+	var match policy.Match
+	if !found {
+		if t.live == 0 {
+			t.seed = packetSeed(p)
+			h = k.hash(t.seed)
+		}
+		i, match = t.create(p, &k, h, srcIsA)
+		created = true
+	}
+	e := &t.entries[i]
+	fromClient := e.has(flagClientIsA) == srcIsA
+	e.count(p, fromClient)
+	switch {
+	case created && match.Kind != policy.MatchAllowed:
+		t.decideMatch(e, match)
+	case e.verdict == VerdictUndecided && e.has(flagRuleAllowed):
+		t.judge(e, p, fromClient)
+	}
+}
+
+// processICMPError attributes an ICMP or ICMPv6 destination unreachable to
+// the flow of the packet it quotes: an attempt that had not worked yet is
+// blocked by it.
+func (t *Table) processICMPError(p *capture.Packet) {
+	t.counts.icmpErrors++
+	if p.QProto != capture.ProtoTCP && p.QProto != capture.ProtoUDP {
+		return
+	}
+	k, _ := makeKey(&p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto)
+	i, found := t.lookup(&k, k.hash(t.seed))
+	if !found || !t.settle(i) {
+		return
+	}
+	t.counts.icmpMatched++
+	e := &t.entries[i]
+	if e.verdict == VerdictUndecided && e.has(flagRuleAllowed) {
+		e.icmpType, e.icmpCode = p.ICMPType, p.ICMPCode
+		t.decide(e, Blocked, ICMPUnreachable)
+	}
+}
+
+// create adds the flow of packet p, which is not in the table, and returns
+// its entry number and the policy's match. The flow is oriented, taught to
+// the inventory, then matched.
+func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (uint32, policy.Match) {
+	if t.live == len(t.entries) {
+		t.makeRoom(h)
+	}
+	tr := policy.Transport(p.Proto)
+	srcIsClient := t.srcIsClient(p, tr)
+	client, server, serverPort := p.Src, p.Dst, p.DstPort
+	if !srcIsClient {
+		client, server, serverPort = p.Dst, p.Src, p.SrcPort
+	}
+	t.m.Learn(tr, client, server, serverPort)
+	clientRoles, serverRoles := t.m.Roles(client), t.m.Roles(server)
+	match := t.m.Match(tr, clientRoles, serverRoles, serverPort)
+
+	var flags uint8
+	if srcIsClient == srcIsA {
+		flags |= flagClientIsA
+	}
+	syn := p.TCPFlags&(capture.TCPSyn|capture.TCPAck) == capture.TCPSyn
+	if tr == policy.UDP || syn {
+		flags |= flagAttempt
+	}
+	rule := int32(-1)
+	if match.Kind == policy.MatchAllowed {
+		flags |= flagRuleAllowed
+		rule = match.Rule
+		if tr == policy.UDP && t.m.Reply(rule) {
+			flags |= flagReplyExpected
+		}
+	}
+	i := uint32(t.live)
+	t.live++
+	t.entries[i] = entry{
+		a0: k.a0, a1: k.a1, b0: k.b0, b1: k.b1,
+		portA: k.portA, portB: k.portB, proto: k.proto,
+		flags: flags,
+		first: p.TS, last: p.TS,
+		rule:        rule,
+		clientRoles: clientRoles, serverRoles: serverRoles,
+	}
+	place(t.index, slot{tag: uint32(h), ref: i + 1})
+	t.counts.created++
+	return i, match
+}
+
+// srcIsClient orients a new flow by its first packet: the sender of a SYN
+// is the client, of a SYN-ACK the server; otherwise the endpoint whose port
+// its roles make a server port is the server, else the lower port, else the
+// first packet's receiver.
+func (t *Table) srcIsClient(p *capture.Packet, tr policy.Transport) bool {
+	if tr == policy.TCP && p.TCPFlags&capture.TCPSyn != 0 {
+		return p.TCPFlags&capture.TCPAck == 0
+	}
+	srcScore := t.m.ServerPortScore(tr, p.SrcPort, t.m.Roles(p.Src))
+	dstScore := t.m.ServerPortScore(tr, p.DstPort, t.m.Roles(p.Dst))
+	switch {
+	case srcScore != dstScore:
+		return dstScore > srcScore
+	case p.SrcPort != p.DstPort:
+		return p.DstPort < p.SrcPort
+	}
+	return true
+}
