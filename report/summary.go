@@ -37,23 +37,34 @@ type ruleCounts struct {
 	lastWorking                           int64
 }
 
+// groupKey groups problem flows the way an administrator fixes them: one
+// server port of one host failing in one way, whichever clients tried.
 type groupKey struct {
 	verdict            classifier.Verdict
 	reason             classifier.Reason
 	rule               int32
 	transport          policy.Transport
-	client, server     [16]byte
+	server             [16]byte
 	port               uint16
 	icmp               bool
 	icmpType, icmpCode uint8
 }
 
+// maxClientsListed bounds the distinct clients remembered per group.
+const maxClientsListed = 100
+
 type group struct {
-	count                    uint64
-	clientRoles, serverRoles policy.RoleSet
-	connState                classifier.ConnState
-	history                  string
-	clientPorts              map[uint16]struct{}
+	count       uint64
+	serverRoles policy.RoleSet
+	connState   classifier.ConnState
+	history     string
+	clients     []client // distinct, in order of appearance, at most maxClientsListed
+	moreClients bool
+}
+
+type client struct {
+	addr  [16]byte
+	roles policy.RoleSet
 }
 
 // NewSummary aggregates flows classified against rules.
@@ -97,7 +108,7 @@ func (s *Summary) Final(r *classifier.FlowRecord) {
 		rc.unexpected++
 	}
 	k := groupKey{verdict: r.Verdict, reason: r.Reason, rule: r.Rule, transport: r.Transport,
-		client: r.Client, server: r.Server, port: r.ServerPort,
+		server: r.Server, port: r.ServerPort,
 		icmp: r.ICMP, icmpType: r.ICMPType, icmpCode: r.ICMPCode}
 	g := s.groups[k]
 	if g == nil {
@@ -105,14 +116,44 @@ func (s *Summary) Final(r *classifier.FlowRecord) {
 			s.overflow++
 			return
 		}
-		g = &group{clientRoles: r.ClientRoles, serverRoles: r.ServerRoles, connState: r.ConnState,
-			history: r.HistoryString(), clientPorts: make(map[uint16]struct{}, 1)}
+		g = &group{serverRoles: r.ServerRoles, connState: r.ConnState, history: r.HistoryString()}
 		s.groups[k] = g
 	}
 	g.count++
-	if len(g.clientPorts) < 64 {
-		g.clientPorts[r.ClientPort] = struct{}{}
+	g.addClient(r.Client, r.ClientRoles)
+}
+
+func (g *group) addClient(a [16]byte, roles policy.RoleSet) {
+	for _, c := range g.clients {
+		if c.addr == a {
+			return
+		}
 	}
+	if len(g.clients) == maxClientsListed {
+		g.moreClients = true
+		return
+	}
+	g.clients = append(g.clients, client{a, roles})
+}
+
+// clientsText names up to three clients and counts the rest.
+func (g *group) clientsText() string {
+	var b strings.Builder
+	for i, c := range g.clients {
+		if i == 3 {
+			more := fmt.Sprintf("%d", len(g.clients)-3)
+			if g.moreClients {
+				more += "+"
+			}
+			fmt.Fprintf(&b, " and %s more", more)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(hostWithRoles(c.addr, c.roles))
+	}
+	return b.String()
 }
 
 // Problems is the number of blocked and unexpected flows.
@@ -150,7 +191,7 @@ func (s *Summary) WriteTable(w io.Writer, h Header) error {
 	s.writeGroups(ew, classifier.Blocked, "BLOCKED: required by the matrix, but the network did not let them through")
 	s.writeGroups(ew, classifier.Unexpected, "UNEXPECTED: Threat Prevention hosts talking where no enabled rule allows it")
 	if s.overflow > 0 {
-		fmt.Fprintf(ew, "(%d more blocked or unexpected flows between other hosts were counted but not listed; use --format json)\n", s.overflow)
+		fmt.Fprintf(ew, "(%d more blocked or unexpected flows to other servers and ports were counted but not listed; use --format json)\n", s.overflow)
 	}
 	if s.evicted > 0 {
 		fmt.Fprintf(ew, "Note: the flow table was full and dropped %d flows early (raise --max-flows).\n", s.evicted)
@@ -216,7 +257,9 @@ func severity(rc ruleCounts) int {
 		return 3
 	case rc.unexpected > 0:
 		return 2
-	case rc.pending > 0:
+	case rc.pending > 0 && rc.allowed == 0:
+		// Attempts cut off by the end of the capture say nothing bad
+		// about a rule already seen working.
 		return 1
 	}
 	return 0
@@ -253,12 +296,11 @@ func (s *Summary) writeGroups(w io.Writer, v classifier.Verdict, title string) {
 	slices.SortFunc(rows, func(a, b row) int {
 		return cmp.Or(cmp.Compare(b.g.count, a.g.count), cmp.Compare(a.k.rule, b.k.rule),
 			cmp.Compare(a.k.reason, b.k.reason), cmp.Compare(a.k.port, b.k.port),
-			netip.AddrFrom16(a.k.client).Compare(netip.AddrFrom16(b.k.client)),
 			netip.AddrFrom16(a.k.server).Compare(netip.AddrFrom16(b.k.server)))
 	})
 	fmt.Fprintf(w, "%s (%d flows)\n", title, flows)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  REASON\tRULE\tPORT\tCLIENT\tSERVER\tFLOWS\tSTATE\tDETAIL")
+	fmt.Fprintln(tw, "  REASON\tRULE\tPORT\tSERVER\tFLOWS\tSTATE\tDETAIL\tCLIENTS")
 	for i, r := range rows {
 		if i == maxLines {
 			fmt.Fprintf(tw, "  ... %d more lines (use --format json for every flow)\n", len(rows)-maxLines)
@@ -272,9 +314,8 @@ func (s *Summary) writeGroups(w io.Writer, v classifier.Verdict, title string) {
 		if r.k.icmp {
 			detail = fmt.Sprintf("ICMP type %d code %d (%s)", r.k.icmpType, r.k.icmpCode, icmpMeaning(r.k.icmpType, r.k.icmpCode))
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s/%d\t%s\t%s\t%d\t%s\t%s\n", r.k.reason, rule, r.k.transport, r.k.port,
-			hostWithRoles(r.k.client, r.g.clientRoles), hostWithRoles(r.k.server, r.g.serverRoles),
-			r.g.count, r.g.connState, detail)
+		fmt.Fprintf(tw, "  %s\t%s\t%s/%d\t%s\t%d\t%s\t%s\t%s\n", r.k.reason, rule, r.k.transport, r.k.port,
+			hostWithRoles(r.k.server, r.g.serverRoles), r.g.count, r.g.connState, detail, r.g.clientsText())
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

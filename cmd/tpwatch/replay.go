@@ -7,6 +7,7 @@ import (
 
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,6 +27,7 @@ type replayFlags struct {
 	sequential     bool
 	progress       string
 	metricsOut     string
+	cpuProfile     string
 }
 
 func (a *app) replayCommand() *cobra.Command {
@@ -69,6 +71,7 @@ an unreadable or corrupt capture (what could be read is still reported).`,
 	fl.IntVar(&f.maxFlows, "max-flows", classifier.DefaultOptions().MaxFlows, "most flows followed at once; past it the oldest unanswered attempts are dropped first")
 	fl.BoolVar(&f.sequential, "sequential", false, "read and classify on one goroutine (same result; for comparison and one-core machines)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (on a terminal), always or never")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the replay to FILE (for performance work: go tool pprof)")
 	fl.StringVar(&f.metricsOut, "metrics-out", "", "also write the daemon's metrics for this replay to FILE, in the node_exporter textfile format (atomic write), for the Grafana dashboard")
 	return cmd
 }
@@ -92,6 +95,13 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 	pol, _, err := a.loadPolicy(&f.policy)
 	if err != nil {
 		return err
+	}
+	if f.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return &exitStatus{code: exitError, err: err}
+		}
+		defer stopProfile()
 	}
 
 	var stats pipeline.SourceStats
@@ -203,6 +213,8 @@ func (a *app) logSummary(stats *pipeline.SourceStats, table *classifier.Table) {
 		Uint64("flows", ts.FlowsCreated).
 		Uint64("evicted", ts.FlowsEvicted).
 		Uint64("fragments", ts.Fragments).
+		Uint64("table_capacity", ts.Capacity).
+		Uint64("expired", ts.FlowsExpired).
 		Msg("replay done")
 	if n := stats.DecodeErrors(); n > 0 {
 		a.log.Warn().Uint64("truncated", stats.Truncated.Load()).Uint64("malformed", stats.Malformed.Load()).
@@ -254,4 +266,16 @@ func (t teeSink) Final(r *classifier.FlowRecord) {
 	for _, s := range t {
 		s.Final(r)
 	}
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() { pprof.StopCPUProfile(); out.Close() }, nil
 }
