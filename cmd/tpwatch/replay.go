@@ -172,7 +172,9 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		}
 		return &exitStatus{code: exitError, printed: true, err: errors.Join(readErrs...)}
 	}
-	if summary.Problems() > 0 {
+	// --print-inventory is for writing a config file: its status says
+	// whether that worked, not what the traffic did.
+	if summary.Problems() > 0 && !f.printInventory {
 		return &exitStatus{code: exitProblems}
 	}
 	return nil
@@ -198,8 +200,12 @@ func (a *app) replayFile(ctx context.Context, name string, table *classifier.Tab
 
 func inventoryLine(p *policy.Policy, config string) string {
 	if p.Inferred() {
-		n := len(p.InventoryConfig().Roles)
-		return fmt.Sprintf("inferred from the traffic (%d roles seen; --print-inventory writes it as a config file, --config uses yours)", n)
+		inv := p.InventoryConfig()
+		hosts := 0
+		for _, addrs := range inv.Roles {
+			hosts += len(addrs)
+		}
+		return fmt.Sprintf("inferred from the traffic: %d hosts in %d roles (--print-inventory writes it as a config file to check and pass with --config)", hosts, len(inv.Roles))
 	}
 	return "from " + config
 }

@@ -178,3 +178,42 @@ func TestReplayNotACapture(t *testing.T) {
 		t.Errorf("status %d, stderr %q", status, stderr)
 	}
 }
+
+func TestPrintInventoryRoundTrip(t *testing.T) {
+	out, stderr, status := tpwatch(t, "replay", "--print-inventory", "../../pcaps/demo-site.pcapng")
+	if status != exitOK {
+		t.Fatalf("status %d: %s", status, stderr)
+	}
+	for _, want := range []string{"roles:", "enterprise-manager: [192.0.2.10", "agent: [198.51.100.21, 198.51.100.22, 198.51.100.23]", "threat-manager: [192.0.2.13]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inferred inventory lacks %q:\n%s", want, out)
+		}
+	}
+	cfg := writeFile(t, "inferred.yaml", out)
+	if _, stderr, status := tpwatch(t, "policy", "check", "--config", cfg); status != exitOK {
+		t.Errorf("the written inventory does not pass policy check: %s", stderr)
+	}
+	// Replaying with the written inventory finds the same blocked flows as
+	// inferring it again.
+	inferred, _, _ := tpwatch(t, "replay", "--format", "json", "../../pcaps/demo-site.pcapng")
+	given, _, _ := tpwatch(t, "replay", "--format", "json", "--config", cfg, "../../pcaps/demo-site.pcapng")
+	count := func(out, verdict string) int { return strings.Count(out, `"verdict":"`+verdict+`"`) }
+	for _, v := range []string{"allowed", "blocked", "unexpected"} {
+		if count(inferred, v) != count(given, v) {
+			t.Errorf("%s: %d flows inferred, %d with the written inventory", v, count(inferred, v), count(given, v))
+		}
+	}
+	if count(given, "blocked") != 5 {
+		t.Errorf("%d blocked flows with no set-up, want the demo's 5", count(given, "blocked"))
+	}
+}
+
+func TestSequentialAndParallelAgree(t *testing.T) {
+	for _, f := range []string{"../../pcaps/demo-site.pcapng", "../../pcaps/matrix-v4.pcap", "../../pcaps/ipv6-vlan.pcapng"} {
+		par, _, s1 := tpwatch(t, "replay", "--format", "json", "--all", f)
+		seq, _, s2 := tpwatch(t, "replay", "--format", "json", "--all", "--sequential", f)
+		if par != seq || s1 != s2 || par == "" {
+			t.Errorf("%s: parallel and sequential replays differ (status %d vs %d)", f, s1, s2)
+		}
+	}
+}
