@@ -141,6 +141,12 @@ func ParseMatrix(data []byte, name string) (*Matrix, error) {
 func (d *nodeDecoder) rule(n *yaml.Node, what string, keys []string) (Rule, bool) {
 	var r Rule
 	errsBefore := len(d.errs)
+	if isNull(n) {
+		// A bare "-" is a rule with nothing in it, not an empty rule
+		// that would match nothing (or crash the index).
+		d.errorf(n, "%s: empty, want a mapping such as {id: ..., client: ..., server: ..., transport: ..., ports: [...]}", what)
+		return r, false
+	}
 	seen := map[string]bool{}
 	var replyNode *yaml.Node
 	d.mapping(n, what, keys, func(key string, k, v *yaml.Node) {

@@ -1,0 +1,347 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestCorpusConversations compares, capture by capture, the TCP and UDP
+// conversations tpwatch reports with what tshark counts (MANIFEST.tsv's
+// tcp_conversations and udp_conversations, from `tshark -z conv,tcp -z
+// conv,udp`). tshark counts unordered address/port pairs over the whole
+// file, so our flows are deduplicated the same way: two flows of one pair
+// (port reuse, a flow ended by timeout and started again) are one
+// conversation.
+//
+// Every difference is either a bug or has a cause written in
+// conversationDifferences; an entry whose file now agrees fails too, so the
+// table stays true.
+func TestCorpusConversations(t *testing.T) {
+	dir := corpusDir(t)
+	rows := readManifest(t, dir)
+	type tally struct{ compared, agree, explained, bugs int }
+	var all tally
+	byCause := map[string]int{}
+	usedPattern := map[string]int{}
+	var disagreements []string
+	diffs := conversationDifferences()
+	for _, row := range rows {
+		if ok := row["tshark_ok"]; ok != "yes" && ok != "warn" {
+			continue
+		}
+		wantTCP, err1 := strconv.Atoi(row["tcp_conversations"])
+		wantUDP, err2 := strconv.Atoi(row["udp_conversations"])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		name := row["path"]
+		all.compared++
+		gotTCP, gotUDP := conversations(t, filepath.Join(dir, name))
+		agrees := gotTCP == wantTCP && gotUDP == wantUDP
+		diff := fmt.Sprintf("%s (%s): tcp %d, tshark %d; udp %d, tshark %d", name, row["format"], gotTCP, wantTCP, gotUDP, wantUDP)
+		if os.Getenv("TPWATCH_CONV_DUMP") != "" && !agrees {
+			disagreements = append(disagreements, diff)
+		}
+		key, why, explained := explainDifference(diffs, name, row["format"])
+		switch {
+		case agrees && explained && key == name:
+			t.Errorf("%s now agrees with tshark: remove its entry (%s) from conversationDifferences", name, why)
+			all.agree++
+		case agrees:
+			all.agree++
+		case !explained:
+			t.Errorf("unexplained difference: %s", diff)
+		default:
+			usedPattern[key]++
+			cause, _, _ := strings.Cut(why, ":")
+			byCause[cause]++
+			all.explained++
+			if strings.HasPrefix(why, "bug:") {
+				all.bugs++
+				t.Logf("known tpwatch bug: %s: %s", diff, why)
+			}
+		}
+	}
+	for key := range diffs {
+		if usedPattern[key] == 0 && (strings.HasPrefix(key, "format:") || strings.ContainsAny(key, "*?[")) {
+			t.Errorf("pattern %q explains no difference: remove it", key)
+		}
+	}
+	if all.compared < 1000 {
+		t.Errorf("compared %d captures, want most of the corpus", all.compared)
+	}
+	causes := make([]string, 0, len(byCause))
+	for c, n := range byCause {
+		causes = append(causes, fmt.Sprintf("%s %d", c, n))
+	}
+	sort.Strings(causes)
+	t.Logf("conversations: %d captures compared with tshark, %d agree, %d differ with a written cause (%s), %d of them tpwatch bugs",
+		all.compared, all.agree, all.explained, strings.Join(causes, ", "), all.bugs)
+	for _, d := range disagreements {
+		t.Log(d)
+	}
+}
+
+// explainDifference finds the entry of conversationDifferences for a file:
+// its own, else a family pattern over the path or "format:" the MANIFEST
+// format.
+func explainDifference(diffs map[string]string, name, format string) (key, why string, ok bool) {
+	if why, ok := diffs[name]; ok {
+		return name, why, true
+	}
+	keys := make([]string, 0, len(diffs))
+	for k := range diffs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		subject := name
+		pattern := k
+		if p, isFormat := strings.CutPrefix(k, "format:"); isFormat {
+			subject, pattern = format, p
+		}
+		if m, _ := path.Match(pattern, subject); m && strings.ContainsAny(k, "*?[") || (strings.HasPrefix(k, "format:") && pattern == subject) {
+			return k, diffs[k], true
+		}
+	}
+	return "", "", false
+}
+
+// conversations replays one capture and counts its distinct TCP and UDP
+// conversations: unordered pairs of address/port ends.
+func conversations(t *testing.T, file string) (tcp, udp int) {
+	t.Helper()
+	stdout, stderr, status := tpwatch(t, "replay", "--format", "json", "--all", "--progress", "never", file)
+	if status != exitOK && status != exitProblems && status != exitError {
+		t.Fatalf("%s: exit status %d: %s", file, status, stderr)
+	}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(stdout))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var f struct {
+			Transport string `json:"transport"`
+			SrcIP     string `json:"src_ip"`
+			SrcPort   int    `json:"src_port"`
+			DstIP     string `json:"dst_ip"`
+			DstPort   int    `json:"dst_port"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
+			t.Fatalf("%s: bad JSON line %q: %v", file, sc.Text(), err)
+		}
+		a := fmt.Sprintf("%s|%d", f.SrcIP, f.SrcPort)
+		b := fmt.Sprintf("%s|%d", f.DstIP, f.DstPort)
+		if b < a {
+			a, b = b, a
+		}
+		key := f.Transport + " " + a + " " + b
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		switch f.Transport {
+		case "tcp":
+			tcp++
+		case "udp":
+			udp++
+		}
+	}
+	return tcp, udp
+}
+
+// readManifest returns MANIFEST.tsv's rows as column name → value.
+func readManifest(t *testing.T, dir string) []map[string]string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var header []string
+	var rows []map[string]string
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), "\t")
+		if header == nil {
+			header = fields
+			continue
+		}
+		row := map[string]string{}
+		for i, h := range header {
+			if i < len(fields) {
+				row[h] = fields[i]
+			}
+		}
+		rows = append(rows, row)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, col := range []string{"path", "format", "tshark_ok", "tcp_conversations", "udp_conversations"} {
+		if !contains(header, col) {
+			t.Fatalf("MANIFEST.tsv has no %s column: %v", col, header)
+		}
+	}
+	return rows
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// conversationDifferences explains every capture whose conversation counts
+// differ from tshark's: by file, or by "format:" and a MANIFEST format for
+// a whole family of one link type. The text before the first colon is the
+// cause as the summary counts it; "bug:" marks a tpwatch bug still to fix.
+// Each cause was checked with tshark on the files it lists (frame.protocols,
+// its expert info and its conversation table) and with tpwatch's decode
+// counters.
+func conversationDifferences() map[string]string {
+	why := map[string]string{
+		"format:pcap/ieee-802-11-radiotap": "link type: tpwatch does not decode 802.11 (radiotap); tshark does",
+		"format:pcap/arcnet_linux":         "link type: tpwatch does not decode ARCNET; tshark does",
+		"format:pcap/ppp":                  "link type: tpwatch does not decode PPP; tshark does",
+		"format:pcap/juniper-ether":        "link type: tpwatch does not decode Juniper's encapsulation; tshark does",
+		"format:pcap/ip-ib":                "link type: tpwatch does not decode IP over InfiniBand; tshark does",
+		"format:pcap/nflog":                "link type: tpwatch does not decode Linux NFLOG; tshark does",
+		"format:pcap/pktap":                "link type: tpwatch does not decode Apple PKTAP; tshark does",
+		"format:pcap/user2":                "link type: tpwatch does not decode a USER link type (here PKTAP, as tshark is told); tshark does",
+		"format:pcap/ppi":                  "link type: tpwatch does not decode PPI (802.11); tshark does",
+	}
+	// The reasons a capture's counts differ from tshark's.
+	differenceCauses := map[string]string{
+		"tunnel":     "tunnel: tshark decodes the flow inside the tunnel (VXLAN, Geneve, GTP, GRE/ERSPAN, NSH, PIM register, IP-in-AH/IPComp) and counts it; tpwatch follows the outer flow only",
+		"frag":       "IP fragments: tshark reassembles fragments and counts the flow they carry once; tpwatch does not reassemble, so it sees ports only in a first fragment and keeps ones tshark drops as overlapping",
+		"mpls":       "MPLS: tpwatch does not decode MPLS-labelled packets; tshark does",
+		"macsec":     "MACsec: tpwatch does not decode 802.1AE frames; tshark decodes the IP inside the unencrypted ones",
+		"bigtcp":     "length 0: the IP or UDP length field is 0 (a Linux BIG TCP/GSO super-packet); tshark marks it malformed and counts nothing, tpwatch takes the length from the frame",
+		"badudp":     "bad UDP length: the UDP length field is larger than the IP payload; tshark flags it and still counts the pair, tpwatch drops the packet as malformed",
+		"malformed":  "malformed header: tpwatch's decoder rejects the packet (counted as malformed: a length field past the bytes present); tshark dissects what is there and counts the pair",
+		"trunc":      "truncated dissection: tshark stops on the oversized or bogus packet (packet size limited during capture, bogus IP length) before its conversation tap runs; tpwatch has the addresses and ports it needs and counts the pair",
+		"reuse":      "port reuse: this tshark keys conv,tcp on tcp.stream, so an address/port pair reused after a close is a second conversation; tpwatch's pairs are counted once",
+		"exthdr":     "IPv6 extension chain: the UDP header follows about a hundred extension headers (fragment headers among them); tpwatch stops walking the chain, tshark walks it all",
+		"v6inv4link": "wrong link type: a LINKTYPE_IPV4 file holding an IPv6 packet; tshark dissects by the version nibble, tpwatch trusts the link type",
+	}
+	for cause, files := range map[string][]string{
+		"badudp": {
+			"tcpdump/cve-2014-8767-OLSR.pcap",
+			"tcpdump/hncp_dhcpv6data-oobr.pcap",
+			"tcpdump/hoobr_bfd_print.pcap",
+			"tcpdump/hoobr_nfs_xid_map_enter.pcap",
+			"tcpdump/hoobr_zephyr_parse_field.pcap",
+			"tcpdump/ip-snmp-leftshift-unsigned.pcap",
+			"tcpdump/isakmp-3948-oobr-2.pcap",
+			"tcpdump/isakmp-rfc3948-oobr.pcap",
+			"tcpdump/l2tp-avp-overflow.pcap",
+			"tcpdump/lwres_with_extra.pcap",
+			"tcpdump/nfs-attr-oobr.pcap",
+			"tcpdump/snmp-heapoverflow-1.pcap",
+			"tcpdump/snmp-heapoverflow-2.pcap",
+		},
+		"bigtcp": {
+			"tcpdump/bigtcp-ipv4-geneve-ipv4.pcap",
+			"tcpdump/bigtcp-ipv4-geneve-ipv6.pcap",
+			"tcpdump/bigtcp-ipv4-vxlan-ipv4.pcap",
+			"tcpdump/bigtcp-ipv4-vxlan-ipv6.pcap",
+			"tcpdump/bigtcp-ipv6-geneve-ipv4.pcap",
+			"tcpdump/bigtcp-ipv6-geneve-ipv6.pcap",
+			"tcpdump/bigtcp-ipv6-vxlan-ipv4.pcap",
+			"tcpdump/bigtcp-ipv6-vxlan-ipv6.pcap",
+			"tcpdump/bigtcp-ipv6.pcap",
+		},
+		"exthdr": {
+			"protocols/libpcap/filter/ipv6_ext_headers.pcap",
+		},
+		"frag": {
+			"protocols/suricata-verify/defrag/bug-6887-defrag-eth-vlan-ipv4-tcp-syn/frag-eth-vlan-ip-tcp-syn.pcap",
+			"protocols/suricata-verify/defrag/bug-6887-defrag-ipv4-tcp-syn/frag-ip-tcp-syn.pcap",
+			"protocols/zeek/ipv4/fragmented-2.pcap",
+			"protocols/zeek/ipv4/fragmented-3.pcap",
+			"protocols/zeek/ipv4/fragmented-syn.pcap",
+			"tcpdump/babel_update_oobr.pcap",
+		},
+		"macsec": {
+			"tcpdump/macsec-short-longer.pcap",
+			"tcpdump/macsec-short-shorter.pcap",
+			"tcpdump/macsec-short-valid.pcap",
+		},
+		"malformed": {
+			"tcpdump/hoobr_aodv_extension.pcap",
+			"tcpdump/isakmp-delete-segfault.pcap",
+			"tcpdump/kh-timed-001-oobr.pcap",
+			"tcpdump/kh-timed-002-oobr.pcap",
+			"tcpdump/kh-timed-004-oobr.pcap",
+			"tcpdump/ldp_tlv_print-oobr.pcap",
+			"tcpdump/lwres-pointer-arithmetic-ub.pcap",
+			"tcpdump/olsr-oobr-2.pcap",
+			"tcpdump/rtp-seg-fault-1.pcapng",
+			"tcpdump/tftp-heapoverflow.pcap",
+		},
+		"mpls": {
+			"protocols/zeek/mixed-vlan-mpls.pcap",
+			"protocols/zeek/mpls-in-vlan.pcap",
+			"tcpdump/rx_ubik-oobr.pcap",
+			"tcpdump/tok2str-oobr-2.pcap",
+		},
+		"reuse": {
+			"protocols/arkime/tcp-reassembly-synthetic.pcap",
+			"protocols/arkime/tcp_handshake_synthetic.pcap",
+		},
+		"trunc": {
+			"tcpdump/beep-oobr.pcap",
+			"tcpdump/heapoverflow-tcp_print.pcap",
+			"tcpdump/mptcp-dss-oobr.pcap",
+			"tcpdump/tcp-auth-heapoverflow.pcap",
+		},
+		"tunnel": {
+			"protocols/arkime/ipv6-gtp6.pcap",
+			"protocols/arkime/tcpdump-geneve.pcap",
+			"protocols/libpcap/filter/AH-IPcomp-IPv4.pcap",
+			"protocols/libpcap/filter/AH-IPcomp-IPv6.pcap",
+			"protocols/libpcap/filter/geneve.pcap",
+			"protocols/libpcap/filter/ipv6_ah_modes.pcap",
+			"protocols/ndpi/ipv6_in_gtp.pcap",
+			"protocols/ndpi/tls_change_cipher.pcap",
+			"protocols/ndpi/tls_invalid_reads.pcap",
+			"protocols/zeek/tunnels/geneve-vxlan-dns-truncated.pcap",
+			"tcpdump/erspan-type-ii-2.pcap",
+			"tcpdump/geneve-gcp.pcap",
+			"tcpdump/geneve.pcap",
+			"tcpdump/gso-ipv4-geneve-ipv4.pcap",
+			"tcpdump/gso-ipv4-geneve-ipv6.pcap",
+			"tcpdump/gso-ipv4-vxlan-ipv4.pcap",
+			"tcpdump/gso-ipv4-vxlan-ipv6.pcap",
+			"tcpdump/gso-ipv6-geneve-ipv4.pcap",
+			"tcpdump/gso-ipv6-geneve-ipv6.pcap",
+			"tcpdump/gso-ipv6-vxlan-ipv4.pcap",
+			"tcpdump/gso-ipv6-vxlan-ipv6.pcap",
+			"tcpdump/nsh-over-vxlan-gpe.pcap",
+			"tcpdump/nsh.pcap",
+			"tcpdump/of13_ericsson.pcapng",
+			"tcpdump/pim-packet-assortment.pcap",
+			"tcpdump/wccp_redirect_gre.pcap",
+		},
+		"v6inv4link": {
+			"tcpdump/LINKTYPE_IPV4_invalid.pcap",
+		},
+	} {
+		for _, f := range files {
+			why[f] = differenceCauses[cause]
+		}
+	}
+	return why
+}
