@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REV     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REV)
 # Debian packages the tests use; installed when missing (CI runs as root).
-APT_PACKAGES := prometheus
+APT_PACKAGES := prometheus libpcap-dev nftables iproute2 tcpreplay
 
 .PHONY: all build test demo bench bench-go lint fuzz pcaps deps clean
 
@@ -34,9 +34,15 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
 	$(GO) vet ./...
 
-## deps: Debian packages the tests need (promtool for the metric and rule checks)
+## deps: Debian packages the tests need (promtool and prometheus for the metric,
+## rule and dashboard checks; libpcap-dev for live capture; ip, nft and
+## tcpreplay for the end-to-end test in e2e/)
 deps:
 	@missing=""; command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	  [ -e /usr/include/pcap/pcap.h ] || missing="$$missing libpcap-dev"; \
+	  command -v nft >/dev/null || missing="$$missing nftables"; \
+	  command -v ip >/dev/null || missing="$$missing iproute2"; \
+	  command -v tcpreplay >/dev/null || missing="$$missing tcpreplay"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	      echo "installing:$$missing"; \

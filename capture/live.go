@@ -1,0 +1,50 @@
+package capture
+
+import "time"
+
+// Defaults of LiveOptions, used where a field is zero.
+const (
+	// DefaultLiveSnaplen keeps the headers and drops the payload: the
+	// flow table needs link, IP and transport headers only (an IPv6
+	// packet with extension headers inside an 802.1ad frame still fits),
+	// and a short snap length lets the kernel ring hold ten times the
+	// packets a full-size one would.
+	DefaultLiveSnaplen = 256
+	// DefaultLiveReadTimeout bounds how long Next waits before it reports
+	// an Idle: it is how often a quiet capture's clock advances, and how
+	// long Close may wait for a Next in progress.
+	DefaultLiveReadTimeout = 200 * time.Millisecond
+)
+
+// LiveOptions configure OpenLive. The zero value is usable: every zero
+// field takes its default.
+type LiveOptions struct {
+	// Snaplen is the number of bytes captured of each packet; zero means
+	// DefaultLiveSnaplen.
+	Snaplen int
+	// Promiscuous puts the interface in promiscuous mode, for a sensor on
+	// a SPAN or mirror port. A monitor on an Enterprise Manager or Agent
+	// host needs only its own traffic and leaves it off.
+	Promiscuous bool
+	// BPF is a libpcap filter expression applied in the kernel; empty
+	// means every packet.
+	BPF string
+	// ReadTimeout is how long Next waits for a packet before it returns
+	// an *Idle; zero means DefaultLiveReadTimeout. It is never infinite:
+	// the packet clock of a quiet network must advance, and gopacket's
+	// Close would wait forever for a blocked read.
+	ReadTimeout time.Duration
+	// BufferSize is the kernel capture buffer in bytes; zero keeps
+	// libpcap's default (2 MiB on Linux, 1 MB with Npcap).
+	BufferSize int
+}
+
+func (o LiveOptions) withDefaults() LiveOptions {
+	if o.Snaplen <= 0 {
+		o.Snaplen = DefaultLiveSnaplen
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultLiveReadTimeout
+	}
+	return o
+}

@@ -1,0 +1,109 @@
+package daemon
+
+import (
+	"net"
+	"time"
+
+	"github.com/tpwatch/tpwatch/capture"
+)
+
+// Defaults of Config, used where a field is zero.
+const (
+	DefaultListenAddress = ":19740"
+	DefaultTelemetryPath = "/metrics"
+	// DefaultLogRate and DefaultLogBurst bound the flow log: a network
+	// that blocks a required port for a thousand agents logs the first
+	// DefaultLogBurst flows at once, then DefaultLogRate a second, and
+	// counts the rest in tpwatch_log_events_suppressed_total.
+	DefaultLogRate  = 10.0
+	DefaultLogBurst = 50
+	// DefaultSuppressedReport is how often the number of suppressed flow
+	// events is logged, when there were any.
+	DefaultSuppressedReport = time.Minute
+	// DefaultRetryMin and DefaultRetryMax bound the backoff between
+	// attempts to open an interface that is missing or failed.
+	DefaultRetryMin = time.Second
+	DefaultRetryMax = 30 * time.Second
+)
+
+// Config is what `tpwatch run` was asked to do.
+type Config struct {
+	// Interfaces to capture on, each with its own flow table. "any" (Linux)
+	// is one interface that sees them all. At least one is required.
+	Interfaces []string
+	// Live are the capture options of every interface. An empty Live.BPF
+	// means the filter is derived from the policy (BPFFilter) and follows
+	// config reloads; a given one is used as it is.
+	Live capture.LiveOptions
+
+	// ConfigFile is the site config; empty means the inventory is
+	// inferred from the traffic. MatrixFile replaces the embedded matrix
+	// when set. Both are read again by Reload.
+	ConfigFile, MatrixFile string
+
+	// ListenAddresses are where the metrics are served (default
+	// DefaultListenAddress). Listeners, when not empty, are used instead:
+	// sockets the caller opened (systemd socket activation, tests).
+	ListenAddresses []string
+	Listeners       []net.Listener
+	// TelemetryPath is the metrics path (default DefaultTelemetryPath).
+	TelemetryPath string
+	// WebConfigFile is an exporter-toolkit web config: TLS, basic auth.
+	WebConfigFile string
+
+	// MaxFlows bounds each interface's flow table (0: the classifier's
+	// default).
+	MaxFlows int
+
+	// LogRate is the most blocked and unexpected flows logged per second
+	// on average, LogBurst the most at once (0: the defaults; a negative
+	// LogRate logs every flow).
+	LogRate  float64
+	LogBurst int
+	// SuppressedReport is how often suppressed flow events are summarised
+	// in the log (0: DefaultSuppressedReport).
+	SuppressedReport time.Duration
+
+	// User, when set, is the account to switch to once the captures and
+	// the metrics listeners are open (Linux only). Interfaces that could
+	// not be opened before the switch keep being retried, which then
+	// needs CAP_NET_RAW kept by other means (see deploy/systemd).
+	User string
+
+	// RetryMin and RetryMax bound the backoff between attempts to open
+	// an interface (0: DefaultRetryMin, DefaultRetryMax).
+	RetryMin, RetryMax time.Duration
+
+	// Version and Revision are exported in tpwatch_build_info.
+	Version, Revision string
+
+	// Reload, when not nil, asks for a config reload on each receive
+	// (SIGHUP). Reloads also run through Daemon.Reload.
+	Reload <-chan struct{}
+}
+
+func (c Config) withDefaults() Config {
+	if len(c.ListenAddresses) == 0 {
+		c.ListenAddresses = []string{DefaultListenAddress}
+	}
+	if c.TelemetryPath == "" {
+		c.TelemetryPath = DefaultTelemetryPath
+	}
+	if c.LogRate == 0 {
+		c.LogRate = DefaultLogRate
+	}
+	if c.LogBurst <= 0 {
+		c.LogBurst = DefaultLogBurst
+	}
+	if c.SuppressedReport <= 0 {
+		c.SuppressedReport = DefaultSuppressedReport
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = DefaultRetryMin
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	c.RetryMax = max(c.RetryMax, c.RetryMin)
+	return c
+}

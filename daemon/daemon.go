@@ -1,0 +1,347 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/metrics"
+	"github.com/tpwatch/tpwatch/policy"
+)
+
+// Daemon is a running live monitor. Build it with New, start it with Run.
+type Daemon struct {
+	cfg Config
+	log zerolog.Logger
+
+	policy    livePolicy
+	reloadMu  sync.Mutex // one reload at a time
+	timeouts  policy.Timeouts
+	sources   []*source
+	counters  *metrics.FlowCounters
+	reloads   metrics.ReloadStatus
+	flowLog   *flowLog
+	registry  *prometheus.Registry
+	listeners []net.Listener
+}
+
+// Run loads the policy, opens the metrics listeners and the captures,
+// drops privileges if asked, and monitors until ctx is done; then it stops
+// capturing, flushes every flow table and returns nil. A reload is done
+// on each receive from cfg.Reload. Errors before monitoring starts (a bad
+// config, a listen address in use, an unknown --user) are returned; a
+// capture that fails is retried and never ends Run.
+func Run(ctx context.Context, cfg Config, log zerolog.Logger) error {
+	d, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
+}
+
+// New loads the policy and builds the flow tables and metrics, without
+// opening anything.
+func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
+	cfg = cfg.withDefaults()
+	if len(cfg.Interfaces) == 0 {
+		return nil, errors.New("no interface to capture on")
+	}
+	d := &Daemon{cfg: cfg, log: log}
+	pol, err := d.loadPolicy()
+	if err != nil {
+		return nil, err
+	}
+	d.policy.store(pol)
+	d.timeouts = pol.Timeouts()
+	d.reloads.Success(time.Now())
+	d.counters = metrics.NewFlowCounters(nil)
+	d.counters.SetRules(ruleIDs(pol.Rules()), ruleInfo(pol.Rules()))
+	d.flowLog = &flowLog{
+		log:        log,
+		bucket:     newTokenBucket(cfg.LogRate, cfg.LogBurst, time.Now),
+		suppressed: new(metrics.SuppressedLogEvents),
+	}
+
+	opts := classifier.DefaultOptions()
+	t := pol.Timeouts()
+	opts.AttemptTimeout, opts.UDPReplyTimeout = t.TCPAttempt, t.UDPReply
+	opts.TCPIdle, opts.UDPIdle, opts.TCPClosed = t.TCPIdle, t.UDPIdle, t.TCPClosed
+	if cfg.MaxFlows > 0 {
+		opts.MaxFlows = cfg.MaxFlows
+	}
+	filter := cfg.Live.BPF
+	if filter == "" {
+		filter = BPFFilter(pol)
+	}
+	seen := map[string]bool{}
+	for _, name := range cfg.Interfaces {
+		if seen[name] {
+			return nil, fmt.Errorf("interface %s given twice", name)
+		}
+		seen[name] = true
+		sink := &flowSink{iface: name, counters: d.counters, log: d.flowLog, policy: &d.policy}
+		d.sources = append(d.sources, &source{
+			name:     name,
+			opts:     cfg.Live,
+			filter:   filter,
+			table:    classifier.NewTable(opts, &d.policy, sink),
+			log:      log,
+			retryMin: cfg.RetryMin,
+			retryMax: cfg.RetryMax,
+		})
+	}
+	d.registry = d.newRegistry()
+	return d, nil
+}
+
+// Registry returns the registry the daemon serves, for tests.
+func (d *Daemon) Registry() *prometheus.Registry { return d.registry }
+
+func (d *Daemon) newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		metrics.NewBuildInfoCollector(d.cfg.Version, d.cfg.Revision),
+		d.counters,
+		metrics.NewCaptureCollector(d.captureStats),
+		metrics.NewFlowTableCollector(d.tableStats),
+		d.flowLog.suppressed,
+		&d.reloads,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+func (d *Daemon) captureStats() map[string]metrics.CaptureStats {
+	out := make(map[string]metrics.CaptureStats, len(d.sources))
+	for _, s := range d.sources {
+		out[s.name] = s.snapshot()
+	}
+	return out
+}
+
+func (d *Daemon) tableStats() metrics.TableStats {
+	var sum metrics.TableStats
+	for _, s := range d.sources {
+		st := s.table.Stats()
+		sum.Entries += uint64(st.Active)
+		sum.Capacity += uint64(st.Capacity)
+		sum.Evictions += st.FlowsEvicted
+		sum.Expired += st.FlowsExpired
+		sum.Fragments += st.Fragments
+	}
+	return sum
+}
+
+// Run monitors until ctx is done. See the package function Run.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.listen(); err != nil {
+		return err
+	}
+	for _, s := range d.sources {
+		if err := s.open(); err != nil {
+			d.log.Warn().Err(err).Str("interface", s.name).Msg("cannot open interface; will retry")
+		}
+	}
+	if d.cfg.User != "" {
+		if err := dropPrivileges(d.cfg.User); err != nil {
+			d.closeAll()
+			return fmt.Errorf("--user %s: %w", d.cfg.User, err)
+		}
+		d.log.Info().Str("user", d.cfg.User).Msg("dropped privileges")
+	}
+
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	served := make(chan error, 1)
+	go func() {
+		served <- metrics.ServeListeners(serveCtx, d.listeners, d.cfg.TelemetryPath, d.cfg.WebConfigFile,
+			metrics.NewHandler(d.registry), d.log)
+	}()
+	d.log.Info().Strs("interfaces", d.cfg.Interfaces).Strs("listen", d.listenAddrs()).
+		Str("path", d.cfg.TelemetryPath).Bool("inferred_inventory", d.policy.load().Inferred()).Msg("tpwatch running")
+
+	captureCtx, stopCapture := context.WithCancel(ctx)
+	defer stopCapture()
+	var wg sync.WaitGroup
+	for _, s := range d.sources {
+		wg.Go(func() { s.run(captureCtx) })
+	}
+	wg.Go(func() { d.housekeeping(captureCtx) })
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+		stopCapture()
+		// The endpoint died on its own (a web config that fails per
+		// connection does not; this is a listener error): without it the
+		// daemon is blind, so it stops rather than capture for nobody.
+		d.log.Error().Err(serveErr).Msg("metrics endpoint stopped")
+	}
+	d.log.Info().Msg("stopping: flushing the flow tables")
+	wg.Wait()
+	d.log.Info().Msg("stopped")
+	stopServing()
+	if serveErr != nil {
+		return serveErr
+	}
+	if err := <-served; err != nil {
+		return err
+	}
+	return nil
+}
+
+// listen opens every metrics listener before anything else, so a port in
+// use is an error at start, not a log line later.
+func (d *Daemon) listen() error {
+	if len(d.cfg.Listeners) > 0 {
+		d.listeners = d.cfg.Listeners
+		return nil
+	}
+	for _, addr := range d.cfg.ListenAddresses {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			d.closeAll()
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		d.listeners = append(d.listeners, l)
+	}
+	return nil
+}
+
+func (d *Daemon) listenAddrs() []string {
+	out := make([]string, len(d.listeners))
+	for i, l := range d.listeners {
+		out[i] = l.Addr().String()
+	}
+	return out
+}
+
+func (d *Daemon) closeAll() {
+	for _, l := range d.listeners {
+		l.Close()
+	}
+	for _, s := range d.sources {
+		if s.opened != nil {
+			s.opened.Close()
+		}
+	}
+}
+
+// housekeeping runs reloads (one goroutine for every reload request, as
+// node_exporter does) and the periodic suppressed-events summary.
+func (d *Daemon) housekeeping(ctx context.Context) {
+	tick := time.NewTicker(d.cfg.SuppressedReport)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.flowLog.summarise()
+			return
+		case <-tick.C:
+			d.flowLog.summarise()
+		case _, ok := <-d.cfg.Reload:
+			if !ok {
+				d.cfg.Reload = nil
+				continue
+			}
+			_ = d.Reload()
+		}
+	}
+}
+
+// Reload reads the matrix and the site config again and, when both parse
+// and compile, puts them in force for every interface at once; flow state
+// is kept. On failure the old policy stays, the error is logged and
+// returned, and tpwatch_config_last_reload_successful is 0. Timeouts
+// changed by the new config apply after a restart.
+func (d *Daemon) Reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	pol, err := d.loadPolicy()
+	if err != nil {
+		d.reloads.Failure()
+		d.log.Error().Err(err).Str("config", d.cfg.ConfigFile).Msg("config reload failed; the previous config stays in force")
+		return err
+	}
+	if d.cfg.ConfigFile == "" && d.cfg.MatrixFile == "" {
+		// Nothing was read from disk: keep the learned inventory.
+		d.reloads.Success(time.Now())
+		d.log.Info().Msg("reload: no --config or --matrix to read again")
+		return nil
+	}
+	if d.cfg.Live.BPF == "" {
+		filter := BPFFilter(pol)
+		for _, s := range d.sources {
+			if err := s.setFilter(filter); err != nil {
+				d.reloads.Failure()
+				d.log.Error().Err(err).Msg("config reload failed: capture filter; the previous config stays in force")
+				return err
+			}
+		}
+	}
+	d.policy.store(pol)
+	d.counters.SetRules(ruleIDs(pol.Rules()), ruleInfo(pol.Rules()))
+	d.reloads.Success(time.Now())
+	ev := d.log.Info().Str("config", d.cfg.ConfigFile).Int("rules", len(pol.Rules()))
+	if pol.Timeouts() != d.timeouts {
+		ev = ev.Bool("timeouts_changed", true)
+		d.log.Warn().Msg("the new config changes flow timeouts: they apply after a restart")
+	}
+	ev.Msg("config reloaded")
+	return nil
+}
+
+func (d *Daemon) loadPolicy() (*policy.Policy, error) {
+	var (
+		m   *policy.Matrix
+		err error
+	)
+	if d.cfg.MatrixFile != "" {
+		m, err = policy.LoadMatrix(d.cfg.MatrixFile)
+	} else {
+		m, err = policy.DefaultMatrix()
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c *policy.Config
+	if d.cfg.ConfigFile != "" {
+		if c, err = policy.LoadConfig(d.cfg.ConfigFile); err != nil {
+			return nil, err
+		}
+	}
+	return policy.Compile(m, c)
+}
+
+func ruleIDs(rules []policy.Rule) []string {
+	ids := make([]string, len(rules))
+	for i := range rules {
+		ids[i] = rules[i].ID
+	}
+	return ids
+}
+
+func ruleInfo(rules []policy.Rule) []metrics.RuleInfo {
+	info := make([]metrics.RuleInfo, len(rules))
+	for i := range rules {
+		r := &rules[i]
+		info[i] = metrics.RuleInfo{
+			Client:    r.ClientName(),
+			Server:    r.Server.String(),
+			Transport: r.Transport.String(),
+			Ports:     metrics.FormatPorts(r.Ports),
+			Feature:   r.Feature,
+		}
+	}
+	return info
+}

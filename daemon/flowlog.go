@@ -1,0 +1,114 @@
+package daemon
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/metrics"
+	"github.com/tpwatch/tpwatch/policy"
+)
+
+// rfc3339Nano is the time format of the flow fields, as in the replay JSON
+// output: nine digits always, so the times line up and sort as text.
+const rfc3339Nano = "2006-01-02T15:04:05.000000000Z07:00"
+
+// flowLog logs blocked and unexpected flows, once each, behind a token
+// bucket shared by every interface, and counts what the bucket refused.
+type flowLog struct {
+	log        zerolog.Logger
+	bucket     *tokenBucket
+	suppressed *metrics.SuppressedLogEvents
+	// pending counts suppressed events since the last summary line.
+	pending atomic.Uint64
+}
+
+// flowSink is the classifier.Sink of one interface's table: it counts
+// every decided flow in the metrics and logs the ones that need a person.
+type flowSink struct {
+	iface    string
+	counters *metrics.FlowCounters
+	log      *flowLog
+	policy   *livePolicy
+}
+
+var _ classifier.Sink = (*flowSink)(nil)
+
+// Decided implements classifier.Sink. Allowed and ignored flows cost a
+// counter increment; a blocked or unexpected one also asks the bucket, and
+// only when it allows builds the log event.
+func (s *flowSink) Decided(r *classifier.FlowRecord) {
+	s.counters.Observe(r)
+	if r.Verdict != classifier.Blocked && r.Verdict != classifier.Unexpected {
+		return
+	}
+	if !s.log.bucket.Allow() {
+		s.log.suppressed.Inc()
+		s.log.pending.Add(1)
+		return
+	}
+	s.log.flow(s.iface, r, s.policy.load().Rules())
+}
+
+// Final implements classifier.Sink: the daemon reports flows when they
+// are decided, not when they end.
+func (s *flowSink) Final(*classifier.FlowRecord) {}
+
+// flow writes one flow event with the fields of the replay JSON output.
+// Rule indices are those of the policy in force: a flow decided just
+// before a reload that changed the rule list may name the rule at its old
+// index, once.
+func (l *flowLog) flow(iface string, r *classifier.FlowRecord, rules []policy.Rule) {
+	e := l.log.Warn()
+	if !e.Enabled() {
+		return
+	}
+	rule := ""
+	if r.Rule >= 0 && int(r.Rule) < len(rules) {
+		rule = rules[r.Rule].ID
+	}
+	e = e.Str("interface", iface).
+		Str("ts_first", time.Unix(0, r.First).UTC().Format(rfc3339Nano)).
+		Str("ts_last", time.Unix(0, r.Last).UTC().Format(rfc3339Nano)).
+		Str("transport", r.Transport.String()).
+		Str("src_ip", netip.AddrFrom16(r.Client).Unmap().String()).
+		Uint16("src_port", r.ClientPort).
+		Str("dst_ip", netip.AddrFrom16(r.Server).Unmap().String()).
+		Uint16("dst_port", r.ServerPort).
+		Strs("src_roles", roleNames(r.ClientRoles)).
+		Strs("dst_roles", roleNames(r.ServerRoles)).
+		Str("rule", rule).
+		Str("verdict", r.Verdict.String()).
+		Str("reason", r.Reason.String()).
+		Str("conn_state", r.ConnState.String()).
+		Str("history", r.HistoryString()).
+		Uint64("packets_out", r.PacketsOut).
+		Uint64("packets_in", r.PacketsIn).
+		Uint64("bytes_out", r.BytesOut).
+		Uint64("bytes_in", r.BytesIn)
+	if r.ICMP {
+		e = e.Uint8("icmp_type", r.ICMPType).Uint8("icmp_code", r.ICMPCode)
+	}
+	e.Msg(r.Verdict.String() + " flow")
+}
+
+// summarise logs how many events were suppressed since the last call, if
+// any.
+func (l *flowLog) summarise() {
+	if n := l.pending.Swap(0); n > 0 {
+		l.log.Warn().Uint64("suppressed", n).
+			Msgf("suppressed %d flow log events over the log rate limit (--log.rate); tpwatch_flows_total counts every flow", n)
+	}
+}
+
+func roleNames(s policy.RoleSet) []string {
+	roles := s.Roles()
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = r.String()
+	}
+	return names
+}
