@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/exporter-toolkit/web"
 	"net"
 	"sync"
 	"time"
@@ -54,6 +55,13 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 	if len(cfg.Interfaces) == 0 {
 		return nil, errors.New("no interface to capture on")
 	}
+	if cfg.WebConfigFile != "" {
+		// Checked before any capture opens: a typo in the TLS or auth
+		// file must not leave a half-started daemon.
+		if err := web.Validate(cfg.WebConfigFile); err != nil {
+			return nil, fmt.Errorf("--web.config.file %s: %w", cfg.WebConfigFile, err)
+		}
+	}
 	d := &Daemon{cfg: cfg, log: log}
 	pol, err := d.loadPolicy()
 	if err != nil {
@@ -63,7 +71,7 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 	d.timeouts = pol.Timeouts()
 	d.reloads.Success(time.Now())
 	d.counters = metrics.NewFlowCounters(nil)
-	d.counters.SetRules(ruleIDs(pol.Rules()), ruleInfo(pol.Rules()))
+	d.counters.SetRules(metrics.RulesOf(pol.Rules()))
 	d.flowLog = &flowLog{
 		log:        log,
 		bucket:     newTokenBucket(cfg.LogRate, cfg.LogBurst, time.Now),
@@ -290,7 +298,7 @@ func (d *Daemon) Reload() error {
 		}
 	}
 	d.policy.store(pol)
-	d.counters.SetRules(ruleIDs(pol.Rules()), ruleInfo(pol.Rules()))
+	d.counters.SetRules(metrics.RulesOf(pol.Rules()))
 	d.reloads.Success(time.Now())
 	ev := d.log.Info().Str("config", d.cfg.ConfigFile).Int("rules", len(pol.Rules()))
 	if pol.Timeouts() != d.timeouts {
@@ -321,27 +329,4 @@ func (d *Daemon) loadPolicy() (*policy.Policy, error) {
 		}
 	}
 	return policy.Compile(m, c)
-}
-
-func ruleIDs(rules []policy.Rule) []string {
-	ids := make([]string, len(rules))
-	for i := range rules {
-		ids[i] = rules[i].ID
-	}
-	return ids
-}
-
-func ruleInfo(rules []policy.Rule) []metrics.RuleInfo {
-	info := make([]metrics.RuleInfo, len(rules))
-	for i := range rules {
-		r := &rules[i]
-		info[i] = metrics.RuleInfo{
-			Client:    r.ClientName(),
-			Server:    r.Server.String(),
-			Transport: r.Transport.String(),
-			Ports:     metrics.FormatPorts(r.Ports),
-			Feature:   r.Feature,
-		}
-	}
-	return info
 }

@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -28,24 +26,8 @@ type RuleInfo struct {
 	Client    string // client role, or "any"
 	Server    string // server role
 	Transport string // "tcp" or "udp"
-	Ports     string // server ports as FormatPorts writes them
+	Ports     string // server ports as policy.Rule.PortsString writes them
 	Feature   string // gating feature, empty when none
-}
-
-// FormatPorts writes port ranges the way the matrix does: "135,139,49152-65535".
-func FormatPorts(ports []policy.PortRange) string {
-	var b strings.Builder
-	for i, p := range ports {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(int(p.Low)))
-		if p.High != p.Low {
-			b.WriteByte('-')
-			b.WriteString(strconv.Itoa(int(p.High)))
-		}
-	}
-	return b.String()
 }
 
 // FlowCounters counts decided flows per (rule, verdict, reason), remembers

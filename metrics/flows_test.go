@@ -280,13 +280,3 @@ func BenchmarkObserve(b *testing.B) {
 		})
 	}
 }
-
-func TestFormatPorts(t *testing.T) {
-	got := FormatPorts([]policy.PortRange{{Low: 135, High: 135}, {Low: 139, High: 139}, {Low: 49152, High: 65535}})
-	if want := "135,139,49152-65535"; got != want {
-		t.Errorf("FormatPorts = %q, want %q", got, want)
-	}
-	if got := FormatPorts(nil); got != "" {
-		t.Errorf("FormatPorts(nil) = %q, want empty", got)
-	}
-}
