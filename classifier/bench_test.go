@@ -145,3 +145,30 @@ func BenchmarkProcess1MFlows(b *testing.B) {
 	bytes := float64(len(tab.entries))*float64(unsafe.Sizeof(entry{})) + float64(len(tab.index))*float64(unsafe.Sizeof(slot{}))
 	b.ReportMetric(bytes/flows, "B/flow")
 }
+
+// BenchmarkProcessBatch1MFlows is BenchmarkProcess1MFlows through
+// ProcessBatch, in batches of 256 as the pipeline hands them.
+func BenchmarkProcessBatch1MFlows(b *testing.B) {
+	const flows = 1_000_000
+	opts := DefaultOptions()
+	opts.InitialFlows = opts.MaxFlows
+	tab := NewTable(opts, newFakeMatcher(), nil)
+	establish(tab, flows)
+	order := rand.New(rand.NewPCG(1, 1)).Perm(flows)
+	pkts := make([]capture.Packet, 256)
+	for i := range pkts {
+		pkts[i] = ackFrom(at(0), 0, 3741)
+	}
+	cpu := startCPU(b)
+	for i := 0; i < b.N; i += len(pkts) {
+		for j := range pkts {
+			n := uint32(order[(i+j)%flows])
+			p := &pkts[j]
+			p.TS = at(0) + int64(i+j)
+			p.Src = hostAddr(n, false)
+			p.SrcPort = uint16(1024 + n%50000)
+		}
+		tab.ProcessBatch(pkts[:min(len(pkts), b.N-i)])
+	}
+	cpu.stop()
+}

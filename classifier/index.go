@@ -1,6 +1,10 @@
 package classifier
 
-import "math/bits"
+import (
+	"math/bits"
+	"runtime/debug"
+	"unsafe"
+)
 
 // slot is one index position: the low 32 bits of the key's hash (which also
 // give the slot's home position, so the index can be rebuilt and shifted
@@ -105,4 +109,16 @@ func (t *Table) grow() {
 		}
 		t.index = index
 	}
+	if uintptr(n)*unsafe.Sizeof(entry{}) >= releaseAfterGrowth {
+		debug.FreeOSMemory()
+	}
 }
+
+// releaseAfterGrowth is the size of entries from which growing the table
+// hands the old arrays back to the system at once. They are garbage as
+// soon as the new ones are filled, but a program that allocates nothing
+// per packet may not collect for a long time, and until then every
+// growth adds its old arrays to the resident memory. Collecting a heap
+// whose bulk is pointer-free costs a few milliseconds, and a table grows a
+// handful of times in its life.
+const releaseAfterGrowth = 16 << 20

@@ -17,10 +17,12 @@ type Table struct {
 	index   []slot
 	seed    uint64
 
-	now     int64      // packet clock, Unix ns
-	cursor  int        // the sweep's next entry
-	rec     FlowRecord // handed to the sink, reused
-	touched uint32     // see prefetch
+	now    int64      // packet clock, Unix ns
+	cursor int        // the sweep's next entry
+	credit uint64     // the sweep's owed work, in entry-nanoseconds (see sweepFor)
+	rec    FlowRecord // handed to the sink, reused
+
+	ahead lookAhead // ProcessBatch's look-ups, done ahead of the packets
 
 	counts counters
 	pub    published
@@ -59,19 +61,18 @@ func (t *Table) SetMatcher(m Matcher) {
 	t.m = m
 }
 
-// sweepPerPacket is how many entries each packet lets the sweep check: with
-// at most one new flow a packet, the sweep passes over the table faster
-// than it fills.
-const sweepPerPacket = 4
-
 // Process follows one decoded packet (IPVersion != 0) and moves the packet
 // clock to its time.
 func (t *Table) Process(p *capture.Packet) {
 	t.counts.packets++
 	if p.TS > t.now {
+		elapsed := p.TS - t.now
 		t.now = p.TS
+		t.sweepFor(elapsed)
 	}
-	t.sweep(sweepPerPacket)
+	if t.live <= smallTable {
+		t.sweep(sweepPerPacket)
+	}
 	switch {
 	case p.IPVersion == 0:
 		t.counts.notFollowed++
@@ -101,7 +102,8 @@ func (t *Table) Advance(now int64) {
 	if now > t.now {
 		t.now = now
 	}
-	t.sweep(t.live + sweepPerPacket)
+	t.sweep(t.live)
+	t.credit = 0
 	t.publish()
 }
 
@@ -117,7 +119,7 @@ func (t *Table) Flush(end int64) {
 	for i := range t.entries[:t.live] {
 		t.finish(&t.entries[i], endFlush)
 	}
-	t.live, t.cursor = 0, 0
+	t.live, t.cursor, t.credit = 0, 0, 0
 	clear(t.index)
 	t.publish()
 }

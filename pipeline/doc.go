@@ -6,5 +6,6 @@
 // Reading and decoding run on one goroutine and the flow table on another,
 // exchanging fixed batches of decoded packets through channels: on a
 // two-core machine that overlaps the two halves of the work without any
-// lock on the table, which has exactly one writer.
+// lock on the table, which has exactly one writer. A table that has
+// ProcessBatch (BatchTable) gets whole batches, on both paths.
 package pipeline

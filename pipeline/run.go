@@ -34,7 +34,29 @@ type Table interface {
 	Advance(now int64)
 }
 
-var _ Table = (*classifier.Table)(nil)
+// BatchTable is a Table that follows a batch of packets faster than one
+// Process call each, with the same effect: the pipeline hands it whole
+// batches.
+type BatchTable interface {
+	Table
+	ProcessBatch(pkts []capture.Packet)
+}
+
+var _ BatchTable = (*classifier.Table)(nil)
+
+// processBatch gives the table the batch's packets, then its Advance.
+func processBatch(table Table, b *batch) {
+	if bt, ok := table.(BatchTable); ok {
+		bt.ProcessBatch(b.pkts[:b.n])
+	} else {
+		for i := range b.n {
+			table.Process(&b.pkts[i])
+		}
+	}
+	if b.advance != 0 {
+		table.Advance(b.advance)
+	}
+}
 
 // Options tune Run.
 type Options struct {
@@ -63,12 +85,7 @@ func Run(ctx context.Context, src capture.Reader, table Table, stats *SourceStat
 		close(full)
 	}()
 	for b := range full {
-		for i := range b.n {
-			table.Process(&b.pkts[i])
-		}
-		if b.advance != 0 {
-			table.Advance(b.advance)
-		}
+		processBatch(table, b)
 		free <- b
 	}
 	return <-readErr
@@ -80,32 +97,61 @@ func readBatches(ctx context.Context, src capture.Reader, stats *SourceStats, fr
 	var (
 		rec    capture.Record
 		counts localCounts
-		b      = <-free
 	)
-	b.n, b.advance = 0, 0
-	send := func() {
+	for b := range free {
+		err := readBatch(src, &rec, b, &counts)
 		counts.publish(stats)
-		full <- b
-		b = <-free
-		b.n, b.advance = 0, 0
+		if b.n > 0 || b.advance != 0 {
+			full <- b
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
 	}
+	return nil
+}
+
+// runSequential reads a batch, then classifies it, on the calling
+// goroutine.
+func runSequential(ctx context.Context, src capture.Reader, table Table, stats *SourceStats) error {
+	var (
+		b      batch
+		rec    capture.Record
+		counts localCounts
+	)
+	defer counts.publish(stats)
 	for {
-		err := src.Next(&rec)
+		counts.publish(stats)
+		if ctx.Err() != nil {
+			return nil
+		}
+		err := readBatch(src, &rec, &b, &counts)
+		processBatch(table, &b)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// readBatch decodes records into b until it is full, the source reports
+// an idle moment (b.advance is then set) or an error, which it returns.
+func readBatch(src capture.Reader, rec *capture.Record, b *batch, counts *localCounts) error {
+	b.n, b.advance = 0, 0
+	for b.n < batchSize {
+		err := src.Next(rec)
 		if err != nil {
 			var idle *capture.Idle
 			if errors.As(err, &idle) {
 				b.advance = idle.Now
-				send()
-				if ctx.Err() != nil {
-					return nil
-				}
-				continue
-			}
-			if b.n > 0 {
-				send()
-			}
-			counts.publish(stats)
-			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
@@ -115,51 +161,9 @@ func readBatches(ctx context.Context, src capture.Reader, stats *SourceStats, fr
 		status := capture.Decode(rec.Link, rec.Data, p)
 		counts.count(status, rec.Link, rec.WireLen)
 		counts.lastTS = rec.TS
-		if status != capture.StatusOK {
-			continue
-		}
-		b.n++
-		if b.n == batchSize {
-			send()
-			if ctx.Err() != nil {
-				return nil
-			}
-		}
-	}
-}
-
-func runSequential(ctx context.Context, src capture.Reader, table Table, stats *SourceStats) error {
-	var (
-		rec    capture.Record
-		p      capture.Packet
-		counts localCounts
-	)
-	defer counts.publish(stats)
-	for n := 0; ; n++ {
-		if n%batchSize == 0 {
-			counts.publish(stats)
-			if ctx.Err() != nil {
-				return nil
-			}
-		}
-		err := src.Next(&rec)
-		if err != nil {
-			var idle *capture.Idle
-			if errors.As(err, &idle) {
-				table.Advance(idle.Now)
-				continue
-			}
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		p.TS, p.WireLen = rec.TS, rec.WireLen
-		status := capture.Decode(rec.Link, rec.Data, &p)
-		counts.count(status, rec.Link, rec.WireLen)
-		counts.lastTS = rec.TS
 		if status == capture.StatusOK {
-			table.Process(&p)
+			b.n++
 		}
 	}
+	return nil
 }

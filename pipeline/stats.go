@@ -31,8 +31,8 @@ func (s *SourceStats) DecodeErrors() uint64 {
 // localCounts is the reading goroutine's private copy of SourceStats.
 type localCounts struct {
 	records, bytes, notIP, truncated, malformed, unsupported uint64
-	lastTS                                                    int64
-	unsupportedLink                                           capture.LinkType
+	lastTS                                                   int64
+	unsupportedLink                                          capture.LinkType
 }
 
 func (c *localCounts) count(status capture.Status, link capture.LinkType, wireLen uint32) {
