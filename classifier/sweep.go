@@ -76,9 +76,8 @@ func (t *Table) makeRoom(h uint64) {
 }
 
 // evict ends one flow among those sampled near h's home slot: one whose
-// time has come if any; else one that nothing has answered and that is not
-// allowed (an unanswered attempt, a scan), the least recently seen of them;
-// else the least recently seen.
+// time has come if any; else the least recently seen of the least
+// valuable class (see evictionClass).
 func (t *Table) evict(h uint64) {
 	mask := uint32(len(t.index) - 1)
 	pos := uint32(h) & mask
@@ -96,10 +95,7 @@ func (t *Table) evict(h uint64) {
 			t.settle(i)
 			return
 		}
-		class := 1
-		if e.pktsIn == 0 && e.verdict != Allowed {
-			class = 0
-		}
+		class := evictionClass(e)
 		if victim < 0 || class < victimClass || class == victimClass && e.last < victimLast {
 			victim, victimClass, victimLast = int(i), class, e.last
 		}
@@ -109,4 +105,17 @@ func (t *Table) evict(h uint64) {
 	}
 	t.finish(&t.entries[victim], endEvicted)
 	t.remove(uint32(victim))
+}
+
+// evictionClass ranks what a flow is worth keeping when the table is full:
+// 1 for an open flow of an allowed rule with traffic both ways (an
+// established session, whose end a report still needs), 0 for the rest:
+// unanswered attempts, scans and sprays, closed or reset flows waiting out
+// their linger, and flows already decided blocked, unexpected or ignored,
+// whose verdict is counted. A flood can then only push out its own kind.
+func evictionClass(e *entry) int {
+	if e.verdict == Allowed && e.pktsIn > 0 && e.pktsOut > 0 && !e.closed() {
+		return 1
+	}
+	return 0
 }

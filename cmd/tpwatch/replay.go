@@ -221,6 +221,7 @@ func (a *app) logSummary(stats *pipeline.SourceStats, table *classifier.Table) {
 		Uint64("fragments", ts.Fragments).
 		Uint64("table_capacity", ts.Capacity).
 		Uint64("expired", ts.FlowsExpired).
+		Uint64("peak_rss_bytes", peakRSS()).
 		Msg("replay done")
 	if n := stats.DecodeErrors(); n > 0 {
 		a.log.Warn().Uint64("truncated", stats.Truncated.Load()).Uint64("malformed", stats.Malformed.Load()).
