@@ -294,10 +294,18 @@ type daemonProc struct {
 
 func startDaemon(t *testing.T, bin, iface, site string) *daemonProc {
 	t.Helper()
+	return startDaemonArgs(t, bin, site, "--interface", iface)
+}
+
+// startDaemonArgs starts `tpwatch run` with the site config, a free metrics
+// address and extra arguments, and waits until it serves /metrics.
+func startDaemonArgs(t *testing.T, bin, site string, extra ...string) *daemonProc {
+	t.Helper()
 	addr := freeAddr(t)
 	d := &daemonProc{addr: addr, stderr: new(lockedBuffer), done: make(chan error, 1)}
-	d.cmd = exec.Command(bin, "run", "--interface", iface, "--config", site,
-		"--web.listen-address", addr, "--log.format", "json", "--log.level", "info")
+	args := append([]string{"run", "--config", site,
+		"--web.listen-address", addr, "--log.format", "json", "--log.level", "info"}, extra...)
+	d.cmd = exec.Command(bin, args...)
 	d.cmd.Stderr = d.stderr
 	d.cmd.Stdout = d.stderr
 	if err := d.cmd.Start(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -27,6 +28,7 @@ type runFlags struct {
 	user          string
 	logRate       float64
 	logBurst      int
+	retryMax      time.Duration
 }
 
 func (a *app) runCommand() *cobra.Command {
@@ -79,6 +81,7 @@ Capturing needs root, or CAP_NET_RAW (and CAP_NET_ADMIN for --promiscuous);
 	fl.StringVar(&f.user, "user", "", "switch to this user once the captures are open (Linux; under systemd use capabilities instead)")
 	fl.Float64Var(&f.logRate, "log.rate", daemon.DefaultLogRate, "most blocked or unexpected flows logged per second (negative: no limit)")
 	fl.IntVar(&f.logBurst, "log.burst", daemon.DefaultLogBurst, "most flow events logged at once before --log.rate applies")
+	fl.DurationVar(&f.retryMax, "interface.retry-max", 30*time.Second, "longest wait between attempts to open an interface that is missing or failed (the wait doubles from 1s)")
 	return cmd
 }
 
@@ -99,6 +102,8 @@ func (a *app) runDaemon(ctx context.Context, f *runFlags) error {
 		return usage("--buffer-size %d: want 0 or more bytes", f.bufferSize)
 	case len(f.listen) == 0:
 		return usage("--web.listen-address: want at least one address")
+	case f.retryMax < time.Second:
+		return usage("--interface.retry-max %v: want 1s or more", f.retryMax)
 	}
 	if ctx == nil {
 		ctx = context.Background()
@@ -138,6 +143,7 @@ func (a *app) runDaemon(ctx context.Context, f *runFlags) error {
 		WebConfigFile:   f.webConfig,
 		MaxFlows:        f.maxFlows,
 		LogRate:         f.logRate,
+		RetryMax:        f.retryMax,
 		LogBurst:        f.logBurst,
 		User:            f.user,
 		Version:         version,
