@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,6 +163,25 @@ func TestLiveNetwork(t *testing.T) {
 			if n != want {
 				t.Errorf("%s → %s (%s/%s) logged %d times, want %d", c.from, c.spec, c.verdict, c.reason, n, want)
 			}
+		}
+	})
+
+	t.Run("promtool_check_metrics", func(t *testing.T) {
+		promtool, err := exec.LookPath("promtool")
+		need(t, err == nil, "promtool (Debian package prometheus)")
+		resp, err := http.Get("http://" + d.addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = bytes.NewReader(body)
+		if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("promtool check metrics on the daemon's /metrics: %v\n%s", err, out)
 		}
 	})
 
