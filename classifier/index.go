@@ -87,6 +87,7 @@ func (t *Table) remove(i uint32) {
 	last := uint32(t.live - 1)
 	if i != last {
 		t.entries[i] = t.entries[last]
+		t.due[i] = t.due[last]
 		mk := t.entries[i].key()
 		t.index[t.slotOf(mk.hash(t.seed), last)].ref = i + 1
 	}
@@ -100,6 +101,9 @@ func (t *Table) grow() {
 	entries := make([]entry, n)
 	copy(entries, t.entries[:t.live])
 	t.entries = entries
+	due := make([]uint16, n)
+	copy(due, t.due[:t.live])
+	t.due = due
 	if size := indexSize(n); size != len(t.index) {
 		index := make([]slot, size)
 		for _, s := range t.index {

@@ -12,7 +12,9 @@ type Table struct {
 	m    Matcher
 	sink Sink
 
-	entries []entry // entries[:live] are the live flows
+	entries []entry  // entries[:live] are the live flows
+	due     []uint16 // due[i]: entry i needs no settle before it (see due.go)
+	dueBase int64    // the unit due times are relative to
 	live    int
 	index   []slot
 	seed    uint64
@@ -45,6 +47,7 @@ func NewTable(opts Options, m Matcher, sink Sink) *Table {
 		m:       m,
 		sink:    sink,
 		entries: make([]entry, opts.InitialFlows),
+		due:     make([]uint16, opts.InitialFlows),
 		index:   make([]slot, indexSize(opts.InitialFlows)),
 	}
 	t.publish()
@@ -68,6 +71,7 @@ func (t *Table) Process(p *capture.Packet) {
 	if p.TS > t.now {
 		elapsed := p.TS - t.now
 		t.now = p.TS
+		t.rebaseDue()
 		t.sweepFor(elapsed)
 	}
 	if t.live <= smallTable {
@@ -101,6 +105,7 @@ func (t *Table) Process(p *capture.Packet) {
 func (t *Table) Advance(now int64) {
 	if now > t.now {
 		t.now = now
+		t.rebaseDue()
 	}
 	t.sweep(t.live)
 	t.credit = 0
@@ -149,6 +154,7 @@ func (t *Table) processFlow(p *capture.Packet) {
 		created = true
 	}
 	e := &t.entries[i]
+	wasClosed, wasUndecided := e.closed(), e.verdict == VerdictUndecided
 	fromClient := e.has(flagClientIsA) == srcIsA
 	e.count(p, fromClient)
 	switch {
@@ -156,6 +162,12 @@ func (t *Table) processFlow(p *capture.Packet) {
 		t.decideMatch(e, match)
 	case e.verdict == VerdictUndecided && e.has(flagRuleAllowed):
 		t.judge(e, p, fromClient)
+	}
+	// A later last packet only moves the flow's deadline later, which
+	// keeps due[i] a lower bound; closing it (a shorter idle timeout) or
+	// deciding it (no attempt deadline any more) can move it earlier.
+	if created || e.closed() != wasClosed || wasUndecided && e.verdict != VerdictUndecided {
+		t.setDue(i, t.nextDue(e))
 	}
 }
 
@@ -177,6 +189,7 @@ func (t *Table) processICMPError(p *capture.Packet) {
 	if e.verdict == VerdictUndecided && e.has(flagRuleAllowed) {
 		e.icmpType, e.icmpCode = p.ICMPType, p.ICMPCode
 		t.decide(e, Blocked, ICMPUnreachable)
+		t.setDue(i, t.nextDue(e))
 	}
 }
 

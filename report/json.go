@@ -5,15 +5,10 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
-	"time"
 
 	"github.com/tpwatch/tpwatch/classifier"
 	"github.com/tpwatch/tpwatch/policy"
 )
-
-// rfc3339Nano keeps all nine digits: fixed-width timestamps sort as text
-// and line up, which time.RFC3339Nano (trailing zeros trimmed) does not.
-const rfc3339Nano = "2006-01-02T15:04:05.000000000Z07:00"
 
 // JSONWriter writes one JSON object per reported flow (NDJSON). It formats
 // by appending into one reused buffer, so a flow costs no allocation.
@@ -55,9 +50,9 @@ func (j *JSONWriter) Flush() error {
 // AppendJSON appends r as a JSON object to b.
 func AppendJSON(b []byte, r *classifier.FlowRecord, rules []policy.Rule) []byte {
 	b = append(b, `{"ts_first":"`...)
-	b = time.Unix(0, r.First).UTC().AppendFormat(b, rfc3339Nano)
+	b = appendTimestamp(b, r.First)
 	b = append(b, `","ts_last":"`...)
-	b = time.Unix(0, r.Last).UTC().AppendFormat(b, rfc3339Nano)
+	b = appendTimestamp(b, r.Last)
 	b = append(b, `","transport":"`...)
 	b = append(b, r.Transport.String()...)
 	b = append(b, `","src_ip":"`...)
@@ -125,4 +120,82 @@ func appendRoles(b []byte, s policy.RoleSet) []byte {
 		b = append(b, '"')
 	}
 	return append(b, ']')
+}
+
+// appendTimestamp appends Unix time ns as RFC 3339 in UTC with all nine
+// digits of the fraction ("2006-01-02T15:04:05.000000000Z"): fixed-width
+// timestamps sort as text and line up, which time.RFC3339Nano (trailing
+// zeros trimmed) does not. It gives what time.Time.AppendFormat gives with
+// that layout, at a fraction of the cost (two timestamps a flow were 5-7%
+// of a replay): the date comes from the day number by the civil calendar
+// arithmetic below rather than by a general layout interpreter.
+func appendTimestamp(b []byte, ns int64) []byte {
+	secs, frac := floorDiv(ns, 1e9)
+	days, sod := floorDiv(secs, 86400)
+	year, month, day := civilDate(days)
+	ts := [30]byte{4: '-', 7: '-', 10: 'T', 13: ':', 16: ':', 19: '.', 29: 'Z'}
+	putPair(ts[0:], year/100)
+	putPair(ts[2:], year%100)
+	putPair(ts[5:], month)
+	putPair(ts[8:], day)
+	putPair(ts[11:], sod/3600)
+	putPair(ts[14:], sod/60%60)
+	putPair(ts[17:], sod%60)
+	ts[20] = byte('0' + frac/1e8)
+	frac %= 1e8
+	putPair(ts[21:], frac/1e6)
+	putPair(ts[23:], frac/1e4%100)
+	putPair(ts[25:], frac/100%100)
+	putPair(ts[27:], frac%100)
+	return append(b, ts[:]...)
+}
+
+const digitPairs = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
+
+// putPair writes v, in [0, 100), as two digits.
+func putPair(b []byte, v int64) {
+	b[0], b[1] = digitPairs[2*v], digitPairs[2*v+1]
+}
+
+// floorDiv returns the quotient rounded down and the remainder, in [0, d).
+func floorDiv(n, d int64) (q, r int64) {
+	q, r = n/d, n%d
+	if r < 0 {
+		q, r = q-1, r+d
+	}
+	return q, r
+}
+
+// civilDate converts days since 1970-01-01 to a proleptic Gregorian date.
+// It counts in 400-year eras (146097 days) starting on March 1st, so that
+// the leap day is the last day of its year and the months from March on
+// have lengths a linear formula gives (153 days for each 5 months).
+func civilDate(days int64) (year, month, day int64) {
+	const (
+		daysPerEra      = 146097
+		marchFirstOf0   = 719468 // days from 0000-03-01 to 1970-01-01
+		daysPer4Years   = 1461
+		daysPer100Years = 36524
+	)
+	era, doe := floorDiv(days+marchFirstOf0, daysPerEra) // doe: day of era, [0, 146096]
+	yoe := (doe - doe/(daysPer4Years-1) + doe/daysPer100Years - doe/(daysPerEra-1)) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100) // day of the March-based year, [0, 365]
+	mp := (5*doy + 2) / 153                  // March = 0, ..., February = 11
+	day = doy - (153*mp+2)/5 + 1
+	month = mp + 3
+	year = era*400 + yoe
+	if month > 12 {
+		month -= 12
+		year++
+	}
+	return year, month, day
 }

@@ -3,6 +3,8 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -108,4 +110,74 @@ func BenchmarkAppendJSON(b *testing.B) {
 		buf = AppendJSON(buf[:0], &r, rules)
 	}
 	b.SetBytes(int64(len(buf)))
+}
+
+func TestAppendTimestampIsTimeFormat(t *testing.T) {
+	const layout = "2006-01-02T15:04:05.000000000Z07:00"
+	var stamps []int64
+	for _, d := range []time.Time{
+		time.Unix(0, 0), time.Unix(-1, 0), time.Unix(0, -1),
+		time.Date(1970, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1971, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1900, 2, 28, 23, 59, 59, 0, time.UTC), // not a leap year
+		time.Date(1900, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2000, 2, 29, 12, 0, 0, 1, time.UTC), // a leap year though divisible by 100
+		time.Date(2000, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC),
+		time.Date(2025, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2038, 1, 19, 3, 14, 7, 999999999, time.UTC), // int32 seconds end
+		time.Date(2038, 1, 19, 3, 14, 8, 0, time.UTC),
+		time.Date(2100, 2, 28, 23, 59, 59, 0, time.UTC), // not a leap year
+		time.Date(2100, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2106, 2, 7, 6, 28, 16, 0, time.UTC), // uint32 seconds end
+	} {
+		ns := d.UnixNano()
+		stamps = append(stamps, ns-1, ns, ns+1)
+	}
+	stamps = append(stamps, math.MaxInt64, math.MinInt64, math.MinInt64+1)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 100000 {
+		stamps = append(stamps, int64(rng.Uint64()))                         // 1677 to 2262
+		stamps = append(stamps, 1_600_000_000e9+rng.Int64N(2_000_000_000e9)) // capture times to 2083
+	}
+	// Every day from 1969 to 2401, at a random time of day.
+	for day := int64(-365); day < 157000; day++ {
+		stamps = append(stamps, day*86400e9+rng.Int64N(86400e9))
+	}
+	var b []byte
+	for _, ns := range stamps {
+		b = appendTimestamp(b[:0], ns)
+		if want := time.Unix(0, ns).UTC().Format(layout); string(b) != want {
+			t.Fatalf("appendTimestamp(%d) = %s, want %s", ns, b, want)
+		}
+	}
+}
+
+func TestAppendTimestampAllocatesNothing(t *testing.T) {
+	buf := make([]byte, 0, 64)
+	ns := time.Date(2026, 1, 5, 9, 0, 0, 1500, time.UTC).UnixNano()
+	if n := testing.AllocsPerRun(1000, func() { buf = appendTimestamp(buf[:0], ns) }); n != 0 {
+		t.Errorf("appendTimestamp: %v allocations, want 0", n)
+	}
+}
+
+func BenchmarkAppendTimestamp(b *testing.B) {
+	buf := make([]byte, 0, 64)
+	ns := time.Date(2026, 1, 5, 9, 0, 0, 1500, time.UTC).UnixNano()
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendTimestamp(buf[:0], ns)
+		ns += 1e6
+	}
+}
+
+func BenchmarkTimeAppendFormat(b *testing.B) {
+	buf := make([]byte, 0, 64)
+	ns := time.Date(2026, 1, 5, 9, 0, 0, 1500, time.UTC).UnixNano()
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = time.Unix(0, ns).UTC().AppendFormat(buf[:0], "2006-01-02T15:04:05.000000000Z07:00")
+		ns += 1e6
+	}
 }

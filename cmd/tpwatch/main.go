@@ -97,11 +97,13 @@ documented Netwrix Threat Prevention firewall matrix allows it (allowed),
 requires it while the network blocks it (blocked: no answer, RST, ICMP
 unreachable), or does not know it (unexpected).
 
-Start with a capture file:
+Start with a capture file, then watch live traffic:
 
   tpwatch replay capture.pcapng                 # report, roles inferred from the traffic
   tpwatch replay --config site.yaml capture.pcap
   tpwatch policy                                # the documented port matrix
+  tpwatch policy check --config site.yaml       # validate a site config
+  sudo tpwatch run --interface eth0 --config site.yaml   # daemon, metrics on :19740
 
 Exit status: 0 nothing blocked or unexpected, 1 something is, 2 bad usage
 or unreadable input.`,
