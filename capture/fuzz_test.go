@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -13,6 +14,7 @@ func FuzzDecode(f *testing.F) {
 	for _, tt := range decodeTests {
 		f.Add(uint32(tt.link), mustHex(f, tt.hex))
 	}
+	addCorpusPackets(f)
 	f.Fuzz(func(t *testing.T, link uint32, data []byte) {
 		var p Packet
 		st := Decode(LinkType(link), data, &p)
@@ -28,14 +30,90 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// corpusSeeds adds a few small corpus captures of the given kind, when the
-// corpus is there (fuzzing works without it).
-func corpusSeeds(f *testing.F, names ...string) {
-	for _, name := range names {
-		b, err := os.ReadFile(filepath.Join("..", "..", "shared", "corpus", name))
-		if err == nil {
-			f.Add(b)
+// Seeds from the shared corpus: every capture up to corpusSeedMaxBytes
+// seeds the reader it is for, and the first corpusSeedPackets packets of
+// each seed FuzzDecode, so the fuzzer starts from real, and deliberately
+// malformed, captures of every link type the corpus has.
+const (
+	corpusSeedMaxBytes = 64 << 10
+	corpusSeedPackets  = 4
+)
+
+// corpusSeed is one small corpus capture, read whole.
+type corpusSeed struct {
+	path   string
+	pcapng bool
+	data   []byte
+}
+
+// corpusSeeds returns the corpus captures of at most corpusSeedMaxBytes.
+// The file's magic says whether it is pcap or pcapng; for a file whose
+// first bytes are neither (corrupt on purpose) the MANIFEST format column
+// does. Without the corpus it returns nothing (fuzzing works without it),
+// except under CI, where the corpus must be there.
+func corpusSeeds(f *testing.F) []corpusSeed {
+	f.Helper()
+	corpus := filepath.Join("..", "..", "shared", "corpus")
+	if _, err := os.Stat(filepath.Join(corpus, "MANIFEST.tsv")); err != nil {
+		if os.Getenv("CI") != "" {
+			f.Fatalf("capture corpus missing in CI: %v", err)
 		}
+		return nil
+	}
+	var seeds []corpusSeed
+	for _, e := range readManifest(f, corpus) {
+		path := filepath.Join(corpus, e.path)
+		if fi, err := os.Stat(path); err != nil || fi.Size() > corpusSeedMaxBytes {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatalf("read corpus seed: %v", err)
+		}
+		seed := corpusSeed{path: e.path, data: data, pcapng: strings.HasPrefix(e.format, "pcapng")}
+		if len(data) >= 4 {
+			switch {
+			case binary.LittleEndian.Uint32(data) == blockSHB:
+				seed.pcapng = true
+			case isPcapMagic(data):
+				seed.pcapng = false
+			}
+		}
+		seeds = append(seeds, seed)
+	}
+	if len(seeds) == 0 {
+		f.Fatalf("no corpus capture of %d bytes or less in %s", corpusSeedMaxBytes, corpus)
+	}
+	return seeds
+}
+
+// addCorpusSeeds adds the corpus captures of one format to a reader's
+// fuzz target.
+func addCorpusSeeds(f *testing.F, pcapng bool) {
+	for _, s := range corpusSeeds(f) {
+		if s.pcapng == pcapng {
+			f.Add(s.data)
+		}
+	}
+}
+
+// addCorpusPackets adds the first packets of every small corpus capture,
+// as the package's reader gives them, to FuzzDecode.
+func addCorpusPackets(f *testing.F) {
+	for _, s := range corpusSeeds(f) {
+		r, err := NewReader(bytes.NewReader(s.data), s.path)
+		if err != nil {
+			continue
+		}
+		var rec Record
+		for range corpusSeedPackets {
+			if r.Next(&rec) != nil {
+				break
+			}
+			// Data points into the reader's buffer: the seed keeps a copy.
+			f.Add(uint32(rec.Link), bytes.Clone(rec.Data))
+		}
+		r.Close()
 	}
 }
 
@@ -83,8 +161,7 @@ func FuzzPcapReader(f *testing.F) {
 		}
 	}
 	f.Add(buildPcap(binary.LittleEndian, pcapMagicMicro, 101, 96, []testRecord{{data: udp}}))
-	corpusSeeds(f, "tcpdump/02-sunrise-sunset-esp.pcap", "protocols/libpcap/pcap-invalid-version-2.pcap",
-		"protocols/suricata-verify/bug-6875-01/fuzz.pcap")
+	addCorpusSeeds(f, false)
 	f.Fuzz(fuzzRead)
 }
 
@@ -95,7 +172,6 @@ func FuzzPcapngReader(f *testing.F) {
 		f.Add(w.shb(1).idb(1, 0).idb(101, 64, w.option(optIfTSResol, []byte{0x80 | 20})).
 			epb(0, 1, 0, eth).block(0xbad, []byte("x")).epb(1, 2, 1500, raw).spb(uint32(len(eth)), eth).bytes())
 	}
-	corpusSeeds(f, "protocols/gopacket/pcapgo/tests/le/test002.pcapng", "protocols/gopacket/pcapgo/tests/be/test010.pcapng",
-		"protocols/libpcap/shb-option-too-long.pcapng")
+	addCorpusSeeds(f, true)
 	f.Fuzz(fuzzRead)
 }

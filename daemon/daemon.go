@@ -101,6 +101,7 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 			opts:     cfg.Live,
 			filter:   filter,
 			table:    classifier.NewTable(opts, &d.policy, sink),
+			sink:     sink,
 			log:      log,
 			retryMin: cfg.RetryMin,
 			retryMax: cfg.RetryMax,

@@ -33,6 +33,9 @@ type flowSink struct {
 	counters *metrics.FlowCounters
 	log      *flowLog
 	policy   *livePolicy
+	// decided counts the flows given a verdict, for the totals logged
+	// when the daemon stops.
+	decided atomic.Uint64
 }
 
 var _ classifier.Sink = (*flowSink)(nil)
@@ -42,6 +45,7 @@ var _ classifier.Sink = (*flowSink)(nil)
 // only when it allows builds the log event.
 func (s *flowSink) Decided(r *classifier.FlowRecord) {
 	s.counters.Observe(r)
+	s.decided.Add(1)
 	if r.Verdict != classifier.Blocked && r.Verdict != classifier.Unexpected {
 		return
 	}

@@ -29,6 +29,7 @@ type source struct {
 	name  string
 	opts  capture.LiveOptions
 	table *classifier.Table
+	sink  *flowSink // the table's sink, for the totals logged at the end
 	log   zerolog.Logger
 
 	retryMin, retryMax time.Duration
@@ -89,7 +90,21 @@ func (s *source) run(ctx context.Context) {
 	defer func() {
 		flows := s.table.Stats().Active
 		s.table.Flush(s.stats.LastTS.Load())
-		s.log.Info().Str("interface", s.name).Uint64("flows", uint64(flows)).Msg("flushed the flow table")
+		// The totals of the whole run, once the flush has decided what it
+		// could: what was counted must still be readable after the last
+		// scrape, so a stop in the middle of a flood loses nothing silently.
+		st := s.table.Stats()
+		ev := s.log.Info().Str("interface", s.name).Uint64("flows", flows).
+			Uint64("packets", s.stats.Records.Load()).
+			Uint64("bytes", s.stats.Bytes.Load()).
+			Uint64("kernel_drops", s.kernelDrops.Load()).
+			Uint64("flows_created", st.FlowsCreated).
+			Uint64("flows_evicted", st.FlowsEvicted).
+			Uint64("flows_expired", st.FlowsExpired)
+		if s.sink != nil {
+			ev = ev.Uint64("flows_decided", s.sink.decided.Load())
+		}
+		ev.Msg("flushed the flow table")
 	}()
 	backoff := s.retryMin
 	live := s.opened

@@ -4,11 +4,15 @@
 // the router, runs real TCP and UDP servers and clients, and checks what the
 // real `tpwatch run` binary exports on /metrics, what a real Prometheus
 // makes of the alert rules and the Grafana dashboard in deploy/, and how the
-// daemon takes SIGHUP and SIGTERM.
+// daemon takes SIGHUP and SIGTERM. Other tests replay floods into the
+// daemon with tcpreplay (bounded memory and series, rate-limited logs,
+// SIGTERM mid-flood), drop root with --user nobody, and make an interface
+// appear, disappear and return.
 //
-// It needs root, ip (iproute2) and nft (nftables), and runs with
+// It needs root, ip (iproute2), nft (nftables) and tcpreplay, and runs with
 // `go test ./e2e/`. Outside CI it skips when those are missing; under CI
 // (the CI environment variable set) it fails instead. Nothing is changed
-// outside the namespaces it creates but one veth interface in the root
-// namespace (no address, no route), which disappears with them.
+// outside the namespaces it creates but veth pairs of its own in the root
+// namespace (unique names, no address, no route), removed at the end of
+// each test.
 package e2e
