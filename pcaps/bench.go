@@ -346,37 +346,9 @@ func (g *benchGen) frame(f *benchFlow, udp, fromClient bool, flags uint8, payloa
 	if udp {
 		l4, proto = 8, 17
 	}
-	ipLen := 20 + l4 + payload
-	frameLen := 14 + ipLen
-	r := g.rec[:16+frameLen]
-	be := binary.BigEndian
-	le := binary.LittleEndian
-
-	le.PutUint32(r[0:], uint32(g.ts/1e9))
-	le.PutUint32(r[4:], uint32(g.ts%1e9/1000))
-	le.PutUint32(r[8:], uint32(frameLen))
-	le.PutUint32(r[12:], uint32(frameLen))
-
-	e := r[16:]
-	e[0], e[1] = 0x02, 0x00
-	be.PutUint32(e[2:], dst)
-	e[6], e[7] = 0x02, 0x00
-	be.PutUint32(e[8:], src)
-	be.PutUint16(e[12:], 0x0800)
-
-	ip := e[14:34]
 	g.ipID++
-	ip[0], ip[1] = 0x45, 0
-	be.PutUint16(ip[2:], uint16(ipLen))
-	be.PutUint16(ip[4:], g.ipID)
-	be.PutUint16(ip[6:], 0x4000)
-	ip[8], ip[9] = 64, proto
-	ip[10], ip[11] = 0, 0
-	be.PutUint32(ip[12:], src)
-	be.PutUint32(ip[16:], dst)
-	be.PutUint16(ip[10:], ipv4Checksum(ip))
-
-	t := e[34:]
+	t := putEthIPv4(g.rec[:], g.ts, src, dst, proto, g.ipID, l4, payload)
+	be := binary.BigEndian
 	be.PutUint16(t[0:], sport)
 	be.PutUint16(t[2:], dport)
 	if udp {
@@ -389,8 +361,44 @@ func (g *benchGen) frame(f *benchFlow, udp, fromClient bool, flags uint8, payloa
 		be.PutUint16(t[14:], 64240)
 		be.PutUint32(t[16:], 0) // checksum, urgent pointer
 	}
-	clear(t[l4 : l4+payload])
-	return 16 + frameLen
+	return 16 + 14 + 20 + l4 + payload
+}
+
+// putEthIPv4 writes into rec a classic pcap record header (microseconds,
+// little-endian) for time ts, then Ethernet and IPv4 headers from src to
+// dst, and returns the transport header and payload bytes, zeroed, for the
+// caller to fill. The MAC addresses are made from the IPv4 addresses.
+func putEthIPv4(rec []byte, ts uint64, src, dst uint32, proto byte, ipID uint16, l4, payload int) []byte {
+	ipLen := 20 + l4 + payload
+	frameLen := 14 + ipLen
+	r := rec[:16+frameLen]
+	be, le := binary.BigEndian, binary.LittleEndian
+	le.PutUint32(r[0:], uint32(ts/1e9))
+	le.PutUint32(r[4:], uint32(ts%1e9/1000))
+	le.PutUint32(r[8:], uint32(frameLen))
+	le.PutUint32(r[12:], uint32(frameLen))
+
+	e := r[16:]
+	e[0], e[1] = 0x02, 0x00
+	be.PutUint32(e[2:], dst)
+	e[6], e[7] = 0x02, 0x00
+	be.PutUint32(e[8:], src)
+	be.PutUint16(e[12:], 0x0800)
+
+	ip := e[14:34]
+	ip[0], ip[1] = 0x45, 0
+	be.PutUint16(ip[2:], uint16(ipLen))
+	be.PutUint16(ip[4:], ipID)
+	be.PutUint16(ip[6:], 0x4000)
+	ip[8], ip[9] = 64, proto
+	ip[10], ip[11] = 0, 0
+	be.PutUint32(ip[12:], src)
+	be.PutUint32(ip[16:], dst)
+	be.PutUint16(ip[10:], ipv4Checksum(ip))
+
+	t := e[34 : 34+l4+payload]
+	clear(t)
+	return t
 }
 
 // ipv4Checksum is the Internet checksum of an IPv4 header.

@@ -254,37 +254,8 @@ func (g *floodGen) udp(src, dst uint32, sport, dport uint16, payload int) {
 // its payload zeroed.
 func (g *floodGen) frame(src, dst uint32, proto byte, l4, payload int) []byte {
 	g.ts += 1000
-	ipLen := 20 + l4 + payload
-	frameLen := 14 + ipLen
-	r := g.rec[:16+frameLen]
-	be, le := binary.BigEndian, binary.LittleEndian
-	le.PutUint32(r[0:], uint32(g.ts/1e9))
-	le.PutUint32(r[4:], uint32(g.ts%1e9/1000))
-	le.PutUint32(r[8:], uint32(frameLen))
-	le.PutUint32(r[12:], uint32(frameLen))
-
-	e := r[16:]
-	e[0], e[1] = 0x02, 0x00
-	be.PutUint32(e[2:], dst)
-	e[6], e[7] = 0x02, 0x00
-	be.PutUint32(e[8:], src)
-	be.PutUint16(e[12:], 0x0800)
-
-	ip := e[14:34]
 	g.ipID++
-	ip[0], ip[1] = 0x45, 0
-	be.PutUint16(ip[2:], uint16(ipLen))
-	be.PutUint16(ip[4:], g.ipID)
-	be.PutUint16(ip[6:], 0x4000)
-	ip[8], ip[9] = 64, proto
-	ip[10], ip[11] = 0, 0
-	be.PutUint32(ip[12:], src)
-	be.PutUint32(ip[16:], dst)
-	be.PutUint16(ip[10:], ipv4Checksum(ip))
-
-	t := e[34 : 34+l4+payload]
-	clear(t)
-	return t
+	return putEthIPv4(g.rec[:], g.ts, src, dst, proto, g.ipID, l4, payload)
 }
 
 // write writes the record frame built, whose transport header and payload
