@@ -19,20 +19,23 @@
 // # Flow table
 //
 // A Table has exactly one writer (the goroutine of its shard; FlowHash
-// spreads packets across shards). It is two flat, pointer-free arrays the
-// garbage collector never scans:
+// spreads packets across shards). It is three flat, pointer-free arrays
+// the garbage collector never scans:
 //
 //   - the entries, dense: entry i of the first Active ones is a live flow
 //     (a fixed-size canonical key, counters, history and verdict, 104 bytes);
 //   - an open-addressing index over them, 8 bytes a slot (32 bits of the
 //     key's hash and the entry number), linear probing with backward-shift
-//     deletion, at a load factor of at most 3/4.
+//     deletion, at a load factor of at most 3/4;
+//   - a due time for each entry, 2 bytes (a lower bound of its next
+//     deadline, in units of 67 ms), so that the sweep passes over the
+//     entries whose time has not come without reading them.
 //
 // Splitting the index from the entries keeps the memory per flow near the
 // entry size: at MaxFlows = 1<<20, a flat table of 104-byte entries at load
 // 3/4 or less needs 2^21 slots, 208 bytes a flow; the split one needs
-// 104 + 16 = 120 (126 for a million flows). It costs a second memory access
-// per packet. The index is rebuilt from its own hash bits when it grows,
+// 104 + 16 + 2 = 122 (128 for a million flows). It costs a second memory
+// access per packet. The index is rebuilt from its own hash bits when it grows,
 // without touching the entries; the sweep and Flush
 // walk the dense entries, never empty slots.
 //

@@ -81,15 +81,25 @@ func (t *Table) unslot(pos uint32) {
 
 // remove deletes entry i: its slot leaves the index and the last entry
 // moves into its place, so the live entries stay dense.
+//
+// Both hashes are computed first, from the entries in place: the position
+// of the second slot is then known early enough for its load to start
+// while the first slot is still being searched, and the moved key is not
+// read back from the copy just stored.
 func (t *Table) remove(i uint32) {
-	k := t.entries[i].key()
-	t.unslot(t.slotOf(k.hash(t.seed), i))
 	last := uint32(t.live - 1)
+	k := t.entries[i].key()
+	h := k.hash(t.seed)
+	var lastHash uint64
+	if i != last {
+		lk := t.entries[last].key()
+		lastHash = lk.hash(t.seed)
+	}
+	t.unslot(t.slotOf(h, i))
 	if i != last {
 		t.entries[i] = t.entries[last]
 		t.due[i] = t.due[last]
-		mk := t.entries[i].key()
-		t.index[t.slotOf(mk.hash(t.seed), last)].ref = i + 1
+		t.index[t.slotOf(lastHash, last)].ref = i + 1
 	}
 	t.live--
 }

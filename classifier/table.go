@@ -154,7 +154,9 @@ func (t *Table) processFlow(p *capture.Packet) {
 		created = true
 	}
 	e := &t.entries[i]
-	wasClosed, wasUndecided := e.closed(), e.verdict == VerdictUndecided
+	// Only a FIN or a RST can close the flow.
+	closing := p.TCPFlags&(capture.TCPFin|capture.TCPRst) != 0
+	wasClosed, wasUndecided := closing && e.closed(), e.verdict == VerdictUndecided
 	fromClient := e.has(flagClientIsA) == srcIsA
 	e.count(p, fromClient)
 	switch {
@@ -166,7 +168,7 @@ func (t *Table) processFlow(p *capture.Packet) {
 	// A later last packet only moves the flow's deadline later, which
 	// keeps due[i] a lower bound; closing it (a shorter idle timeout) or
 	// deciding it (no attempt deadline any more) can move it earlier.
-	if created || e.closed() != wasClosed || wasUndecided && e.verdict != VerdictUndecided {
+	if created || closing && !wasClosed && e.closed() || wasUndecided && e.verdict != VerdictUndecided {
 		t.setDue(i, t.nextDue(e))
 	}
 }
