@@ -14,6 +14,10 @@ func OpenFile(path string) (Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open capture: %w", err)
 	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s: is a directory, not a capture file", path)
+	}
 	r, err := newReader(f, path, f, defaultBufferSize)
 	if err != nil {
 		f.Close()

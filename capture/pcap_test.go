@@ -339,3 +339,11 @@ func TestPcapReadDecodeAllocatesNothing(t *testing.T) {
 	}
 	assertReadDecodeAllocatesNothing(t, r)
 }
+
+func TestOpenFileDirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, err := OpenFile(dir)
+	if err == nil || err.Error() != dir+": is a directory, not a capture file" {
+		t.Errorf("OpenFile(directory) = %v", err)
+	}
+}

@@ -29,11 +29,11 @@ func TestLearn(t *testing.T) {
 	p.Learn(TCP, tm, sql, 1433)
 	// An unknown client of 1433 is taken for the Enterprise Manager.
 	p.Learn(TCP, unknown, sql, 1433)
-	// The console port 8080 teaches only the server.
-	p.Learn(TCP, addr("203.0.113.1"), tm, 8080)
-	// Kerberos teaches the domain controller; 135 and the dynamic range
-	// teach nothing.
+	// Kerberos teaches the domain controller (the server only); 8080 (a
+	// web proxy as often as a Threat Manager console), 135 and the dynamic
+	// range teach nothing.
 	p.Learn(TCP, tm, dc, 88)
+	p.Learn(TCP, addr("203.0.113.1"), addr("203.0.113.4"), 8080)
 	p.Learn(TCP, addr("203.0.113.2"), addr("203.0.113.3"), 135)
 	p.Learn(TCP, addr("203.0.113.2"), addr("203.0.113.3"), 50000)
 	// A UDP port that is no rule's teaches nothing.

@@ -27,7 +27,7 @@ func TestDefaultMatrix(t *testing.T) {
 			return r.Client == Agent && r.Server == EnterpriseManager && r.Transport == TCP && r.PortsString() == "3741" && r.Infer == InferBoth
 		}},
 		{"tm-console-http", func(r Rule) bool {
-			return r.AnyClient && r.Client == RoleInvalid && r.Server == ThreatManager && r.Infer == InferServer
+			return r.AnyClient && r.Client == RoleInvalid && r.Server == ThreatManager && r.Infer == InferNone
 		}},
 		{"em-agent-wmi-dcom", func(r Rule) bool {
 			return r.Feature == FeatureWMIAutoDeploy && r.PortsString() == "1024-65535" && r.Infer == InferNone

@@ -303,7 +303,8 @@ func TestServerPortScore(t *testing.T) {
 		want int
 	}{
 		{TCP, 3741, 2},  // infer: both
-		{TCP, 8080, 2},  // infer: server
+		{TCP, 88, 2},    // infer: server
+		{TCP, 8080, 0},  // generic, teaches nothing
 		{TCP, 135, 0},   // generic, teaches nothing
 		{TCP, 50000, 0}, // the dynamic ranges teach nothing
 		{UDP, 10001, 2},

@@ -174,12 +174,13 @@ const maxLines = 40
 // WriteTable writes the report a person reads.
 func (s *Summary) WriteTable(w io.Writer, h Header) error {
 	ew := &errWriter{w: w}
-	span := time.Duration(s.last - s.first)
-	if s.first == 0 {
-		span = 0
+	when := ""
+	if s.first != 0 {
+		when = fmt.Sprintf(" from %s to %s (%s)", time.Unix(0, s.first).UTC().Format(time.RFC3339),
+			time.Unix(0, s.last).UTC().Format(time.RFC3339), time.Duration(s.last-s.first).Round(time.Millisecond))
 	}
-	fmt.Fprintf(ew, "tpwatch replay of %s: %d packets over %s, %d flows\n",
-		strings.Join(h.Files, ", "), h.Packets, span.Round(time.Millisecond), s.total())
+	fmt.Fprintf(ew, "tpwatch replay of %s: %s%s, %s\n",
+		strings.Join(h.Files, ", "), plural(h.Packets, "packet"), when, plural(s.total(), "flow"))
 	if h.Inventory != "" {
 		fmt.Fprintf(ew, "Inventory: %s\n", h.Inventory)
 	}
@@ -298,7 +299,7 @@ func (s *Summary) writeGroups(w io.Writer, v classifier.Verdict, title string) {
 			cmp.Compare(a.k.reason, b.k.reason), cmp.Compare(a.k.port, b.k.port),
 			netip.AddrFrom16(a.k.server).Compare(netip.AddrFrom16(b.k.server)))
 	})
-	fmt.Fprintf(w, "%s (%d flows)\n", title, flows)
+	fmt.Fprintf(w, "%s (%s)\n", title, plural(flows, "flow"))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  REASON\tRULE\tPORT\tSERVER\tFLOWS\tSTATE\tDETAIL\tCLIENTS")
 	for i, r := range rows {
@@ -380,4 +381,12 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	n, err := e.w.Write(p)
 	e.err = err
 	return n, err
+}
+
+// plural writes a count and a noun, with an s when the count is not one.
+func plural(n uint64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -154,6 +154,9 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		if err := policy.WriteConfig(a.stdout, pol.InventoryConfig()); err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("write inventory: %w", err)}
 		}
+	case f.format == "table" && stats.Records.Load() == 0 && len(readErrs) > 0:
+		// Nothing could be read: the errors below say why, an empty
+		// report would only hide them.
 	case f.format == "table":
 		h := report.Header{Files: files, Packets: stats.Records.Load(), Inventory: inventoryLine(pol, f.policy.config)}
 		if err := summary.WriteTable(a.stdout, h); err != nil {
@@ -205,7 +208,11 @@ func inventoryLine(p *policy.Policy, config string) string {
 		for _, addrs := range inv.Roles {
 			hosts += len(addrs)
 		}
-		return fmt.Sprintf("inferred from the traffic: %d hosts in %d roles (--print-inventory writes it as a config file to check and pass with --config)", hosts, len(inv.Roles))
+		if hosts == 0 {
+			return "inferred from the traffic: no Threat Prevention host seen (pass --config to name them)"
+		}
+		return fmt.Sprintf("inferred from the traffic: %d host(s) in %d role(s) (--print-inventory writes it as a config file to check and pass with --config)",
+			hosts, len(inv.Roles))
 	}
 	return "from " + config
 }
