@@ -67,11 +67,11 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.policy.store(pol)
+	snap := d.policy.store(pol)
 	d.timeouts = pol.Timeouts()
 	d.reloads.Success(time.Now())
 	d.counters = metrics.NewFlowCounters(nil)
-	d.counters.SetRules(metrics.RulesOf(pol.Rules()))
+	d.counters.SetRules(metrics.RulesOf(snap.rules))
 	d.flowLog = &flowLog{
 		log:        log,
 		bucket:     newTokenBucket(cfg.LogRate, cfg.LogBurst, time.Now),
@@ -298,8 +298,12 @@ func (d *Daemon) Reload() error {
 			}
 		}
 	}
-	d.policy.store(pol)
-	d.counters.SetRules(metrics.RulesOf(pol.Rules()))
+	// A matrix reloaded without a config keeps what was learned.
+	pol.KeepLearned(d.policy.load())
+	// Stable rule numbers only grow, so a flow counted with the old
+	// numbering between these two lines still lands on its rule.
+	snap := d.policy.store(pol)
+	d.counters.SetRules(metrics.RulesOf(snap.rules))
 	d.reloads.Success(time.Now())
 	ev := d.log.Info().Str("config", d.cfg.ConfigFile).Int("rules", len(pol.Rules()))
 	if pol.Timeouts() != d.timeouts {

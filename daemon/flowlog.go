@@ -54,7 +54,7 @@ func (s *flowSink) Decided(r *classifier.FlowRecord) {
 		s.log.pending.Add(1)
 		return
 	}
-	s.log.flow(s.iface, r, s.policy.load().Rules())
+	s.log.flow(s.iface, r, s.policy.snapshot().rules)
 }
 
 // Final implements classifier.Sink: the daemon reports flows when they
@@ -62,9 +62,7 @@ func (s *flowSink) Decided(r *classifier.FlowRecord) {
 func (s *flowSink) Final(*classifier.FlowRecord) {}
 
 // flow writes one flow event with the fields of the replay JSON output.
-// Rule indices are those of the policy in force: a flow decided just
-// before a reload that changed the rule list may name the rule at its old
-// index, once.
+// Rule numbers are the live policy's stable numbers (see livePolicy).
 func (l *flowLog) flow(iface string, r *classifier.FlowRecord, rules []policy.Rule) {
 	e := l.log.Warn()
 	if !e.Enabled() {

@@ -8,25 +8,101 @@ import (
 )
 
 // livePolicy is the policy in force, shared by every flow table. A reload
-// stores a new one; each call reads the pointer once, so a table sees
-// either the old policy or the new one, never a mix within one call, and
-// its flows keep their state across the switch.
+// stores a new snapshot; each call reads the pointer once, and the flows
+// of the tables keep their state across the switch.
+//
+// Flows keep the rule number they got when they were created, and may be
+// decided after a reload that added, removed or reordered rules (SIEM rules
+// come before allow rules, so adding a SIEM port moves every allow rule).
+// The numbers the tables see are therefore stable: a rule id keeps its
+// number for the daemon's lifetime, and the snapshot translates to and
+// from the numbers of the compiled policy.
 type livePolicy struct {
-	p atomic.Pointer[policy.Policy]
+	p atomic.Pointer[ruleSnapshot]
+}
+
+// ruleSnapshot is one compiled policy and the stable numbering of its rules.
+type ruleSnapshot struct {
+	policy *policy.Policy
+	// rules holds, by stable number, the latest definition of every rule
+	// id the daemon has had in force; ids are never removed, so a number
+	// handed out before a reload still names its rule.
+	rules      []policy.Rule
+	toStable   []int32 // policy rule index → stable number
+	fromStable []int32 // stable number → policy rule index, -1 if no longer in force
+}
+
+func newRuleSnapshot(prev *ruleSnapshot, p *policy.Policy) *ruleSnapshot {
+	s := &ruleSnapshot{policy: p}
+	number := map[string]int32{}
+	if prev != nil {
+		s.rules = append(s.rules, prev.rules...)
+		for i, r := range prev.rules {
+			number[r.ID] = int32(i)
+		}
+	}
+	current := p.Rules()
+	s.toStable = make([]int32, len(current))
+	for i, r := range current {
+		n, ok := number[r.ID]
+		if !ok {
+			n = int32(len(s.rules))
+			number[r.ID] = n
+			s.rules = append(s.rules, r)
+		}
+		s.rules[n] = r
+		s.toStable[i] = n
+	}
+	s.fromStable = make([]int32, len(s.rules))
+	for i := range s.fromStable {
+		s.fromStable[i] = -1
+	}
+	for i, n := range s.toStable {
+		s.fromStable[n] = int32(i)
+	}
+	return s
 }
 
 var _ classifier.Matcher = (*livePolicy)(nil)
 
-func (l *livePolicy) load() *policy.Policy            { return l.p.Load() }
-func (l *livePolicy) store(p *policy.Policy)          { l.p.Store(p) }
-func (l *livePolicy) Roles(a [16]byte) policy.RoleSet { return l.p.Load().Roles(a) }
+func (l *livePolicy) load() *policy.Policy { return l.p.Load().policy }
+
+// snapshot returns the snapshot in force.
+func (l *livePolicy) snapshot() *ruleSnapshot { return l.p.Load() }
+
+// store puts p in force and returns the new snapshot. Calls are serialised
+// by the daemon's reload lock.
+func (l *livePolicy) store(p *policy.Policy) *ruleSnapshot {
+	s := newRuleSnapshot(l.p.Load(), p)
+	l.p.Store(s)
+	return s
+}
+
+func (l *livePolicy) Roles(a [16]byte) policy.RoleSet { return l.p.Load().policy.Roles(a) }
 func (l *livePolicy) Learn(tr policy.Transport, client, server [16]byte, port uint16) {
-	l.p.Load().Learn(tr, client, server, port)
+	l.p.Load().policy.Learn(tr, client, server, port)
 }
 func (l *livePolicy) ServerPortScore(tr policy.Transport, port uint16, roles policy.RoleSet) int {
-	return l.p.Load().ServerPortScore(tr, port, roles)
+	return l.p.Load().policy.ServerPortScore(tr, port, roles)
 }
+
+// Match matches with the policy in force and returns the rule's stable
+// number.
 func (l *livePolicy) Match(tr policy.Transport, client, server policy.RoleSet, port uint16) policy.Match {
-	return l.p.Load().Match(tr, client, server, port)
+	s := l.p.Load()
+	m := s.policy.Match(tr, client, server, port)
+	if m.Rule >= 0 && int(m.Rule) < len(s.toStable) {
+		m.Rule = s.toStable[m.Rule]
+	}
+	return m
 }
-func (l *livePolicy) Reply(rule int32) bool { return l.p.Load().Reply(rule) }
+
+// Reply answers for a stable rule number; a rule no longer in force keeps
+// the expectation of its last definition.
+func (l *livePolicy) Reply(rule int32) bool {
+	s := l.p.Load()
+	if rule < 0 || int(rule) >= len(s.rules) {
+		return false
+	}
+	return s.rules[rule].Reply
+}

@@ -216,3 +216,22 @@ func sortedPrefixes(prefixes []netip.Prefix) []netip.Prefix {
 	})
 	return slices.Compact(out)
 }
+
+// KeepLearned copies into p what old learned from the traffic, so that a
+// reload of the matrix alone (no --config) does not forget the inferred
+// inventory. It does nothing unless both infer their inventory.
+func (p *Policy) KeepLearned(old *Policy) {
+	if p == old || !p.Inferred() || old == nil || !old.Inferred() {
+		return
+	}
+	old.mu.RLock()
+	defer old.mu.RUnlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, roles := range old.learned {
+		if len(p.learned) >= p.maxInferred {
+			break
+		}
+		p.learned[addr] = p.learned[addr] | roles
+	}
+}

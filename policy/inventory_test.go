@@ -217,3 +217,19 @@ func TestInventoryConfigGiven(t *testing.T) {
 		t.Error("InventoryConfig shares its slices with the policy")
 	}
 }
+
+func TestKeepLearned(t *testing.T) {
+	old := compileSite(t, "")
+	agent, em := addr("198.51.100.7"), addr("192.0.2.10")
+	old.Learn(TCP, agent, em, 3741)
+	reloaded := compileSite(t, "")
+	reloaded.KeepLearned(old)
+	if reloaded.Roles(agent) != roles(Agent) || reloaded.Roles(em) != roles(EnterpriseManager) {
+		t.Errorf("after KeepLearned: agent %v, em %v", reloaded.Roles(agent), reloaded.Roles(em))
+	}
+	withConfig := compileSite(t, "roles:\n  sql-server: [192.0.2.11]\n")
+	withConfig.KeepLearned(old)
+	if withConfig.Roles(agent) != 0 {
+		t.Errorf("a config's inventory took learned roles: %v", withConfig.Roles(agent))
+	}
+}
