@@ -234,7 +234,11 @@ func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (ui
 		a0: k.a0, a1: k.a1, b0: k.b0, b1: k.b1,
 		portA: k.portA, portB: k.portB, proto: k.proto,
 		flags: flags,
-		first: p.TS, last: p.TS,
+		// The packet clock, not the packet's own time: a packet older than
+		// the clock (files given out of order, a capture whose time steps
+		// back) would otherwise create an attempt already past its
+		// deadline. In order, the two are the same.
+		first: t.now, last: t.now,
 		rule:        rule,
 		clientRoles: clientRoles, serverRoles: serverRoles,
 	}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"os"
 	"os/signal"
@@ -131,6 +133,7 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
 	stopProgress := a.startProgress(f.progress, &stats, files)
+	files = a.inTimeOrder(files)
 	var readErrs []error
 	for _, name := range files {
 		if err := a.replayFile(ctx, name, table, &stats, f.sequential); err != nil {
@@ -292,4 +295,53 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
 	}
 	return func() { pprof.StopCPUProfile(); out.Close() }, nil
+}
+
+// inTimeOrder returns the files in the order of their first packet, as
+// mergecap would: packet time must not run backwards across files, or
+// flows of a later-read, earlier file look long overdue. Shell globs sort
+// cap_10 before cap_9, and ring buffers wrap. A file whose first packet
+// cannot be read keeps its place relative to the others at the end, where
+// reading it reports the error.
+func (a *app) inTimeOrder(files []string) []string {
+	if len(files) < 2 {
+		return files
+	}
+	type dated struct {
+		name string
+		ts   int64
+		ok   bool
+	}
+	list := make([]dated, len(files))
+	for i, name := range files {
+		list[i] = dated{name: name}
+		src, err := capture.OpenFile(name)
+		if err != nil {
+			continue
+		}
+		var rec capture.Record
+		if src.Next(&rec) == nil {
+			list[i].ts, list[i].ok = rec.TS, true
+		}
+		src.Close()
+	}
+	slices.SortStableFunc(list, func(x, y dated) int {
+		if x.ok != y.ok {
+			if x.ok {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(x.ts, y.ts)
+	})
+	ordered := make([]string, len(list))
+	moved := false
+	for i, d := range list {
+		ordered[i] = d.name
+		moved = moved || d.name != files[i]
+	}
+	if moved {
+		a.log.Info().Strs("files", ordered).Msg("reading the files in the order of their first packet")
+	}
+	return ordered
 }

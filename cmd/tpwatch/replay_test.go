@@ -217,3 +217,46 @@ func TestSequentialAndParallelAgree(t *testing.T) {
 		}
 	}
 }
+
+// writePcapAt writes frames at the given offsets from a fixed time.
+func writePcapAt(t *testing.T, name string, at []time.Duration, frames ...[]byte) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := pcapgo.NewWriter(&b)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	for i, f := range frames {
+		ci := gopacket.CaptureInfo{Timestamp: base.Add(at[i]), CaptureLength: len(f), Length: len(f)}
+		if err := w.WritePacket(ci, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Files given out of time order (cap_10 before cap_9) are read in the
+// order of their first packet: the same verdicts either way, and no
+// working flow turned into blocked/no_response.
+func TestReplayFilesOutOfOrder(t *testing.T) {
+	cfg := writeFile(t, "site.yaml", siteYAML)
+	early := writePcapAt(t, "cap_9.pcap", []time.Duration{0, time.Second},
+		tcpPacket(t, "198.51.100.7", "192.0.2.10", 50000, 3741, true, false, false),
+		tcpPacket(t, "192.0.2.10", "198.51.100.7", 3741, 50000, true, true, false))
+	late := writePcapAt(t, "cap_10.pcap", []time.Duration{5 * time.Minute, 5*time.Minute + time.Second},
+		tcpPacket(t, "198.51.100.8", "192.0.2.10", 50001, 3741, true, false, false),
+		tcpPacket(t, "192.0.2.10", "198.51.100.8", 3741, 50001, true, true, false))
+	inOrder, _, s1 := tpwatch(t, "replay", "--config", cfg, "--format", "json", early, late)
+	reversed, _, s2 := tpwatch(t, "replay", "--config", cfg, "--format", "json", late, early)
+	if s1 != exitOK || s2 != exitOK {
+		t.Errorf("statuses %d and %d, want 0: every flow worked", s1, s2)
+	}
+	if inOrder != reversed || strings.Contains(reversed, "no_response") {
+		t.Errorf("out-of-order files change the verdicts:\nin order:\n%s\nreversed:\n%s", inOrder, reversed)
+	}
+}
