@@ -29,6 +29,13 @@ type LiveOptions struct {
 	// BPF is a libpcap filter expression applied in the kernel; empty
 	// means every packet.
 	BPF string
+	// BPFInVLANs also applies BPF inside one and two 802.1Q/802.1ad tags
+	// on Ethernet links, where the kernel or the driver did not strip them
+	// (Npcap, the inner tag of QinQ, a NIC without VLAN offload): a filter
+	// written for untagged frames would otherwise pass only the untagged
+	// ones. Other link types have no tags, and libpcap refuses "vlan" on
+	// them, so there the expression is used as it is.
+	BPFInVLANs bool
 	// ReadTimeout is how long Next waits for a packet before it returns
 	// an *Idle; zero means DefaultLiveReadTimeout. It is never infinite:
 	// the packet clock of a quiet network must advance, and gopacket's
@@ -47,4 +54,12 @@ func (o LiveOptions) withDefaults() LiveOptions {
 		o.ReadTimeout = DefaultLiveReadTimeout
 	}
 	return o
+}
+
+// InVLANs returns expr extended to frames with one and two VLAN tags: the
+// filter OpenLive applies on Ethernet when BPFInVLANs is set. Each vlan
+// keyword moves the offsets of what follows it by one tag, which is why the
+// expression nests.
+func InVLANs(expr string) string {
+	return expr + " or (vlan and (" + expr + " or (vlan and (" + expr + "))))"
 }

@@ -24,6 +24,8 @@ type Live struct {
 	handle *pcap.Handle
 	link   LinkType
 	snap   int
+	// inVLANs: see LiveOptions.BPFInVLANs.
+	inVLANs bool
 
 	// filter is a filter SetFilter validated, for Next to apply: libpcap
 	// must not change a handle's filter while another thread reads it.
@@ -72,13 +74,23 @@ func OpenLive(iface string, o LiveOptions) (*Live, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", iface, err)
 	}
+	l := &Live{iface: iface, handle: h, link: linkTypeOfDLT(int(h.LinkType())), snap: o.Snaplen, inVLANs: o.BPFInVLANs}
 	if o.BPF != "" {
-		if err := h.SetBPFFilter(o.BPF); err != nil {
+		expr := l.expr(o.BPF)
+		if err := h.SetBPFFilter(expr); err != nil {
 			h.Close()
-			return nil, fmt.Errorf("open %s: filter %q: %w", iface, o.BPF, err)
+			return nil, fmt.Errorf("open %s: filter %q: %w", iface, expr, err)
 		}
 	}
-	return &Live{iface: iface, handle: h, link: linkTypeOfDLT(int(h.LinkType())), snap: o.Snaplen}, nil
+	return l, nil
+}
+
+// expr is the filter expression for this handle's link type.
+func (l *Live) expr(bpf string) string {
+	if l.inVLANs && l.link == LinkEthernet {
+		return InVLANs(bpf)
+	}
+	return bpf
 }
 
 // linkTypeOfDLT maps the DLT value libpcap reports for a live handle to the
@@ -130,6 +142,7 @@ func (l *Live) Next(r *Record) error {
 // call to Next, on the goroutine that reads. It is safe to call while
 // another goroutine is in Next.
 func (l *Live) SetFilter(expr string) error {
+	expr = l.expr(expr)
 	if _, err := pcap.CompileBPFFilter(layers.LinkType(l.link), l.snap, expr); err != nil {
 		return fmt.Errorf("filter %q for %s: %w", expr, l.iface, err)
 	}

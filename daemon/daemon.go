@@ -88,6 +88,9 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 	filter := cfg.Live.BPF
 	if filter == "" {
 		filter = BPFFilter(pol)
+		// The derived filter is written for untagged frames; a filter the
+		// user gave with --bpf is applied exactly as given.
+		cfg.Live.BPFInVLANs = true
 	}
 	seen := map[string]bool{}
 	for _, name := range cfg.Interfaces {
