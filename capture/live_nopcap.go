@@ -32,6 +32,9 @@ func (l *Live) Stats() (received, kernelDrops, ifDrops uint64, err error) {
 // SetFilter reports that this binary cannot capture live traffic.
 func (l *Live) SetFilter(expr string) error { return errNoLibpcap }
 
+// CheckFilter fails: there is no libpcap to compile a filter.
+func (l *Live) CheckFilter(expr string) error { return errNoLibpcap }
+
 // Link reports no link type: nothing was opened.
 func (l *Live) Link() LinkType { return LinkType(0) }
 

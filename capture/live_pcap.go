@@ -143,10 +143,23 @@ func (l *Live) Next(r *Record) error {
 // another goroutine is in Next.
 func (l *Live) SetFilter(expr string) error {
 	expr = l.expr(expr)
+	if err := l.compile(expr); err != nil {
+		return err
+	}
+	l.filter.Store(&expr)
+	return nil
+}
+
+// CheckFilter says whether SetFilter would accept expr, without changing
+// anything: a reload checks every interface before it changes any.
+func (l *Live) CheckFilter(expr string) error {
+	return l.compile(l.expr(expr))
+}
+
+func (l *Live) compile(expr string) error {
 	if _, err := pcap.CompileBPFFilter(layers.LinkType(l.link), l.snap, expr); err != nil {
 		return fmt.Errorf("filter %q for %s: %w", expr, l.iface, err)
 	}
-	l.filter.Store(&expr)
 	return nil
 }
 

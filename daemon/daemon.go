@@ -293,11 +293,20 @@ func (d *Daemon) Reload() error {
 	}
 	if d.cfg.Live.BPF == "" {
 		filter := BPFFilter(pol)
+		// Every interface must accept the filter before any changes, or a
+		// failed reload would leave them on different configs.
 		for _, s := range d.sources {
-			if err := s.setFilter(filter); err != nil {
+			if err := s.checkFilter(filter); err != nil {
 				d.reloads.Failure()
 				d.log.Error().Err(err).Msg("config reload failed: capture filter; the previous config stays in force")
 				return err
+			}
+		}
+		for _, s := range d.sources {
+			if err := s.setFilter(filter); err != nil {
+				// Checked above: only a handle reopened meanwhile on
+				// another link type gets here; it keeps its filter.
+				d.log.Error().Err(err).Str("interface", s.name).Msg("capture filter not changed on this interface")
 			}
 		}
 	}

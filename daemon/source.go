@@ -70,6 +70,16 @@ func (s *source) liveOptions() capture.LiveOptions {
 	return o
 }
 
+// checkFilter says whether the open capture would accept expr.
+func (s *source) checkFilter(expr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live != nil {
+		return s.live.CheckFilter(expr)
+	}
+	return nil
+}
+
 // setFilter changes the filter of the open capture and of later opens.
 func (s *source) setFilter(expr string) error {
 	s.mu.Lock()

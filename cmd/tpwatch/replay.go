@@ -9,6 +9,7 @@ import (
 
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"time"
 
@@ -45,7 +46,8 @@ classify every TCP and UDP flow against the Threat Prevention port matrix:
               or no_response (nothing back within the attempt timeout)
   unexpected  no enabled rule allows it: feature_disabled, unauthorized_client,
               or no_rule
-  pending     an attempt still inside its timeout when the capture ended
+  pending     an attempt still inside its timeout when the capture ended, or a
+              flow seen only mid-stream with nothing that shows it worked
 
 Several files are read in the order given, as one capture. Time is packet
 time, so a replay gives the same answer every time.
@@ -117,6 +119,11 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 	var table *classifier.Table
 	var replayMetricsSink *replayMetrics
 	if f.metricsOut != "" {
+		// A path that cannot be written is a usage error, found before a
+		// long replay rather than after it.
+		if err := checkWritableDir(f.metricsOut); err != nil {
+			return &exitStatus{code: exitError, err: fmt.Errorf("--metrics-out %s: %w", f.metricsOut, err)}
+		}
 		replayMetricsSink, err = newReplayMetrics(pol.Rules(), &stats, func() *classifier.Table { return table })
 		if err != nil {
 			return &exitStatus{code: exitError, err: err}
@@ -344,4 +351,16 @@ func (a *app) inTimeOrder(files []string) []string {
 		a.log.Info().Strs("files", ordered).Msg("reading the files in the order of their first packet")
 	}
 	return ordered
+}
+
+// checkWritableDir checks that a file can be created beside path, as the
+// atomic write of the textfile will do.
+func checkWritableDir(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tpwatch-check-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
 }
