@@ -1,6 +1,10 @@
 package classifier
 
-import "time"
+import (
+	"time"
+
+	"github.com/tpwatch/tpwatch/policy"
+)
 
 // Options tune a Table. A zero or negative field takes its default (see
 // DefaultOptions).
@@ -27,16 +31,22 @@ type Options struct {
 
 const maxMaxFlows = 1 << 28
 
-// DefaultOptions returns the defaults: attempts 30 s, UDP replies 10 s, TCP
-// idle 5 min, UDP idle 1 min, closed TCP linger 5 s, at most 1<<20 flows,
-// 4096 to start with.
+// DefaultOptions returns the defaults: the timeouts of
+// policy.DefaultTimeouts (the documented config defaults: attempts 30 s,
+// UDP replies 10 s, TCP idle 5 min, UDP idle 1 min, closed TCP linger 5 s),
+// at most 1<<20 flows, 4096 to start with.
 func DefaultOptions() Options {
+	return OptionsFor(policy.DefaultTimeouts())
+}
+
+// OptionsFor returns the default options with a site config's timeouts.
+func OptionsFor(t policy.Timeouts) Options {
 	return Options{
-		AttemptTimeout:  30 * time.Second,
-		UDPReplyTimeout: 10 * time.Second,
-		TCPIdle:         5 * time.Minute,
-		UDPIdle:         time.Minute,
-		TCPClosed:       5 * time.Second,
+		AttemptTimeout:  t.TCPAttempt,
+		UDPReplyTimeout: t.UDPReply,
+		TCPIdle:         t.TCPIdle,
+		UDPIdle:         t.UDPIdle,
+		TCPClosed:       t.TCPClosed,
 		MaxFlows:        1 << 20,
 		InitialFlows:    4096,
 	}

@@ -78,10 +78,7 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 		suppressed: new(metrics.SuppressedLogEvents),
 	}
 
-	opts := classifier.DefaultOptions()
-	t := pol.Timeouts()
-	opts.AttemptTimeout, opts.UDPReplyTimeout = t.TCPAttempt, t.UDPReply
-	opts.TCPIdle, opts.UDPIdle, opts.TCPClosed = t.TCPIdle, t.UDPIdle, t.TCPClosed
+	opts := classifier.OptionsFor(pol.Timeouts())
 	if cfg.MaxFlows > 0 {
 		opts.MaxFlows = cfg.MaxFlows
 	}

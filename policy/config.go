@@ -230,17 +230,7 @@ func parseSIEMPort(s string) (SIEMPort, error) {
 }
 
 func (d *nodeDecoder) allow(c *Config, n *yaml.Node) {
-	ids := map[string]int{}
-	for _, item := range d.sequence(n, "allow", "- {id: rdp-admin, client: admin-console, server: agent, transport: tcp, ports: [3389]}") {
-		r, ok := d.rule(item, "allow rule", allowRuleKeys)
-		if !ok {
-			continue
-		}
-		if first, dup := ids[r.ID]; dup {
-			d.errorf(item, "duplicate allow id %q (first at line %d): ids must be unique", r.ID, first)
-			continue
-		}
-		ids[r.ID] = item.Line
+	for _, r := range d.rules(n, "allow", "- {id: rdp-admin, client: admin-console, server: agent, transport: tcp, ports: [3389]}", "allow rule", "allow", allowRuleKeys) {
 		r.Section = "site config (allow)"
 		c.Allow = append(c.Allow, r)
 	}

@@ -110,20 +110,8 @@ func ParseMatrix(data []byte, name string) (*Matrix, error) {
 		d.errorf(nil, "empty matrix: want a rules: list")
 	}
 	if root != nil {
-		ids := map[string]int{}
 		d.mapping(root, "the matrix", matrixKeys, func(_ string, _, v *yaml.Node) {
-			for _, item := range d.sequence(v, "rules", "- {id: ..., client: ..., server: ...}") {
-				r, ok := d.rule(item, "rule", matrixRuleKeys)
-				if !ok {
-					continue
-				}
-				if first, dup := ids[r.ID]; dup {
-					d.errorf(item, "duplicate rule id %q (first at line %d): ids must be unique", r.ID, first)
-					continue
-				}
-				ids[r.ID] = item.Line
-				m.Rules = append(m.Rules, r)
-			}
+			m.Rules = d.rules(v, "rules", "- {id: ..., client: ..., server: ...}", "rule", "rule", matrixRuleKeys)
 		})
 	}
 	if err := d.err(); err != nil {
@@ -277,4 +265,25 @@ func describe(what, id string) string {
 		return what
 	}
 	return fmt.Sprintf("%s %q", what, id)
+}
+
+// rules reads a list of rules (the matrix's rules, the config's allow), each
+// with a unique id; what and idWord name them in errors ("rule"/"rule",
+// "allow rule"/"allow").
+func (d *nodeDecoder) rules(n *yaml.Node, key, example, what, idWord string, keys []string) []Rule {
+	var out []Rule
+	ids := map[string]int{}
+	for _, item := range d.sequence(n, key, example) {
+		r, ok := d.rule(item, what, keys)
+		if !ok {
+			continue
+		}
+		if first, dup := ids[r.ID]; dup {
+			d.errorf(item, "duplicate %s id %q (first at line %d): ids must be unique", idWord, r.ID, first)
+			continue
+		}
+		ids[r.ID] = item.Line
+		out = append(out, r)
+	}
+	return out
 }

@@ -130,10 +130,7 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		}
 		sink = append(teeSink{sink}, replayMetricsSink)
 	}
-	opts := classifier.DefaultOptions()
-	t := pol.Timeouts()
-	opts.AttemptTimeout, opts.UDPReplyTimeout = t.TCPAttempt, t.UDPReply
-	opts.TCPIdle, opts.UDPIdle, opts.TCPClosed = t.TCPIdle, t.UDPIdle, t.TCPClosed
+	opts := classifier.OptionsFor(pol.Timeouts())
 	opts.MaxFlows = f.maxFlows
 	table = classifier.NewTable(opts, pol, sink)
 
