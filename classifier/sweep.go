@@ -55,7 +55,14 @@ func (t *Table) sweep(n int) {
 			continue
 		}
 		if t.settle(c) {
-			t.setDue(c, t.nextDue(&t.entries[c]))
+			e := &t.entries[c]
+			// Due, yet still open: an allowed session past another idle
+			// timeout's worth of packet time. Tell an AliveSink.
+			if t.alive != nil && e.verdict == Allowed {
+				e.record(&t.rec)
+				t.alive.Alive(&t.rec)
+			}
+			t.setDue(c, t.nextDue(e))
 			t.cursor++
 		}
 	}

@@ -11,6 +11,8 @@ type Table struct {
 	opts Options
 	m    Matcher
 	sink Sink
+	// alive is sink when it is an AliveSink, else nil.
+	alive AliveSink
 
 	entries []entry  // entries[:live] are the live flows
 	due     []uint16 // due[i]: entry i needs no settle before it (see due.go)
@@ -42,10 +44,12 @@ func NewTable(opts Options, m Matcher, sink Sink) *Table {
 	if sink == nil {
 		sink = discard{}
 	}
+	alive, _ := sink.(AliveSink)
 	t := &Table{
 		opts:    opts,
 		m:       m,
 		sink:    sink,
+		alive:   alive,
 		entries: make([]entry, opts.InitialFlows),
 		due:     make([]uint16, opts.InitialFlows),
 		index:   make([]slot, indexSize(opts.InitialFlows)),

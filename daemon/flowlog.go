@@ -38,7 +38,7 @@ type flowSink struct {
 	decided atomic.Uint64
 }
 
-var _ classifier.Sink = (*flowSink)(nil)
+var _ classifier.AliveSink = (*flowSink)(nil)
 
 // Decided implements classifier.Sink. Allowed and ignored flows cost a
 // counter increment; a blocked or unexpected one also asks the bucket, and
@@ -58,8 +58,12 @@ func (s *flowSink) Decided(r *classifier.FlowRecord) {
 }
 
 // Final implements classifier.Sink: the daemon reports flows when they
-// are decided, not when they end.
-func (s *flowSink) Final(*classifier.FlowRecord) {}
+// are decided; at their end it only moves their rule's last-working time.
+func (s *flowSink) Final(r *classifier.FlowRecord) { s.counters.ObserveWorking(r) }
+
+// Alive implements classifier.AliveSink: an allowed session still open
+// keeps its rule's last-working time current.
+func (s *flowSink) Alive(r *classifier.FlowRecord) { s.counters.ObserveWorking(r) }
 
 // flow writes one flow event with the fields of the replay JSON output.
 // Rule numbers are the live policy's stable numbers (see livePolicy).

@@ -164,6 +164,24 @@ func (c *FlowCounters) Observe(r *classifier.FlowRecord) {
 	}
 }
 
+// ObserveWorking moves the rule's last-working time to r.Last for an
+// allowed flow that is still open or has just ended, without counting it
+// again: Observe saw the flow when it was decided, at its start, and a
+// session that stays open for days keeps proving that its rule works.
+func (c *FlowCounters) ObserveWorking(r *classifier.FlowRecord) {
+	if r.Verdict != classifier.Allowed || r.Rule < 0 {
+		return
+	}
+	c.mu.RLock()
+	t := c.table
+	if int(r.Rule) < len(t.slotOf) {
+		if slot := t.slotOf[r.Rule]; slot != noRuleSlot {
+			storeMax(&t.lastWorking[slot], r.Last)
+		}
+	}
+	c.mu.RUnlock()
+}
+
 // unixSeconds converts Unix nanoseconds to seconds, whole and fractional
 // parts apart so that the fraction survives the float64 rounding.
 func unixSeconds(ns int64) float64 {

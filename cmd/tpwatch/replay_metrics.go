@@ -45,8 +45,9 @@ func newReplayMetrics(rules []policy.Rule, stats *pipeline.SourceStats, table fu
 // verdict is decided, as the daemon does.
 func (m *replayMetrics) Decided(r *classifier.FlowRecord) { m.flows.Observe(r) }
 
-// Final implements classifier.Sink.
-func (m *replayMetrics) Final(*classifier.FlowRecord) {}
+// Final implements classifier.Sink: an allowed flow's end is the last
+// time its rule was seen working.
+func (m *replayMetrics) Final(r *classifier.FlowRecord) { m.flows.ObserveWorking(r) }
 
 func (m *replayMetrics) write(path string) error {
 	return metrics.WriteTextfile(path, m.reg)
