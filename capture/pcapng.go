@@ -98,7 +98,15 @@ type pcapngReader struct {
 	ifaces  []ngInterface
 	records int
 	err     error
+	// lastTS is the time of the last packet with a timestamp. A Simple
+	// Packet Block has none; it takes this one, so packet time never runs
+	// back to 1970 and timeouts still pass in an SPB capture.
+	lastTS int64
 }
+
+// maxInterfaces bounds the interfaces of one section: a hostile file of
+// nothing but interface descriptions must not cost memory without bound.
+const maxInterfaces = 65536
 
 func newPcapngReader(s *stream, name string, closer io.Closer) *pcapngReader {
 	return &pcapngReader{s: s, name: name, closer: closer, order: binary.LittleEndian}
@@ -252,6 +260,9 @@ func (r *pcapngReader) interfaceDescription(b []byte) error {
 		}
 		opts = opts[4+padded:]
 	}
+	if len(r.ifaces) >= maxInterfaces {
+		return fmt.Errorf("more than %d interfaces in one section", maxInterfaces)
+	}
 	r.ifaces = append(r.ifaces, ifc)
 	return nil
 }
@@ -305,7 +316,8 @@ func (r *pcapngReader) packet(typ uint32, b []byte, rec *Record) (bool, error) {
 	}
 	*rec = Record{CapLen: capLen, WireLen: wireLen, Link: ifc.link, Interface: ifIndex, Data: data[:capLen:capLen]}
 	if typ != blockSPB {
-		rec.TS = ifc.nanoseconds(ticks)
+		r.lastTS = ifc.nanoseconds(ticks)
 	}
+	rec.TS = r.lastTS
 	return true, nil
 }

@@ -43,7 +43,8 @@ func TestPcapngInterfacesAndResolutions(t *testing.T) {
 				{TS: 1700000000_000001000, CapLen: uint32(len(eth)), WireLen: uint32(len(eth)), Link: LinkEthernet, Interface: 0, Data: eth},
 				{TS: 1700000000_123456789, CapLen: uint32(len(raw)), WireLen: 1500, Link: LinkRaw, Interface: 1, Data: raw},
 				{TS: 103_500000000, CapLen: uint32(len(raw)), WireLen: uint32(len(raw)), Link: LinkIPv6, Interface: 2, Data: raw},
-				{TS: 0, CapLen: uint32(len(eth)), WireLen: uint32(len(eth)), Link: LinkEthernet, Interface: 0, Data: eth},
+				// A simple packet block has no time: it takes the last packet's.
+				{TS: 103_500000000, CapLen: uint32(len(eth)), WireLen: uint32(len(eth)), Link: LinkEthernet, Interface: 0, Data: eth},
 			}
 			if len(recs) != len(want) {
 				t.Fatalf("%d records, want %d", len(recs), len(want))

@@ -249,7 +249,11 @@ func (s *Summary) writeRules(w io.Writer) {
 			rc.allowed, rc.blocked, rc.unexpected, rc.pending, last)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "(%d rules with no flow in this capture are not listed; `tpwatch policy` shows them all)\n\n", len(s.perRule)-len(idx))
+	listed := len(idx)
+	if s.perRule[len(s.rules)] != (ruleCounts{}) {
+		listed-- // the "(no rule)" row is no rule of the matrix
+	}
+	fmt.Fprintf(w, "(%d rules with no flow in this capture are not listed; `tpwatch policy` shows them all)\n\n", len(s.rules)-listed)
 }
 
 func severity(rc ruleCounts) int {
@@ -344,8 +348,10 @@ func icmpMeaning(typ, code uint8) string {
 			return "protocol unreachable"
 		case 3:
 			return "port unreachable"
-		case 9, 10:
+		case 9:
 			return "network administratively prohibited"
+		case 10:
+			return "host administratively prohibited"
 		case 13:
 			return "communication administratively prohibited"
 		}

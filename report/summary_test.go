@@ -39,7 +39,8 @@ func TestSummaryWorstFirst(t *testing.T) {
 	}
 	text := out.String()
 	for _, want := range []string{"42 packets", "5 flows", "1 allowed, 2 blocked, 1 unexpected, 0 pending, 1 ignored", "from site.yaml",
-		"icmp_unreachable", "administratively prohibited", "no_rule", "tcp/3389", "198.51.100.7 (agent)"} {
+		"icmp_unreachable", "administratively prohibited", "no_rule", "tcp/3389", "198.51.100.7 (agent)",
+		"(0 rules with no flow"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
