@@ -121,14 +121,7 @@ func WriteBench(w io.Writer, packets, flows int, seed int64) error {
 		return fmt.Errorf("bench capture: %d packets, %d flows: want packets >= 0 and flows >= 1", packets, flows)
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	var hdr [24]byte
-	le := binary.LittleEndian
-	le.PutUint32(hdr[0:], 0xa1b2c3d4)
-	le.PutUint16(hdr[4:], 2)
-	le.PutUint16(hdr[6:], 4)
-	le.PutUint32(hdr[16:], snapLen)
-	le.PutUint32(hdr[20:], uint32(ethernet))
-	if _, err := bw.Write(hdr[:]); err != nil {
+	if _, err := bw.Write(pcapFileHeader()); err != nil {
 		return fmt.Errorf("bench capture header: %w", err)
 	}
 
@@ -362,6 +355,19 @@ func (g *benchGen) frame(f *benchFlow, udp, fromClient bool, flags uint8, payloa
 		be.PutUint32(t[16:], 0) // checksum, urgent pointer
 	}
 	return 16 + 14 + 20 + l4 + payload
+}
+
+// pcapFileHeader is the classic pcap file header the fast writers use:
+// microsecond timestamps, little-endian, Ethernet, snapLen.
+func pcapFileHeader() []byte {
+	hdr := make([]byte, 24)
+	le := binary.LittleEndian
+	le.PutUint32(hdr[0:], 0xa1b2c3d4)
+	le.PutUint16(hdr[4:], 2)
+	le.PutUint16(hdr[6:], 4)
+	le.PutUint32(hdr[16:], snapLen)
+	le.PutUint32(hdr[20:], uint32(ethernet))
+	return hdr
 }
 
 // putEthIPv4 writes into rec a classic pcap record header (microseconds,

@@ -162,14 +162,7 @@ type floodGen struct {
 }
 
 func (g *floodGen) header() {
-	var hdr [24]byte
-	le := binary.LittleEndian
-	le.PutUint32(hdr[0:], 0xa1b2c3d4)
-	le.PutUint16(hdr[4:], 2)
-	le.PutUint16(hdr[6:], 4)
-	le.PutUint32(hdr[16:], snapLen)
-	le.PutUint32(hdr[20:], uint32(ethernet))
-	_, g.err = g.bw.Write(hdr[:])
+	_, g.err = g.bw.Write(pcapFileHeader())
 }
 
 // floodPacket writes flood packet i and, for a port scan, its answer.
