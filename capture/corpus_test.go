@@ -1,44 +1,15 @@
 package capture
 
 import (
-	"encoding/csv"
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
-)
 
-// corpusDir finds the shared capture corpus beside the repository
-// (../shared/corpus from the module root). Without it the test is skipped
-// on a developer machine and fails in CI, where it must be present.
-func corpusDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	corpus := filepath.Join(dir, "..", "shared", "corpus")
-	if _, err := os.Stat(filepath.Join(corpus, "MANIFEST.tsv")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("capture corpus missing in CI: %v", err)
-		}
-		t.Skipf("capture corpus not present (%v)", err)
-	}
-	return corpus
-}
+	"github.com/tpwatch/tpwatch/internal/testenv"
+)
 
 // manifestEntry is what MANIFEST.tsv says tshark found in one capture.
 type manifestEntry struct {
@@ -51,30 +22,16 @@ type manifestEntry struct {
 
 func readManifest(t testing.TB, corpus string) []manifestEntry {
 	t.Helper()
-	f, err := os.Open(filepath.Join(corpus, "MANIFEST.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.Comma, r.LazyQuotes, r.FieldsPerRecord = '\t', true, -1
-	rows, err := r.ReadAll()
-	if err != nil {
-		t.Fatalf("MANIFEST.tsv: %v", err)
-	}
-	col := map[string]int{}
-	for i, name := range rows[0] {
-		col[name] = i
-	}
+	rows := testenv.Manifest(t, corpus)
 	for _, name := range []string{"path", "packets", "tshark_ok", "format"} {
-		if _, ok := col[name]; !ok {
+		if _, ok := rows[0][name]; !ok {
 			t.Fatalf("MANIFEST.tsv has no %q column", name)
 		}
 	}
 	var entries []manifestEntry
-	for _, row := range rows[1:] {
-		e := manifestEntry{path: row[col["path"]], tsharkOK: row[col["tshark_ok"]] == "yes", packets: -1, format: row[col["format"]]}
-		if n, err := strconv.Atoi(row[col["packets"]]); err == nil {
+	for _, row := range rows {
+		e := manifestEntry{path: row["path"], tsharkOK: row["tshark_ok"] == "yes", packets: -1, format: row["format"]}
+		if n, err := strconv.Atoi(row["packets"]); err == nil {
 			e.packets = n
 		}
 		entries = append(entries, e)
@@ -117,7 +74,7 @@ func readAndDecode(path string) fileResult {
 }
 
 func TestCorpus(t *testing.T) {
-	corpus := corpusDir(t)
+	corpus := testenv.Corpus(t)
 	entries := readManifest(t, corpus)
 	if len(entries) < 1000 {
 		t.Fatalf("MANIFEST.tsv lists %d captures; expected the full corpus", len(entries))

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/tpwatch/tpwatch/internal/testenv"
 )
 
 // gopacketView is what gopacket makes of the headers Decode reads.
@@ -201,7 +203,7 @@ func rawDifference(st Status, p *Packet, g gopacketView) string {
 }
 
 func TestDecodeAgreesWithGopacket(t *testing.T) {
-	corpus := corpusDir(t)
+	corpus := testenv.Corpus(t)
 	type example struct {
 		file   string
 		record int

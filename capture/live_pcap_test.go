@@ -5,24 +5,19 @@ package capture
 import (
 	"errors"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tpwatch/tpwatch/internal/testenv"
 )
 
 // needCaptureRights skips a live-capture test where it cannot run, except
 // under CI, where a missing right is a broken set-up and must fail.
 func needCaptureRights(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("live capture tests need root under CI")
-	}
-	t.Skip("live capture needs root")
+	testenv.Root(t, "live capture")
 }
 
 // freeUDPPort returns a UDP port nothing listens on now, by binding port 0 and

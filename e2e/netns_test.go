@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tpwatch/tpwatch/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -31,13 +33,7 @@ func TestMain(m *testing.M) {
 // where that is a broken set-up and fails.
 func need(t *testing.T, ok bool, what string) {
 	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("the end-to-end test needs %s (CI is set, so this fails instead of skipping)", what)
-	}
-	t.Skipf("needs %s", what)
+	testenv.Need(t, ok, what)
 }
 
 func have(cmd string) bool {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tpwatch/tpwatch/classifier"
+
+	"github.com/tpwatch/tpwatch/internal/testenv"
 )
 
 // promtool returns the path of promtool. Without it the test is skipped on
@@ -20,14 +21,7 @@ import (
 // apt-get install prometheus).
 func promtool(t *testing.T) string {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("promtool is required under CI: %v", err)
-		}
-		t.Skipf("promtool not installed: %v", err)
-	}
-	return path
+	return testenv.Tool(t, "promtool", "prometheus")
 }
 
 // fullRegistry registers every collector of the package, each with values,

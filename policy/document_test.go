@@ -8,13 +8,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tpwatch/tpwatch/internal/testenv"
 )
 
 // The product document is the source of truth for the matrix. These tests
 // read its tables with a parser of their own and check the embedded matrix
 // against every row, both ways.
 
-const firewallDoc = "../../shared/seed/firewall-ports.md"
+// firewallDoc names the product document in messages; testenv finds it.
+const firewallDoc = "firewall-ports.md"
 
 // docRow is one row of a document table, read into roles and ports.
 type docRow struct {
@@ -38,13 +41,8 @@ func (r docRow) String() string {
 
 func readFirewallDoc(t *testing.T) []docRow {
 	t.Helper()
-	data, err := os.ReadFile(firewallDoc)
+	data, err := os.ReadFile(testenv.Shared(t, "seed", "firewall-ports.md"))
 	if err != nil {
-		if os.Getenv("CI") == "" {
-			if _, statErr := os.Stat(filepath.Dir(filepath.Dir(firewallDoc))); os.IsNotExist(statErr) {
-				t.Skipf("%s absent and CI unset: %v", firewallDoc, err)
-			}
-		}
 		t.Fatalf("read the product document: %v", err)
 	}
 	rows, errs := parseFirewallDoc(string(data))

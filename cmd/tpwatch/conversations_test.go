@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tpwatch/tpwatch/internal/testenv"
 )
 
 // TestCorpusConversations compares, capture by capture, the TCP and UDP
@@ -25,8 +27,13 @@ import (
 // conversationDifferences; an entry whose file now agrees fails too, so the
 // table stays true.
 func TestCorpusConversations(t *testing.T) {
-	dir := corpusDir(t)
-	rows := readManifest(t, dir)
+	dir := testenv.Corpus(t)
+	rows := testenv.Manifest(t, dir)
+	for _, col := range []string{"path", "format", "tshark_ok", "tcp_conversations", "udp_conversations"} {
+		if _, ok := rows[0][col]; !ok {
+			t.Fatalf("MANIFEST.tsv has no %s column", col)
+		}
+	}
 	type tally struct{ compared, agree, explained, bugs int }
 	var all tally
 	byCause := map[string]int{}
@@ -155,52 +162,6 @@ func conversations(t *testing.T, file string) (tcp, udp int) {
 		}
 	}
 	return tcp, udp
-}
-
-// readManifest returns MANIFEST.tsv's rows as column name → value.
-func readManifest(t *testing.T, dir string) []map[string]string {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var header []string
-	var rows []map[string]string
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), "\t")
-		if header == nil {
-			header = fields
-			continue
-		}
-		row := map[string]string{}
-		for i, h := range header {
-			if i < len(fields) {
-				row[h] = fields[i]
-			}
-		}
-		rows = append(rows, row)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, col := range []string{"path", "format", "tshark_ok", "tcp_conversations", "udp_conversations"} {
-		if !contains(header, col) {
-			t.Fatalf("MANIFEST.tsv has no %s column: %v", col, header)
-		}
-	}
-	return rows
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // conversationDifferences explains every capture whose conversation counts

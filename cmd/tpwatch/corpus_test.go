@@ -1,57 +1,24 @@
 package main
 
 import (
-	"bufio"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tpwatch/tpwatch/internal/testenv"
 )
-
-// corpusDir finds ../shared/corpus from the repository root. Outside CI a
-// checkout without it skips; in CI its absence is a failure.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs("../../../shared/corpus")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.tsv")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("corpus missing under CI: %v", err)
-		}
-		t.Skipf("no corpus at %s (CI unset): %v", dir, err)
-	}
-	return dir
-}
-
-func corpusFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var files []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for first := true; sc.Scan(); first = false {
-		if first {
-			continue
-		}
-		files = append(files, filepath.Join(dir, strings.SplitN(sc.Text(), "\t", 2)[0]))
-	}
-	return files
-}
 
 // TestReplayCorpus runs replay over every capture of the shared corpus
 // (the tcpdump project's test captures, many malformed on purpose, and
 // real protocol captures): none may crash or hang it, every exit status is
 // 0, 1 or 2, and every error is one line naming the file.
 func TestReplayCorpus(t *testing.T) {
-	dir := corpusDir(t)
-	files := corpusFiles(t, dir)
+	dir := testenv.Corpus(t)
+	var files []string
+	for _, row := range testenv.Manifest(t, dir) {
+		files = append(files, filepath.Join(dir, row["path"]))
+	}
 	if len(files) < 1500 {
 		t.Fatalf("MANIFEST lists %d files, want the whole corpus", len(files))
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tpwatch/tpwatch/internal/testenv"
 )
 
 func TestReplayMetricsOut(t *testing.T) {
@@ -47,13 +49,7 @@ func TestReplayMetricsOut(t *testing.T) {
 			t.Errorf("sample line with a timestamp or garbage: %q", line)
 		}
 	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool missing under CI (make deps installs Debian's prometheus)")
-		}
-		t.Skip("promtool not installed")
-	}
+	promtool := testenv.Tool(t, "promtool", "prometheus")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(text)
 	if msg, err := cmd.CombinedOutput(); err != nil || len(strings.TrimSpace(string(msg))) > 0 {
