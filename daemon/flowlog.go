@@ -1,9 +1,9 @@
 package daemon
 
 import (
+	"github.com/tpwatch/tpwatch/report"
 	"net/netip"
 	"sync/atomic"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -11,10 +11,6 @@ import (
 	"github.com/tpwatch/tpwatch/metrics"
 	"github.com/tpwatch/tpwatch/policy"
 )
-
-// rfc3339Nano is the time format of the flow fields, as in the replay JSON
-// output: nine digits always, so the times line up and sort as text.
-const rfc3339Nano = "2006-01-02T15:04:05.000000000Z07:00"
 
 // flowLog logs blocked and unexpected flows, once each, behind a token
 // bucket shared by every interface, and counts what the bucket refused.
@@ -77,8 +73,8 @@ func (l *flowLog) flow(iface string, r *classifier.FlowRecord, rules []policy.Ru
 		rule = rules[r.Rule].ID
 	}
 	e = e.Str("interface", iface).
-		Str("ts_first", time.Unix(0, r.First).UTC().Format(rfc3339Nano)).
-		Str("ts_last", time.Unix(0, r.Last).UTC().Format(rfc3339Nano)).
+		Bytes("ts_first", report.AppendTimestamp(nil, r.First)).
+		Bytes("ts_last", report.AppendTimestamp(nil, r.Last)).
 		Str("transport", r.Transport.String()).
 		Str("src_ip", netip.AddrFrom16(r.Client).Unmap().String()).
 		Uint16("src_port", r.ClientPort).

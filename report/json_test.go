@@ -147,9 +147,9 @@ func TestAppendTimestampIsTimeFormat(t *testing.T) {
 	}
 	var b []byte
 	for _, ns := range stamps {
-		b = appendTimestamp(b[:0], ns)
+		b = AppendTimestamp(b[:0], ns)
 		if want := time.Unix(0, ns).UTC().Format(layout); string(b) != want {
-			t.Fatalf("appendTimestamp(%d) = %s, want %s", ns, b, want)
+			t.Fatalf("AppendTimestamp(%d) = %s, want %s", ns, b, want)
 		}
 	}
 }
@@ -157,8 +157,8 @@ func TestAppendTimestampIsTimeFormat(t *testing.T) {
 func TestAppendTimestampAllocatesNothing(t *testing.T) {
 	buf := make([]byte, 0, 64)
 	ns := time.Date(2026, 1, 5, 9, 0, 0, 1500, time.UTC).UnixNano()
-	if n := testing.AllocsPerRun(1000, func() { buf = appendTimestamp(buf[:0], ns) }); n != 0 {
-		t.Errorf("appendTimestamp: %v allocations, want 0", n)
+	if n := testing.AllocsPerRun(1000, func() { buf = AppendTimestamp(buf[:0], ns) }); n != 0 {
+		t.Errorf("AppendTimestamp: %v allocations, want 0", n)
 	}
 }
 
@@ -167,7 +167,7 @@ func BenchmarkAppendTimestamp(b *testing.B) {
 	ns := time.Date(2026, 1, 5, 9, 0, 0, 1500, time.UTC).UnixNano()
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendTimestamp(buf[:0], ns)
+		buf = AppendTimestamp(buf[:0], ns)
 		ns += 1e6
 	}
 }
