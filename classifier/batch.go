@@ -13,10 +13,15 @@ const lookAheadSize = 32
 // to bring cache lines in, but their sum is stored so that the compiler
 // cannot drop them.
 type lookAhead struct {
-	hash  [lookAheadSize]uint64
-	flow  [lookAheadSize]bool   // the packet belongs to a flow: hash is set
-	ref   [lookAheadSize]uint32 // its entry number + 1 as the index has it, or 0
-	words uint64
+	// keys are the TCP and UDP packets' flow keys and hashes, which the
+	// packets are then followed with; an ICMP error's quoted flow is
+	// looked up again when it is followed (rare).
+	keys   [lookAheadSize]keyed
+	hash   [lookAheadSize]uint64
+	flow   [lookAheadSize]bool   // the packet belongs to a flow: hash is set
+	tcpUDP [lookAheadSize]bool   // keys[i] holds the packet's own flow
+	ref    [lookAheadSize]uint32 // its entry number + 1 as the index has it, or 0
+	words  uint64
 }
 
 // ProcessBatch follows the packets in order, with exactly the effect of
@@ -31,7 +36,11 @@ func (t *Table) ProcessBatch(pkts []capture.Packet) {
 		n := min(len(pkts), lookAheadSize)
 		t.loadAhead(pkts[:n])
 		for i := range pkts[:n] {
-			t.Process(&pkts[i])
+			if t.ahead.tcpUDP[i] {
+				t.process(&pkts[i], &t.ahead.keys[i])
+			} else {
+				t.process(&pkts[i], nil)
+			}
 		}
 		pkts = pkts[n:]
 	}
@@ -47,20 +56,21 @@ func (t *Table) loadAhead(pkts []capture.Packet) {
 	var words uint64
 	for i := range pkts {
 		p := &pkts[i]
-		var k flowKey
+		a.tcpUDP[i] = false
 		switch {
 		case p.IPVersion == 0 || p.Fragment:
 			a.flow[i] = false
-			continue
 		case p.Proto == capture.ProtoTCP || p.Proto == capture.ProtoUDP:
-			k, _ = makeKey(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto)
+			kd := &a.keys[i]
+			kd.k, kd.srcIsA = makeKey(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto)
+			kd.h, kd.seed = kd.k.hash(t.seed), t.seed
+			a.hash[i], a.flow[i], a.tcpUDP[i] = kd.h, true, true
 		case p.Quoted && (p.Proto == capture.ProtoICMP || p.Proto == capture.ProtoICMPv6):
-			k, _ = makeKey(&p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto)
+			k, _ := makeKey(&p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto)
+			a.hash[i], a.flow[i] = k.hash(t.seed), true
 		default:
 			a.flow[i] = false
-			continue
 		}
-		a.hash[i], a.flow[i] = k.hash(t.seed), true
 	}
 	// A loop of nothing but independent loads, so that the CPU's window
 	// of instructions in flight holds as many of them as it can.

@@ -70,7 +70,20 @@ func (t *Table) SetMatcher(m Matcher) {
 
 // Process follows one decoded packet (IPVersion != 0) and moves the packet
 // clock to its time.
-func (t *Table) Process(p *capture.Packet) {
+func (t *Table) Process(p *capture.Packet) { t.process(p, nil) }
+
+// keyed is a packet's flow key and hash, computed ahead by ProcessBatch so
+// that following the packet does not compute them again. It holds only for
+// the seed it was hashed with: a table that empties takes a new seed.
+type keyed struct {
+	k      flowKey
+	srcIsA bool
+	h      uint64
+	seed   uint64
+}
+
+// process is Process with the flow key computed ahead, or pre nil.
+func (t *Table) process(p *capture.Packet, pre *keyed) {
 	t.counts.packets++
 	if p.TS > t.now {
 		elapsed := p.TS - t.now
@@ -88,7 +101,7 @@ func (t *Table) Process(p *capture.Packet) {
 		if p.Fragment {
 			t.counts.fragments++
 		} else {
-			t.processFlow(p)
+			t.processFlow(p, pre)
 		}
 	case p.Proto == capture.ProtoICMP || p.Proto == capture.ProtoICMPv6:
 		if p.Quoted {
@@ -133,9 +146,18 @@ func (t *Table) Flush(end int64) {
 	t.publish()
 }
 
-func (t *Table) processFlow(p *capture.Packet) {
-	k, srcIsA := makeKey(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto)
-	h := k.hash(t.seed)
+func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
+	var (
+		k      flowKey
+		srcIsA bool
+		h      uint64
+	)
+	if pre != nil && pre.seed == t.seed {
+		k, srcIsA, h = pre.k, pre.srcIsA, pre.h
+	} else {
+		k, srcIsA = makeKey(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto)
+		h = k.hash(t.seed)
+	}
 	i, found := t.lookup(&k, h)
 	if found && !t.settle(i) {
 		found = false
