@@ -13,7 +13,9 @@ const (
 
 // mapIPv4 stores a 4-byte address as ::ffff:a.b.c.d.
 func mapIPv4(dst *[16]byte, a []byte) {
-	*dst = [16]byte{10: 0xff, 11: 0xff, 12: a[0], 13: a[1], 14: a[2], 15: a[3]}
+	// Two word stores: the composite literal wrote the 16 bytes one by one.
+	binary.BigEndian.PutUint64(dst[:8], 0)
+	binary.BigEndian.PutUint64(dst[8:], 0xffff<<32|uint64(binary.BigEndian.Uint32(a)))
 }
 
 func decodeIPv4(b []byte, p *Packet) Status {
