@@ -110,26 +110,50 @@ func ipv4String(a uint32) string {
 	return fmt.Sprintf("%d.%d.%d.%d", a>>24, a>>16&0xff, a>>8&0xff, a&0xff)
 }
 
+// BenchSpec is the shape of a benchmark capture.
+type BenchSpec struct {
+	// Packets is the number of packets.
+	Packets int
+	// Flows is about how many flows the capture holds in all: the mean
+	// length of a flow is Packets/Flows packets (the length of the TCP
+	// sessions is scaled to give it; the other shapes keep their own).
+	Flows int
+	// Live is how many flows are open at any time: each packet continues
+	// a random live flow, and a flow that ends is replaced by a new one.
+	// Live flows are interleaved packet by packet, the worst case for a
+	// flow table's caches.
+	Live int
+	Seed int64
+}
+
+// DefaultBench is the capture of the performance issue: 10M packets,
+// 200,000 flows (50 packets a flow), 20,000 of them open at once, about
+// 1.6 GB.
+var DefaultBench = BenchSpec{Packets: 10_000_000, Flows: 200_000, Live: 20_000, Seed: 1}
+
+// StressBench keeps ten times more flows open at once, each shorter
+// (about 10 packets): 940,000 flows in 10M packets, 200,000 live, so the
+// flow table holds 250-300k flows and every packet misses the caches.
+var StressBench = BenchSpec{Packets: 10_000_000, Flows: 940_000, Live: 200_000, Seed: 1}
+
 // WriteBench writes a classic pcap (microseconds, little-endian, Ethernet)
-// of packets packets of Threat Prevention traffic, with about flows flows
-// live at any time: each packet continues a random live flow, and a flow
-// that ends is replaced by a new one. The output depends only on the
-// arguments. TCP and UDP checksums are zero; IPv4 header checksums are
+// of Threat Prevention traffic of the given shape. The output depends only
+// on the spec. TCP and UDP checksums are zero; IPv4 header checksums are
 // correct.
-func WriteBench(w io.Writer, packets, flows int, seed int64) error {
-	if packets < 0 || flows < 1 {
-		return fmt.Errorf("bench capture: %d packets, %d flows: want packets >= 0 and flows >= 1", packets, flows)
+func WriteBench(w io.Writer, spec BenchSpec) error {
+	if spec.Packets < 0 || spec.Live < 1 || spec.Flows < 1 {
+		return fmt.Errorf("bench capture: %d packets, %d flows, %d live: want packets >= 0, flows >= 1 and live >= 1", spec.Packets, spec.Flows, spec.Live)
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
 	if _, err := bw.Write(pcapFileHeader()); err != nil {
 		return fmt.Errorf("bench capture header: %w", err)
 	}
 
-	g, err := newBenchGen(flows, seed)
+	g, err := newBenchGen(spec)
 	if err != nil {
 		return err
 	}
-	for i := 0; i < packets; i++ {
+	for i := 0; i < spec.Packets; i++ {
 		n := g.next()
 		if _, err := bw.Write(g.rec[:n]); err != nil {
 			return fmt.Errorf("bench capture packet %d: %w", i, err)
@@ -141,17 +165,50 @@ func WriteBench(w io.Writer, packets, flows int, seed int64) error {
 	return nil
 }
 
-func newBenchGen(flows int, seed int64) (*benchGen, error) {
+func newBenchGen(spec BenchSpec) (*benchGen, error) {
 	g := &benchGen{
-		rng:   rand.New(rand.NewPCG(uint64(seed), 0x7470776174636821)),
-		flows: make([]benchFlow, flows),
+		rng:   rand.New(rand.NewPCG(uint64(spec.Seed), 0x7470776174636821)),
+		flows: make([]benchFlow, spec.Live),
 		ts:    uint64(Epoch.UnixNano()),
 	}
 	if err := g.fillKinds(); err != nil {
 		return nil, err
 	}
+	// The live flows at the end are cut short: on average half of each is
+	// in the capture, so they count as half a flow's packets each.
+	whole := max(float64(spec.Flows)-float64(spec.Live)/2, float64(spec.Flows)/2)
+	g.maxRounds = sessionRounds(float64(spec.Packets) / whole)
 	return g, nil
 }
+
+// sessionRounds returns the most exchanges a TCP session has (it has 1 to
+// that many, evenly) for flows to be mean packets long on average.
+func sessionRounds(mean float64) int {
+	// Mean packets of the other shapes, and the sessions' share.
+	var others, sessions float64
+	for _, k := range benchKinds {
+		w := float64(k.weight)
+		switch k.shape {
+		case benchSession:
+			sessions += w
+		case benchRefused:
+			others += 2 * w
+		case benchNoAnswer:
+			others += 3 * w
+		case benchUDPPairs:
+			others += 4 * w // 1-3 pairs
+		case benchUDPOneWay:
+			others += 8 * w // 4-12 datagrams
+		}
+	}
+	// A session of r rounds has 6 + 3r packets; rounds 1..m average (m+1)/2.
+	perSession := (mean*1000 - others) / sessions
+	m := int(2*(perSession-6)/3 - 1 + 0.5)
+	return min(max(m, 1), maxSessionRounds)
+}
+
+// maxSessionRounds keeps a session's packet count (6 + 3 rounds) in a byte.
+const maxSessionRounds = 83
 
 // benchGen holds the state of WriteBench.
 type benchGen struct {
@@ -161,7 +218,9 @@ type benchGen struct {
 	ipID   uint16
 	kindOf [1000]uint8 // a kind for each thousandth of the flows
 	serial [16]uint32  // flows started, per kind
-	rec    [16 + 14 + 20 + 20 + 1500]byte
+	// maxRounds is the most exchanges of a TCP session (see sessionRounds).
+	maxRounds int
+	rec       [16 + 14 + 20 + 20 + 1500]byte
 }
 
 // fillKinds spreads the kinds over kindOf by their weights.
@@ -211,9 +270,9 @@ func (g *benchGen) start(f *benchFlow) {
 		f.sport += uint16(n % uint32(kind.portSpread))
 	}
 	f.cseq, f.sseq = g.rng.Uint32(), g.rng.Uint32()
-	f.rounds = uint8(1 + g.rng.IntN(4))
 	switch kind.shape {
 	case benchSession:
+		f.rounds = uint8(1 + g.rng.IntN(g.maxRounds))
 		f.steps = 6 + 3*f.rounds
 	case benchRefused:
 		f.steps = 2
@@ -257,7 +316,7 @@ func (g *benchGen) next() int {
 		case f.step < last:
 			switch (f.step - 3) % 3 {
 			case 0:
-				flags, payload = wPSH|wACK, 20+g.rng.IntN(100)
+				flags, payload = wPSH|wACK, 40+g.rng.IntN(120)
 			case 1:
 				fromClient, flags, payload = false, wPSH|wACK, g.responseSize()
 			case 2:
@@ -313,7 +372,7 @@ func (g *benchGen) next() int {
 
 // responseSize is mostly a small answer, sometimes a full segment.
 func (g *benchGen) responseSize() int {
-	if g.rng.IntN(100) < 3 {
+	if g.rng.IntN(100) < 8 {
 		return 1200 + g.rng.IntN(260)
 	}
 	return 40 + g.rng.IntN(106)

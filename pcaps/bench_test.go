@@ -13,9 +13,9 @@ import (
 )
 
 func TestWriteBenchReadsBack(t *testing.T) {
-	const packets, flows = 20000, 500
+	const packets, flows, live = 20000, 1000, 500
 	var buf bytes.Buffer
-	if err := WriteBench(&buf, packets, flows, 7); err != nil {
+	if err := WriteBench(&buf, BenchSpec{Packets: packets, Flows: flows, Live: live, Seed: 7}); err != nil {
 		t.Fatal(err)
 	}
 	// Little-endian microsecond magic (gopacket 1.1.19's Reader.Resolution
@@ -121,15 +121,18 @@ func TestWriteBenchReadsBack(t *testing.T) {
 	if sessions < total*6/10 || udp < total/20 || failed == 0 || failed > total/10 {
 		t.Errorf("%d flows: %d TCP sessions, %d UDP, %d failed attempts", total, sessions, udp, failed)
 	}
-	if liveAtMiddle < flows/2 || liveAtMiddle > flows {
-		t.Errorf("%d flows live in the middle of the capture, want about %d", liveAtMiddle, flows)
+	if liveAtMiddle < live/2 || liveAtMiddle > live {
+		t.Errorf("%d flows live in the middle of the capture, want about %d", liveAtMiddle, live)
+	}
+	if total < flows*8/10 || total > flows*13/10 {
+		t.Errorf("%d flows in the capture, want about %d", total, flows)
 	}
 }
 
 func TestWriteBenchDeterministic(t *testing.T) {
 	write := func(seed int64) []byte {
 		var buf bytes.Buffer
-		if err := WriteBench(&buf, 2000, 100, seed); err != nil {
+		if err := WriteBench(&buf, BenchSpec{Packets: 2000, Flows: 200, Live: 100, Seed: seed}); err != nil {
 			t.Fatal(err)
 		}
 		return buf.Bytes()
@@ -140,13 +143,15 @@ func TestWriteBenchDeterministic(t *testing.T) {
 	if bytes.Equal(write(1), write(2)) {
 		t.Error("different seeds, same capture")
 	}
-	if err := WriteBench(io.Discard, 10, 0, 1); err == nil {
-		t.Error("no error for zero flows")
+	for _, bad := range []BenchSpec{{Packets: 10, Flows: 1}, {Packets: 10, Live: 1}, {Packets: -1, Flows: 1, Live: 1}} {
+		if err := WriteBench(io.Discard, bad); err == nil {
+			t.Errorf("no error for %+v", bad)
+		}
 	}
 }
 
 func TestBenchPacketAllocatesNothing(t *testing.T) {
-	g, err := newBenchGen(1000, 1)
+	g, err := newBenchGen(BenchSpec{Packets: 10000, Flows: 100, Live: 1000, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +173,9 @@ func TestBenchConfigParses(t *testing.T) {
 // BenchmarkWriteBench reports the cost of one benchmark packet.
 func BenchmarkWriteBench(b *testing.B) {
 	b.ReportAllocs()
-	if err := WriteBench(io.Discard, b.N, 200000, 1); err != nil {
+	spec := DefaultBench
+	spec.Packets = b.N
+	if err := WriteBench(io.Discard, spec); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -68,7 +68,7 @@ func benchPolicy(t testing.TB) *policy.Policy {
 // two) and wants byte-identical reports.
 func TestPathsGiveIdenticalJSON(t *testing.T) {
 	var pcap bytes.Buffer
-	if err := pcaps.WriteBench(&pcap, 60000, 3000, 1); err != nil {
+	if err := pcaps.WriteBench(&pcap, pcaps.BenchSpec{Packets: 60000, Flows: 5600, Live: 3000, Seed: 1}); err != nil {
 		t.Fatal(err)
 	}
 	pol := benchPolicy(t)
