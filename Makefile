@@ -62,8 +62,8 @@ deps:
 	    else echo "missing:$$missing (run as root or install them; tests that need them skip outside CI)"; fi; \
 	  fi
 
-## bench: Go benchmarks of every stage, then tpwatch against tcpdump, softflowd,
-## nDPI and tshark on a generated 10M-packet capture (scripts/bench.sh; PACKETS=... to change)
+## bench: Go benchmarks of every stage, then scripts/bench.sh: tpwatch against tcpdump, softflowd, nDPI
+## and tshark on the issue's 10M-packet capture, and against tcpdump on a stress one (STRESS=0 skips it)
 bench: bench-go
 	scripts/bench.sh
 

@@ -61,13 +61,20 @@ func (t *Table) loadAhead(pkts []capture.Packet) {
 		case p.IPVersion == 0 || p.Fragment:
 			a.flow[i] = false
 		case p.Proto == capture.ProtoTCP || p.Proto == capture.ProtoUDP:
+			// An IPv6 key depends on the table's pool of addresses, which
+			// the packets before this one may change: it is computed when
+			// the packet is followed, and not loaded ahead.
 			kd := &a.keys[i]
-			kd.k, kd.srcIsA = makeKey(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto)
-			kd.h, kd.seed = kd.k.hash(t.seed), t.seed
-			a.hash[i], a.flow[i], a.tcpUDP[i] = kd.h, true, true
+			var ok bool
+			if kd.k, kd.srcIsA, ok = makeKey4(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto); ok {
+				kd.h, kd.seed = kd.k.hash(t.seed), t.seed
+				a.hash[i], a.flow[i], a.tcpUDP[i] = kd.h, true, true
+			} else {
+				a.flow[i] = false
+			}
 		case p.Quoted && (p.Proto == capture.ProtoICMP || p.Proto == capture.ProtoICMPv6):
-			k, _ := makeKey(&p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto)
-			a.hash[i], a.flow[i] = k.hash(t.seed), true
+			k, _, ok := makeKey4(&p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto)
+			a.hash[i], a.flow[i] = k.hash(t.seed), ok
 		default:
 			a.flow[i] = false
 		}
@@ -100,10 +107,10 @@ func (t *Table) loadAhead(pkts []capture.Packet) {
 	entries := t.entries
 	for i := range pkts {
 		if r := a.ref[i]; r != 0 {
-			// Offsets 0, 48 and 96 of a 104-byte entry: one in each of
-			// the (two or three) cache lines it spans.
+			// Offsets 0 and 72 of an 80-byte entry: one in each of the
+			// (one or two) cache lines it spans.
 			e := &entries[r-1]
-			words += e.a0 + uint64(e.last) + e.history
+			words += e.a + uint64(e.portA)
 		}
 	}
 	a.words = words

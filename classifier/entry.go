@@ -1,7 +1,6 @@
 package classifier
 
 import (
-	"encoding/binary"
 	"math"
 	"math/bits"
 
@@ -11,31 +10,46 @@ import (
 
 // entry is one live flow. It holds no pointer, so the garbage collector
 // never scans the table, and its fields are ordered so that it packs into
-// 104 bytes without padding holes. Packet counters are 32 bits and stop at
-// their maximum (4 G packets a direction); byte counters are 64 bits.
+// 80 bytes without padding holes (two cache lines at most, whatever its
+// place). Packet counters are 32 bits and stop at their maximum (4 G
+// packets a direction); byte counters are 64 bits.
 type entry struct {
-	a0, a1, b0, b1 uint64 // the key (see flowKey), inlined to use its padding
-	portA, portB   uint16
-	proto          uint8
-
-	flags   uint8
-	verdict Verdict
-	reason  Reason
-
+	a, b              uint64 // the key's address words (see flowKey)
 	first, last       int64
 	bytesOut, bytesIn uint64
-	pktsOut, pktsIn   uint32
-	rule              int32
+	// history holds, in bits 0-47, the codes of the history letters
+	// (letter number + 1, 4 bits each) in order of first occurrence, and
+	// in bits 48-59 a bit per letter seen (letter + 6 for the server).
+	history         uint64
+	pktsOut, pktsIn uint32
 
-	clientRoles, serverRoles policy.RoleSet
+	portA, portB             uint16
+	clientRoles, serverRoles roles16
+	rule                     ruleRef
+	proto                    uint8
+	flags                    uint8
+	verdict                  Verdict
+	reason                   Reason
 	icmpType, icmpCode       uint8
-
-	// seen has a bit per history letter (letter + 6 for the server);
-	// history lists their codes (bit number + 1), 4 bits each, in order of
-	// first occurrence.
-	seen    uint16
-	history uint64
 }
+
+// roles16 is a policy.RoleSet in 16 bits: role numbers start at 1, so bit
+// 0 of a RoleSet is always clear and bits 1-16 are all there is
+// (TestRoleSetFitsEntry).
+type roles16 uint16
+
+func packRoles(s policy.RoleSet) roles16  { return roles16(s >> 1) }
+func (r roles16) set() policy.RoleSet     { return policy.RoleSet(r) << 1 }
+func (e *entry) roles() (client, server policy.RoleSet) {
+	return e.clientRoles.set(), e.serverRoles.set()
+}
+
+// ruleRef is a rule index plus one, 0 for none: the policy has at most
+// 65535 rules.
+type ruleRef uint16
+
+func refRule(rule int32) ruleRef { return ruleRef(rule + 1) }
+func (r ruleRef) index() int32  { return int32(r) - 1 }
 
 // entry flags.
 const (
@@ -50,18 +64,17 @@ const (
 )
 
 func (e *entry) is(k *flowKey) bool {
-	return e.a0 == k.a0 && e.a1 == k.a1 && e.b0 == k.b0 && e.b1 == k.b1 &&
-		e.portA == k.portA && e.portB == k.portB && e.proto == k.proto
+	return e.a == k.a && e.b == k.b && e.portA == k.portA && e.portB == k.portB && e.proto == k.proto
 }
 
 func (e *entry) key() flowKey {
-	return flowKey{e.a0, e.a1, e.b0, e.b1, e.portA, e.portB, e.proto}
+	return flowKey{e.a, e.b, e.portA, e.portB, e.proto}
 }
 
 func (e *entry) has(f uint8) bool { return e.flags&f != 0 }
 
-// History letters, as bit numbers of entry.seen for the client; the
-// server's are these plus serverLetters.
+// History letters, as numbers of the letters-seen bits of entry.history
+// for the client; the server's are these plus serverLetters.
 const (
 	letterSyn    = iota // S: a SYN without ACK
 	letterSynAck        // H: a SYN with ACK
@@ -74,11 +87,14 @@ const (
 
 const historyLetters = "SHADFRshadfr"
 
+// seenShift is where the letters-seen bits start in entry.history.
+const seenShift = 48
+
 func (e *entry) saw(letter int, client bool) bool {
 	if !client {
 		letter += serverLetters
 	}
-	return e.seen&(1<<letter) != 0
+	return e.history&(1<<(seenShift+letter)) != 0
 }
 
 // mark adds a history letter the first time the direction shows it.
@@ -86,13 +102,12 @@ func (e *entry) mark(letter int, client bool) {
 	if !client {
 		letter += serverLetters
 	}
-	bit := uint16(1) << letter
-	if e.seen&bit != 0 {
+	bit := uint64(1) << (seenShift + letter)
+	if e.history&bit != 0 {
 		return
 	}
-	pos := bits.OnesCount16(e.seen)
-	e.seen |= bit
-	e.history |= uint64(letter+1) << (4 * pos)
+	pos := bits.OnesCount64(e.history >> seenShift)
+	e.history |= bit | uint64(letter+1)<<(4*pos)
 }
 
 // count adds the packet to the counters and the history of its direction.
@@ -140,10 +155,10 @@ func (e *entry) count(p *capture.Packet, fromClient bool) {
 // closed reports a TCP flow that both sides finished or one side reset.
 func (e *entry) closed() bool {
 	const (
-		fins = 1<<letterFin | 1<<(letterFin+serverLetters)
-		rsts = 1<<letterRst | 1<<(letterRst+serverLetters)
+		fins = 1<<(seenShift+letterFin) | 1<<(seenShift+letterFin+serverLetters)
+		rsts = 1<<(seenShift+letterRst) | 1<<(seenShift+letterRst+serverLetters)
 	)
-	return e.proto == capture.ProtoTCP && (e.seen&fins == fins || e.seen&rsts != 0)
+	return e.proto == capture.ProtoTCP && (e.history&fins == fins || e.history&rsts != 0)
 }
 
 // connState is Zeek's conn_state, computed from what each side sent. An
@@ -201,13 +216,10 @@ func (e *entry) connState() ConnState {
 	return OTH
 }
 
-// record fills r with the public view of the flow.
-func (e *entry) record(r *FlowRecord) {
-	var a, b [16]byte
-	binary.BigEndian.PutUint64(a[:8], e.a0)
-	binary.BigEndian.PutUint64(a[8:], e.a1)
-	binary.BigEndian.PutUint64(b[:8], e.b0)
-	binary.BigEndian.PutUint64(b[8:], e.b1)
+// record fills r with the public view of entry e.
+func (t *Table) record(e *entry, r *FlowRecord) {
+	a, b := t.wide.addr(e.a), t.wide.addr(e.b)
+	clientRoles, serverRoles := e.roles()
 	*r = FlowRecord{
 		First:       e.first,
 		Last:        e.last,
@@ -216,9 +228,9 @@ func (e *entry) record(r *FlowRecord) {
 		Server:      b,
 		ClientPort:  e.portA,
 		ServerPort:  e.portB,
-		ClientRoles: e.clientRoles,
-		ServerRoles: e.serverRoles,
-		Rule:        e.rule,
+		ClientRoles: clientRoles,
+		ServerRoles: serverRoles,
+		Rule:        e.rule.index(),
 		Verdict:     e.verdict,
 		Reason:      e.reason,
 		ConnState:   e.connState(),
@@ -235,7 +247,7 @@ func (e *entry) record(r *FlowRecord) {
 		r.ClientPort, r.ServerPort = e.portB, e.portA
 	}
 	n := 0
-	for h := e.history; h != 0; h >>= 4 {
+	for h := e.history & (1<<seenShift - 1); h != 0; h >>= 4 {
 		r.History[n] = historyLetters[h&0xf-1]
 		n++
 	}

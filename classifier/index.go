@@ -96,6 +96,7 @@ func (t *Table) remove(i uint32) {
 		lastHash = lk.hash(t.seed)
 	}
 	t.unslot(t.slotOf(h, i))
+	t.wide.releaseKey(k.a, k.b)
 	if i != last {
 		t.entries[i] = t.entries[last]
 		t.due[i] = t.due[last]

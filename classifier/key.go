@@ -8,25 +8,51 @@ import (
 )
 
 // flowKey identifies a flow whatever the direction of its packets: the two
-// endpoints in canonical order, the lower (address, port) first. Addresses
-// are held as big-endian words so that the order is the addresses' natural
-// order and comparing or hashing a key is a handful of word operations.
+// endpoints in canonical order (the lower address and port first, by the
+// full 16-byte addresses), each address held as one word (see addrWord).
 type flowKey struct {
-	a0, a1, b0, b1 uint64 // endpoint A's then endpoint B's address
-	portA, portB   uint16
-	proto          uint8
+	a, b         uint64 // endpoint A's and endpoint B's address words
+	portA, portB uint16
+	proto        uint8
 }
 
-// makeKey returns the canonical key of the packet src:sport → dst:dport and
-// whether the sender is endpoint A.
-func makeKey(src, dst *[16]byte, sport, dport uint16, proto uint8) (k flowKey, srcIsA bool) {
+// An address word is the low 64 bits of an IPv4-mapped address
+// (0x0000ffff_aabbccdd: its high 64 bits are zero), or, for any other
+// address, wideWord plus the address's number in the table's pool of IPv6
+// addresses (wideAddrs). The two never meet: a mapped word's top 16 bits
+// are zero. This keeps a key, and so an entry, small for the IPv4 flows
+// that make most traffic, at the cost of a pool look-up per IPv6 address.
+const wideWord = 1 << 63
+
+// mappedWord returns the word of an IPv4-mapped address, or false for
+// any other address.
+func mappedWord(a *[16]byte) (uint64, bool) {
+	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
+	return lo, hi == 0 && lo>>32 == 0xffff
+}
+
+// srcFirst reports whether src:sport orders before (or equals) dst:dport,
+// which makes the sender endpoint A of the canonical key.
+func srcFirst(src, dst *[16]byte, sport, dport uint16) bool {
 	s0, s1 := binary.BigEndian.Uint64(src[:8]), binary.BigEndian.Uint64(src[8:])
 	d0, d1 := binary.BigEndian.Uint64(dst[:8]), binary.BigEndian.Uint64(dst[8:])
-	srcIsA = s0 < d0 || s0 == d0 && (s1 < d1 || s1 == d1 && sport <= dport)
-	if srcIsA {
-		return flowKey{s0, s1, d0, d1, sport, dport, proto}, true
+	return s0 < d0 || s0 == d0 && (s1 < d1 || s1 == d1 && sport <= dport)
+}
+
+// makeKey4 returns the canonical key of an IPv4 packet src:sport →
+// dst:dport and whether the sender is endpoint A; ok is false when an
+// address is not IPv4-mapped (the table's pool must name it).
+func makeKey4(src, dst *[16]byte, sport, dport uint16, proto uint8) (k flowKey, srcIsA, ok bool) {
+	s, sok := mappedWord(src)
+	d, dok := mappedWord(dst)
+	if !sok || !dok {
+		return flowKey{}, false, false
 	}
-	return flowKey{d0, d1, s0, s1, dport, sport, proto}, false
+	// Mapped words order as their addresses do.
+	if s < d || s == d && sport <= dport {
+		return flowKey{s, d, sport, dport, proto}, true, true
+	}
+	return flowKey{d, s, dport, sport, proto}, false, true
 }
 
 // Hash constants: odd 64-bit numbers with well-mixed bits (the fractional
@@ -47,13 +73,12 @@ func mix(a, b uint64) uint64 {
 	return hi ^ lo
 }
 
-// hash is the table's hash of a key under a seed: three multiplications,
-// the first two independent. It is symmetric because the key is canonical.
+// hash is the table's hash of a key under a seed: two multiplications. It
+// is symmetric because the key is canonical.
 func (k *flowKey) hash(seed uint64) uint64 {
-	x := mix(k.a0^seed^hk0, k.b0^hk1)
-	y := mix(k.a1^hk2, k.b1^seed^hk3)
 	w := uint64(k.portA)<<40 | uint64(k.portB)<<24 | uint64(k.proto)
-	return mix(x^w^hk4, y^hk5)
+	x := mix(k.a^seed^hk0, k.b^hk1)
+	return mix(x^w^hk2, seed^hk3)
 }
 
 // flowHashSeed seeds FlowHash. It differs from every table seed in
@@ -66,14 +91,17 @@ const flowHashSeed = 0x9e3779b97f4a7c15
 // by one goroutine. An ICMP or ICMPv6 error quoting a packet hashes as the
 // quoted packet's flow, so that it reaches the shard holding that flow.
 func FlowHash(p *capture.Packet) uint64 {
-	var k flowKey
+	src, dst, sport, dport, proto := &p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto
 	if p.Quoted && (p.Proto == capture.ProtoICMP || p.Proto == capture.ProtoICMPv6) {
-		k, _ = makeKey(&p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto)
-	} else {
-		k, _ = makeKey(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto)
+		src, dst, sport, dport, proto = &p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto
 	}
-	h := k.hash(flowHashSeed)
-	return mix(h^hk5, hk0)
+	if !srcFirst(src, dst, sport, dport) {
+		src, dst, sport, dport = dst, src, dport, sport
+	}
+	w := uint64(sport)<<40 | uint64(dport)<<24 | uint64(proto)
+	x := mix(binary.BigEndian.Uint64(src[:8])^flowHashSeed^hk0, binary.BigEndian.Uint64(dst[:8])^hk1)
+	y := mix(binary.BigEndian.Uint64(src[8:])^hk2, binary.BigEndian.Uint64(dst[8:])^flowHashSeed^hk3)
+	return mix(mix(x^w^hk4, y^hk5)^hk5, hk0)
 }
 
 // packetSeed derives a table's hash seed from the first packet it sees:
@@ -81,16 +109,4 @@ func FlowHash(p *capture.Packet) uint64 {
 // same for every replay of one capture.
 func packetSeed(p *capture.Packet) uint64 {
 	return mix(uint64(p.TS)^hk3, binary.BigEndian.Uint64(p.Src[8:])^hk2) | 1
-}
-
-func (k *flowKey) addrA() (a [16]byte) {
-	binary.BigEndian.PutUint64(a[:8], k.a0)
-	binary.BigEndian.PutUint64(a[8:], k.a1)
-	return a
-}
-
-func (k *flowKey) addrB() (b [16]byte) {
-	binary.BigEndian.PutUint64(b[:8], k.b0)
-	binary.BigEndian.PutUint64(b[8:], k.b1)
-	return b
 }

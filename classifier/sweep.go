@@ -59,7 +59,7 @@ func (t *Table) sweep(n int) {
 			// Due, yet still open: an allowed session past another idle
 			// timeout's worth of packet time. Tell an AliveSink.
 			if t.alive != nil && e.verdict == Allowed {
-				e.record(&t.rec)
+				t.record(e, &t.rec)
 				t.alive.Alive(&t.rec)
 			}
 			t.setDue(c, t.nextDue(e))

@@ -20,6 +20,7 @@ type Table struct {
 	live    int
 	index   []slot
 	seed    uint64
+	wide    wideAddrs // the IPv6 addresses of live flows' keys
 
 	now    int64      // packet clock, Unix ns
 	cursor int        // the sweep's next entry
@@ -143,22 +144,27 @@ func (t *Table) Flush(end int64) {
 	}
 	t.live, t.cursor, t.credit = 0, 0, 0
 	clear(t.index)
+	t.wide.reset()
 	t.publish()
 }
 
 func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
 	var (
-		k      flowKey
-		srcIsA bool
-		h      uint64
+		k             flowKey
+		srcIsA, known bool
+		h             uint64
+		i             uint32
+		found         bool
 	)
 	if pre != nil && pre.seed == t.seed {
-		k, srcIsA, h = pre.k, pre.srcIsA, pre.h
+		k, srcIsA, h, known = pre.k, pre.srcIsA, pre.h, true
 	} else {
-		k, srcIsA = makeKey(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto)
+		k, srcIsA, known = t.wide.keyOf(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto, false)
 		h = k.hash(t.seed)
 	}
-	i, found := t.lookup(&k, h)
+	if known {
+		i, found = t.lookup(&k, h)
+	}
 	if found && !t.settle(i) {
 		found = false
 	}
@@ -174,9 +180,13 @@ func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
 	if !found {
 		if t.live == 0 {
 			t.seed = packetSeed(p)
-			h = k.hash(t.seed)
 		}
-		i, match = t.create(p, &k, h, srcIsA)
+		if !known || k.a&wideWord != 0 || k.b&wideWord != 0 {
+			// Hold the pool addresses for the new entry (numbering any
+			// that are new to it), which gives the key its words.
+			k, srcIsA, _ = t.wide.keyOf(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto, true)
+		}
+		i, match = t.create(p, &k, k.hash(t.seed), srcIsA)
 		created = true
 	}
 	e := &t.entries[i]
@@ -207,7 +217,10 @@ func (t *Table) processICMPError(p *capture.Packet) {
 	if p.QProto != capture.ProtoTCP && p.QProto != capture.ProtoUDP {
 		return
 	}
-	k, _ := makeKey(&p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto)
+	k, _, known := t.wide.keyOf(&p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto, false)
+	if !known {
+		return
+	}
 	i, found := t.lookup(&k, k.hash(t.seed))
 	if !found || !t.settle(i) {
 		return
@@ -257,7 +270,7 @@ func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (ui
 	i := uint32(t.live)
 	t.live++
 	t.entries[i] = entry{
-		a0: k.a0, a1: k.a1, b0: k.b0, b1: k.b1,
+		a: k.a, b: k.b,
 		portA: k.portA, portB: k.portB, proto: k.proto,
 		flags: flags,
 		// The packet clock, not the packet's own time: a packet older than
@@ -265,8 +278,8 @@ func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (ui
 		// back) would otherwise create an attempt already past its
 		// deadline. In order, the two are the same.
 		first: t.now, last: t.now,
-		rule:        rule,
-		clientRoles: clientRoles, serverRoles: serverRoles,
+		rule:        refRule(rule),
+		clientRoles: packRoles(clientRoles), serverRoles: packRoles(serverRoles),
 	}
 	place(t.index, slot{tag: uint32(h), ref: i + 1})
 	t.counts.created++

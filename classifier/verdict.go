@@ -12,13 +12,13 @@ import (
 func (t *Table) decideMatch(e *entry, m policy.Match) {
 	switch m.Kind {
 	case policy.MatchFeatureDisabled:
-		e.rule = m.Rule
+		e.rule = refRule(m.Rule)
 		t.decideWithRoles(e, Unexpected, FeatureDisabled)
 	case policy.MatchUnauthorizedClient:
-		e.rule = m.Rule
+		e.rule = refRule(m.Rule)
 		t.decideWithRoles(e, Unexpected, UnauthorizedClient)
 	case policy.MatchNoRule:
-		e.rule = m.Rule
+		e.rule = refRule(m.Rule)
 		t.decideWithRoles(e, Unexpected, NoRule)
 	default:
 		t.decideWithRoles(e, Ignored, ReasonNone)
@@ -107,15 +107,15 @@ func (t *Table) endAt(e *entry) int64 {
 // decide gives the flow its verdict, with the roles its ends hold now, and
 // tells the sink.
 func (t *Table) decide(e *entry, v Verdict, r Reason) {
-	client, server := e.endpoints()
-	e.clientRoles, e.serverRoles = t.m.Roles(client), t.m.Roles(server)
+	client, server := t.endpoints(e)
+	e.clientRoles, e.serverRoles = packRoles(t.m.Roles(client)), packRoles(t.m.Roles(server))
 	t.decideWithRoles(e, v, r)
 }
 
 // decideWithRoles gives the flow its verdict with the roles it holds.
 func (t *Table) decideWithRoles(e *entry, v Verdict, r Reason) {
 	e.verdict, e.reason = v, r
-	e.record(&t.rec)
+	t.record(e, &t.rec)
 	t.sink.Decided(&t.rec)
 }
 
@@ -140,7 +140,7 @@ func (t *Table) finish(e *entry, cause endCause) {
 			t.decide(e, Pending, ReasonNone)
 		}
 	}
-	e.record(&t.rec)
+	t.record(e, &t.rec)
 	t.rec.Evicted = cause == endEvicted
 	t.sink.Final(&t.rec)
 	t.counts.ended++
@@ -169,9 +169,8 @@ func (t *Table) settle(i uint32) bool {
 }
 
 // endpoints returns the client's and the server's addresses.
-func (e *entry) endpoints() (client, server [16]byte) {
-	k := e.key()
-	a, b := k.addrA(), k.addrB()
+func (t *Table) endpoints(e *entry) (client, server [16]byte) {
+	a, b := t.wide.addr(e.a), t.wide.addr(e.b)
 	if e.has(flagClientIsA) {
 		return a, b
 	}

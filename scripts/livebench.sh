@@ -8,11 +8,12 @@
 #   scripts/livebench.sh [capture.pcap] [loops]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FILE=${1:-bench-data/tp-1000000p-cut.pcap}
+# The 1M-packet cut of the main capture that scripts/bench.sh writes.
+FILE=${1:-bench-data/tp-10000000p-200000f-20000l-1000000p-cut.pcap}
 LOOPS=${2:-5}
 A=tpwlb$$a B=tpwlb$$b
 ADDR=127.0.0.1:19799
-TP= TD=
+TP='' TD=''
 [ -s "$FILE" ] || { echo "livebench: $FILE missing (scripts/bench.sh makes it)" >&2; exit 2; }
 make -s build
 ip link add "$A" type veth peer name "$B"
