@@ -38,8 +38,8 @@ type entry struct {
 // (TestRoleSetFitsEntry).
 type roles16 uint16
 
-func packRoles(s policy.RoleSet) roles16  { return roles16(s >> 1) }
-func (r roles16) set() policy.RoleSet     { return policy.RoleSet(r) << 1 }
+func packRoles(s policy.RoleSet) roles16 { return roles16(s >> 1) }
+func (r roles16) set() policy.RoleSet    { return policy.RoleSet(r) << 1 }
 func (e *entry) roles() (client, server policy.RoleSet) {
 	return e.clientRoles.set(), e.serverRoles.set()
 }
@@ -49,7 +49,7 @@ func (e *entry) roles() (client, server policy.RoleSet) {
 type ruleRef uint16
 
 func refRule(rule int32) ruleRef { return ruleRef(rule + 1) }
-func (r ruleRef) index() int32  { return int32(r) - 1 }
+func (r ruleRef) index() int32   { return int32(r) - 1 }
 
 // entry flags.
 const (
