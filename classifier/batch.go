@@ -34,60 +34,72 @@ type lookAhead struct {
 func (t *Table) ProcessBatch(pkts []capture.Packet) {
 	for len(pkts) > 0 {
 		n := min(len(pkts), lookAheadSize)
-		t.loadAhead(pkts[:n])
 		for i := range pkts[:n] {
-			if t.ahead.tcpUDP[i] {
-				t.process(&pkts[i], &t.ahead.keys[i])
-			} else {
-				t.process(&pkts[i], nil)
-			}
+			t.keyAhead(i, &pkts[i])
+		}
+		t.loadAhead(n)
+		for i := range pkts[:n] {
+			t.follow(i, &pkts[i])
 		}
 		pkts = pkts[n:]
 	}
 }
 
-// loadAhead touches the index slots, then the entries, that the packets
-// will look up. It changes nothing: a packet whose flow the table does not
-// hold yet, or that an earlier packet of the group creates, moves or ends,
-// merely loads a line in vain.
-func (t *Table) loadAhead(pkts []capture.Packet) {
+// follow processes packet p, number i of the group looked up ahead.
+func (t *Table) follow(i int, p *capture.Packet) {
+	if t.ahead.tcpUDP[i] {
+		t.process(p, &t.ahead.keys[i])
+	} else {
+		t.process(p, nil)
+	}
+}
+
+// keyAhead computes the flow key and hash of packet p, number i of the
+// group to look up ahead.
+func (t *Table) keyAhead(i int, p *capture.Packet) {
+	a := &t.ahead
+	a.tcpUDP[i] = false
+	switch {
+	case p.IPVersion == 0 || p.Fragment:
+		a.flow[i] = false
+	case p.Proto == capture.ProtoTCP || p.Proto == capture.ProtoUDP:
+		// An IPv6 key depends on the table's pool of addresses, which the
+		// packets before this one may change: it is computed when the
+		// packet is followed, and not loaded ahead.
+		kd := &a.keys[i]
+		var ok bool
+		if kd.k, kd.srcIsA, ok = makeKey4(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto); ok {
+			kd.h, kd.seed = kd.k.hash(t.seed), t.seed
+			a.hash[i], a.flow[i], a.tcpUDP[i] = kd.h, true, true
+		} else {
+			a.flow[i] = false
+		}
+	case p.Quoted && (p.Proto == capture.ProtoICMP || p.Proto == capture.ProtoICMPv6):
+		k, _, ok := makeKey4(&p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto)
+		a.hash[i], a.flow[i] = k.hash(t.seed), ok
+	default:
+		a.flow[i] = false
+	}
+}
+
+// loadAhead touches the index slots, then the entries, that the first n
+// packets of the group will look up (keyAhead has hashed them). It changes
+// nothing: a packet whose flow the table does not hold yet, or that an
+// earlier packet of the group creates, moves or ends, merely loads a line
+// in vain.
+func (t *Table) loadAhead(n int) {
 	a := &t.ahead
 	mask := uint32(len(t.index) - 1)
 	var words uint64
-	for i := range pkts {
-		p := &pkts[i]
-		a.tcpUDP[i] = false
-		switch {
-		case p.IPVersion == 0 || p.Fragment:
-			a.flow[i] = false
-		case p.Proto == capture.ProtoTCP || p.Proto == capture.ProtoUDP:
-			// An IPv6 key depends on the table's pool of addresses, which
-			// the packets before this one may change: it is computed when
-			// the packet is followed, and not loaded ahead.
-			kd := &a.keys[i]
-			var ok bool
-			if kd.k, kd.srcIsA, ok = makeKey4(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto); ok {
-				kd.h, kd.seed = kd.k.hash(t.seed), t.seed
-				a.hash[i], a.flow[i], a.tcpUDP[i] = kd.h, true, true
-			} else {
-				a.flow[i] = false
-			}
-		case p.Quoted && (p.Proto == capture.ProtoICMP || p.Proto == capture.ProtoICMPv6):
-			k, _, ok := makeKey4(&p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto)
-			a.hash[i], a.flow[i] = k.hash(t.seed), ok
-		default:
-			a.flow[i] = false
-		}
-	}
 	// A loop of nothing but independent loads, so that the CPU's window
 	// of instructions in flight holds as many of them as it can.
 	index := t.index
-	for i := range pkts {
+	for i := range n {
 		words += uint64(index[uint32(a.hash[i])&mask].ref)
 	}
 	// The index slots are in the cache now: find each packet's entry,
 	// then load the entries, again in a loop of independent loads.
-	for i := range pkts {
+	for i := range n {
 		a.ref[i] = 0
 		if !a.flow[i] {
 			continue
@@ -105,7 +117,7 @@ func (t *Table) loadAhead(pkts []capture.Packet) {
 		}
 	}
 	entries := t.entries
-	for i := range pkts {
+	for i := range n {
 		if r := a.ref[i]; r != 0 {
 			// Offsets 0 and 72 of an 80-byte entry: one in each of the
 			// (one or two) cache lines it spans.

@@ -49,25 +49,42 @@ func TestProcessBatchIsProcess(t *testing.T) {
 	if len(want.lines) < 1000 {
 		t.Fatalf("only %d sink calls: the traffic is too tame to test anything", len(want.lines))
 	}
+	// The same packets in slim form, the others whole beside them.
+	slim, whole := make([]Slim, len(pkts)), make([]capture.Packet, len(pkts))
+	wholes := 0
+	for i := range pkts {
+		if slim[i].Set(&pkts[i]) {
+			whole[i] = pkts[i]
+			wholes++
+		}
+	}
+	if wholes == 0 || wholes == len(pkts) {
+		t.Fatalf("%d of %d packets whole: the slim path is not tested", wholes, len(pkts))
+	}
 	for _, size := range []int{1, 7, lookAheadSize, lookAheadSize + 1, 256, len(pkts)} {
-		rec := newRecorder(t)
-		tab := NewTable(opts, newFakeMatcher(), rec)
-		for rest := pkts; len(rest) > 0; {
-			n := min(size, len(rest))
-			tab.ProcessBatch(rest[:n])
-			rest = rest[n:]
-		}
-		if tab.counts != wantCounts || tab.live != wantLive {
-			t.Errorf("batches of %d: counters %+v, %d live, want %+v, %d live", size, tab.counts, tab.live, wantCounts, wantLive)
-		}
-		tab.Flush(at(time.Hour))
-		if !slices.Equal(rec.lines, want.lines) {
-			for i := range min(len(rec.lines), len(want.lines)) {
-				if rec.lines[i] != want.lines[i] {
-					t.Fatalf("batches of %d differ at sink call %d:\n got  %s\n want %s", size, i, rec.lines[i], want.lines[i])
+		for _, slimmed := range []bool{false, true} {
+			rec := newRecorder(t)
+			tab := NewTable(opts, newFakeMatcher(), rec)
+			for from := 0; from < len(pkts); from += size {
+				to := min(from+size, len(pkts))
+				if slimmed {
+					tab.ProcessSlim(slim[from:to], whole[from:to])
+				} else {
+					tab.ProcessBatch(pkts[from:to])
 				}
 			}
-			t.Fatalf("batches of %d: %d sink calls, want %d", size, len(rec.lines), len(want.lines))
+			if tab.counts != wantCounts || tab.live != wantLive {
+				t.Errorf("batches of %d (slim %v): counters %+v, %d live, want %+v, %d live", size, slimmed, tab.counts, tab.live, wantCounts, wantLive)
+			}
+			tab.Flush(at(time.Hour))
+			if !slices.Equal(rec.lines, want.lines) {
+				for i := range min(len(rec.lines), len(want.lines)) {
+					if rec.lines[i] != want.lines[i] {
+						t.Fatalf("batches of %d (slim %v) differ at sink call %d:\n got  %s\n want %s", size, slimmed, i, rec.lines[i], want.lines[i])
+					}
+				}
+				t.Fatalf("batches of %d (slim %v): %d sink calls, want %d", size, slimmed, len(rec.lines), len(want.lines))
+			}
 		}
 	}
 }

@@ -111,37 +111,37 @@ func (e *entry) mark(letter int, client bool) {
 }
 
 // count adds the packet to the counters and the history of its direction.
-func (e *entry) count(p *capture.Packet, fromClient bool) {
-	if p.TS > e.last {
-		e.last = p.TS
+func (e *entry) count(p *seg, fromClient bool) {
+	if p.ts > e.last {
+		e.last = p.ts
 	}
 	if fromClient {
 		if e.pktsOut != math.MaxUint32 {
 			e.pktsOut++
 		}
-		e.bytesOut += uint64(p.WireLen)
+		e.bytesOut += uint64(p.wireLen)
 	} else {
 		if e.pktsIn != math.MaxUint32 {
 			e.pktsIn++
 		}
-		e.bytesIn += uint64(p.WireLen)
+		e.bytesIn += uint64(p.wireLen)
 	}
 	if e.proto != capture.ProtoTCP {
-		if p.PayloadLen > 0 {
+		if p.payloadLen > 0 {
 			e.mark(letterData, fromClient)
 		}
 		return
 	}
-	f := p.TCPFlags
+	f := p.flags
 	switch {
 	case f&capture.TCPSyn != 0 && f&capture.TCPAck != 0:
 		e.mark(letterSynAck, fromClient)
 	case f&capture.TCPSyn != 0:
 		e.mark(letterSyn, fromClient)
-	case f&(capture.TCPFin|capture.TCPRst) == 0 && f&capture.TCPAck != 0 && p.PayloadLen == 0:
+	case f&(capture.TCPFin|capture.TCPRst) == 0 && f&capture.TCPAck != 0 && p.payloadLen == 0:
 		e.mark(letterAck, fromClient)
 	}
-	if p.PayloadLen > 0 {
+	if p.payloadLen > 0 {
 		e.mark(letterData, fromClient)
 	}
 	if f&capture.TCPFin != 0 {

@@ -27,7 +27,8 @@ type Table struct {
 	credit uint64     // the sweep's owed work, in entry-nanoseconds (see sweepFor)
 	rec    FlowRecord // handed to the sink, reused
 
-	ahead lookAhead // ProcessBatch's look-ups, done ahead of the packets
+	ahead   lookAhead      // ProcessBatch's look-ups, done ahead of the packets
+	scratch capture.Packet // ProcessSlim's packet being followed
 
 	counts counters
 	pub    published
@@ -85,16 +86,7 @@ type keyed struct {
 
 // process is Process with the flow key computed ahead, or pre nil.
 func (t *Table) process(p *capture.Packet, pre *keyed) {
-	t.counts.packets++
-	if p.TS > t.now {
-		elapsed := p.TS - t.now
-		t.now = p.TS
-		t.rebaseDue()
-		t.sweepFor(elapsed)
-	}
-	if t.live <= smallTable {
-		t.sweep(sweepPerPacket)
-	}
+	t.tick(p.TS)
 	switch {
 	case p.IPVersion == 0:
 		t.counts.notFollowed++
@@ -102,7 +94,7 @@ func (t *Table) process(p *capture.Packet, pre *keyed) {
 		if p.Fragment {
 			t.counts.fragments++
 		} else {
-			t.processFlow(p, pre)
+			t.processFlow(p, nil, pre)
 		}
 	case p.Proto == capture.ProtoICMP || p.Proto == capture.ProtoICMPv6:
 		if p.Quoted {
@@ -113,6 +105,32 @@ func (t *Table) process(p *capture.Packet, pre *keyed) {
 	default:
 		t.counts.notFollowed++
 	}
+	t.tock()
+}
+
+// processSlim is process for a slim packet, whose key was computed ahead.
+func (t *Table) processSlim(s *Slim, pre *keyed) {
+	t.tick(s.TS)
+	t.processFlow(nil, s, pre)
+	t.tock()
+}
+
+// tick counts a packet of time ts and moves the clock and the sweep.
+func (t *Table) tick(ts int64) {
+	t.counts.packets++
+	if ts > t.now {
+		elapsed := ts - t.now
+		t.now = ts
+		t.rebaseDue()
+		t.sweepFor(elapsed)
+	}
+	if t.live <= smallTable {
+		t.sweep(sweepPerPacket)
+	}
+}
+
+// tock ends a packet: the counters are published every publishEvery.
+func (t *Table) tock() {
 	if t.unpubl++; t.unpubl >= publishEvery {
 		t.publish()
 	}
@@ -148,19 +166,39 @@ func (t *Table) Flush(end int64) {
 	t.publish()
 }
 
-func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
+// seg is what following a flow needs of a packet besides its key.
+type seg struct {
+	ts                  int64
+	wireLen, payloadLen uint32
+	flags, proto        uint8
+}
+
+// processFlow follows a TCP or UDP packet: p, or the slim packet s when p
+// is nil (an IPv4 packet, made whole in t.scratch only if it creates a
+// flow).
+func (t *Table) processFlow(p *capture.Packet, s *Slim, pre *keyed) {
 	var (
 		k             flowKey
 		srcIsA, known bool
 		h             uint64
 		i             uint32
 		found         bool
+		sg            seg
 	)
-	if pre != nil && pre.seed == t.seed {
-		k, srcIsA, h, known = pre.k, pre.srcIsA, pre.h, true
+	if p != nil {
+		sg = seg{p.TS, p.WireLen, p.PayloadLen, p.TCPFlags, p.Proto}
 	} else {
+		sg = seg{s.TS, s.WireLen, s.PayloadLen, s.TCPFlags, s.Proto}
+	}
+	switch {
+	case pre != nil && pre.seed == t.seed:
+		k, srcIsA, h, known = pre.k, pre.srcIsA, pre.h, true
+	case p != nil:
 		k, srcIsA, known = t.wide.keyOf(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto, false)
 		h = k.hash(t.seed)
+	default:
+		k, srcIsA = s.key()
+		h, known = k.hash(t.seed), true
 	}
 	if known {
 		i, found = t.lookup(&k, h)
@@ -168,8 +206,8 @@ func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
 	if found && !t.settle(i) {
 		found = false
 	}
-	if found && p.Proto == capture.ProtoTCP &&
-		p.TCPFlags&(capture.TCPSyn|capture.TCPAck) == capture.TCPSyn && t.entries[i].closed() {
+	if found && sg.proto == capture.ProtoTCP &&
+		sg.flags&(capture.TCPSyn|capture.TCPAck) == capture.TCPSyn && t.entries[i].closed() {
 		// A new connection on the ports of a closed one.
 		t.finish(&t.entries[i], endReused)
 		t.remove(i)
@@ -178,6 +216,10 @@ func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
 	var created bool
 	var match policy.Match
 	if !found {
+		if p == nil {
+			s.Packet(&t.scratch)
+			p = &t.scratch
+		}
 		if t.live == 0 {
 			t.seed = packetSeed(p)
 		}
@@ -191,15 +233,15 @@ func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
 	}
 	e := &t.entries[i]
 	// Only a FIN or a RST can close the flow.
-	closing := p.TCPFlags&(capture.TCPFin|capture.TCPRst) != 0
+	closing := sg.flags&(capture.TCPFin|capture.TCPRst) != 0
 	wasClosed, wasUndecided := closing && e.closed(), e.verdict == VerdictUndecided
 	fromClient := e.has(flagClientIsA) == srcIsA
-	e.count(p, fromClient)
+	e.count(&sg, fromClient)
 	switch {
 	case created && match.Kind != policy.MatchAllowed:
 		t.decideMatch(e, match)
 	case e.verdict == VerdictUndecided && e.has(flagRuleAllowed):
-		t.judge(e, p, fromClient)
+		t.judge(e, sg.flags, fromClient)
 	}
 	// A later last packet only moves the flow's deadline later, which
 	// keeps due[i] a lower bound; closing it (a shorter idle timeout) or

@@ -38,14 +38,13 @@ func (t *Table) decideMatch(e *entry, m policy.Match) {
 // client's SYN and before any SYN-ACK is a refusal.
 //
 // UDP works as soon as anything comes from the server.
-func (t *Table) judge(e *entry, p *capture.Packet, fromClient bool) {
+func (t *Table) judge(e *entry, f uint8, fromClient bool) {
 	if e.proto != capture.ProtoTCP {
 		if !fromClient {
 			t.decide(e, Allowed, ReasonNone)
 		}
 		return
 	}
-	f := p.TCPFlags
 	switch {
 	case f&capture.TCPRst != 0:
 		if !fromClient && e.saw(letterSyn, true) {

@@ -13,8 +13,8 @@ import (
 // sizes follow the feasibility measurements of the performance issue: 256
 // packets amortise the channel hand-off (about 100 ns) to well under a
 // nanosecond a packet, and 32 batches in flight absorb the reader's and
-// the table's uneven speeds without letting memory grow (32×256×~110 B,
-// under 1 MiB).
+// the table's uneven speeds without letting memory grow (32×256×32 B of
+// slim packets, 256 KiB, and the rare whole ones).
 const (
 	batchSize       = 256
 	batchesInFlight = 32
@@ -25,7 +25,11 @@ type batch struct {
 	// advance, when non-zero, asks the table to move its clock to this
 	// packet time after the batch's packets (a live source's read timeout).
 	advance int64
-	pkts    [batchSize]capture.Packet
+	// slim holds the packets; whole[i] is packet i when slim[i].Whole (an
+	// IPv6 packet, an ICMP error...). Only the slim packets, half a cache
+	// line each, and the whole ones there are, cross to the table's core.
+	slim  [batchSize]classifier.Slim
+	whole [batchSize]capture.Packet
 }
 
 // Table is the part of the classifier the pipeline drives.
@@ -36,10 +40,10 @@ type Table interface {
 
 // BatchTable is a Table that follows a batch of packets faster than one
 // Process call each, with the same effect: the pipeline hands it whole
-// batches.
+// batches (see classifier.Table.ProcessSlim).
 type BatchTable interface {
 	Table
-	ProcessBatch(pkts []capture.Packet)
+	ProcessSlim(slim []classifier.Slim, whole []capture.Packet)
 }
 
 var _ BatchTable = (*classifier.Table)(nil)
@@ -47,10 +51,16 @@ var _ BatchTable = (*classifier.Table)(nil)
 // processBatch gives the table the batch's packets, then its Advance.
 func processBatch(table Table, b *batch) {
 	if bt, ok := table.(BatchTable); ok {
-		bt.ProcessBatch(b.pkts[:b.n])
+		bt.ProcessSlim(b.slim[:b.n], b.whole[:b.n])
 	} else {
+		var p capture.Packet
 		for i := range b.n {
-			table.Process(&b.pkts[i])
+			if b.slim[i].Whole {
+				table.Process(&b.whole[i])
+			} else {
+				b.slim[i].Packet(&p)
+				table.Process(&p)
+			}
 		}
 	}
 	if b.advance != 0 {
@@ -94,13 +104,10 @@ func Run(ctx context.Context, src capture.Reader, table Table, stats *SourceStat
 // readBatches is the reading goroutine: it decodes records straight into
 // the packets of a free batch, so a packet is never copied.
 func readBatches(ctx context.Context, src capture.Reader, stats *SourceStats, free <-chan *batch, full chan<- *batch) error {
-	var (
-		rec    capture.Record
-		counts localCounts
-	)
+	r := new(reading)
 	for b := range free {
-		err := readBatch(src, &rec, b, &counts)
-		counts.publish(stats)
+		err := readBatch(src, r, b)
+		r.counts.publish(stats)
 		if b.n > 0 || b.advance != 0 {
 			full <- b
 		}
@@ -121,17 +128,16 @@ func readBatches(ctx context.Context, src capture.Reader, stats *SourceStats, fr
 // goroutine.
 func runSequential(ctx context.Context, src capture.Reader, table Table, stats *SourceStats) error {
 	var (
-		b      batch
-		rec    capture.Record
-		counts localCounts
+		b batch
+		r reading
 	)
-	defer counts.publish(stats)
+	defer r.counts.publish(stats)
 	for {
-		counts.publish(stats)
+		r.counts.publish(stats)
 		if ctx.Err() != nil {
 			return nil
 		}
-		err := readBatch(src, &rec, &b, &counts)
+		err := readBatch(src, &r, &b)
 		processBatch(table, &b)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -142,10 +148,31 @@ func runSequential(ctx context.Context, src capture.Reader, table Table, stats *
 	}
 }
 
+// reading is the reading goroutine's own state: the record and the packet
+// it decodes into, the batch's slim packets as they are made, and its
+// counters. The slim packets are staged here and copied into the batch
+// when it is complete: storing each one into the batch, whose lines were
+// last read on the table's core, made every store wait for a line from
+// the other core and took a third of the replay's CPU; one copy of the
+// whole batch moves the same lines many at a time.
+type reading struct {
+	rec    capture.Record
+	pkt    capture.Packet
+	counts localCounts
+	stage  [batchSize]classifier.Slim
+}
+
 // readBatch decodes records into b until it is full, the source reports
 // an idle moment (b.advance is then set) or an error, which it returns.
-func readBatch(src capture.Reader, rec *capture.Record, b *batch, counts *localCounts) error {
+func readBatch(src capture.Reader, r *reading, b *batch) error {
 	b.n, b.advance = 0, 0
+	err := stageBatch(src, r, b)
+	copy(b.slim[:b.n], r.stage[:b.n])
+	return err
+}
+
+func stageBatch(src capture.Reader, r *reading, b *batch) error {
+	rec, p, counts := &r.rec, &r.pkt, &r.counts
 	for b.n < batchSize {
 		err := src.Next(rec)
 		if err != nil {
@@ -156,12 +183,14 @@ func readBatch(src capture.Reader, rec *capture.Record, b *batch, counts *localC
 			}
 			return err
 		}
-		p := &b.pkts[b.n]
 		p.TS, p.WireLen = rec.TS, rec.WireLen
 		status := capture.Decode(rec.Link, rec.Data, p)
 		counts.count(status, rec.Link, rec.WireLen)
 		counts.lastTS = rec.TS
 		if status == capture.StatusOK {
+			if r.stage[b.n].Set(p) {
+				b.whole[b.n] = *p
+			}
 			b.n++
 		}
 	}
