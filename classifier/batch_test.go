@@ -50,16 +50,17 @@ func TestProcessBatchIsProcess(t *testing.T) {
 		t.Fatalf("only %d sink calls: the traffic is too tame to test anything", len(want.lines))
 	}
 	// The same packets in slim form, the others whole beside them.
-	slim, whole := make([]Slim, len(pkts)), make([]capture.Packet, len(pkts))
-	wholes := 0
+	// wholeBefore[i] counts the whole packets before packet i.
+	slim, wholeBefore := make([]Slim, len(pkts)), make([]int, len(pkts)+1)
+	var whole []capture.Packet
 	for i := range pkts {
 		if slim[i].Set(&pkts[i]) {
-			whole[i] = pkts[i]
-			wholes++
+			whole = append(whole, pkts[i])
 		}
+		wholeBefore[i+1] = len(whole)
 	}
-	if wholes == 0 || wholes == len(pkts) {
-		t.Fatalf("%d of %d packets whole: the slim path is not tested", wholes, len(pkts))
+	if len(whole) == 0 || len(whole) == len(pkts) {
+		t.Fatalf("%d of %d packets whole: the slim path is not tested", len(whole), len(pkts))
 	}
 	for _, size := range []int{1, 7, lookAheadSize, lookAheadSize + 1, 256, len(pkts)} {
 		for _, slimmed := range []bool{false, true} {
@@ -68,7 +69,7 @@ func TestProcessBatchIsProcess(t *testing.T) {
 			for from := 0; from < len(pkts); from += size {
 				to := min(from+size, len(pkts))
 				if slimmed {
-					tab.ProcessSlim(slim[from:to], whole[from:to])
+					tab.ProcessSlim(slim[from:to], whole[wholeBefore[from]:wholeBefore[to]])
 				} else {
 					tab.ProcessBatch(pkts[from:to])
 				}

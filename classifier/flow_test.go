@@ -476,7 +476,7 @@ func TestCounters(t *testing.T) {
 	}
 	_, tab := run(t, testOptions(), pkts, time.Second)
 	want := Stats{Packets: 7, NotFollowed: 3, Fragments: 1, ICMPErrors: 2, ICMPMatched: 1,
-		FlowsCreated: 1, FlowsEnded: 1, Capacity: 16}
+		FlowsCreated: 1, FlowsEnded: 1, Capacity: uint64(testOptions().MaxFlows)}
 	if got := tab.Stats(); got != want {
 		t.Errorf("stats\n got  %+v\n want %+v", got, want)
 	}

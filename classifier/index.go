@@ -105,9 +105,9 @@ func (t *Table) remove(i uint32) {
 	t.live--
 }
 
-// grow doubles the entries (up to MaxFlows) and, when the load factor
-// requires, the index, rebuilt from the slots' own hash bits.
-func (t *Table) grow() {
+// growEntries doubles the entries (up to MaxFlows) of a table whose
+// arrays are Go slices (see arena.go).
+func (t *Table) growEntries() {
 	n := min(2*len(t.entries), t.opts.MaxFlows)
 	entries := make([]entry, n)
 	copy(entries, t.entries[:t.live])
@@ -115,22 +115,35 @@ func (t *Table) grow() {
 	due := make([]uint16, n)
 	copy(due, t.due[:t.live])
 	t.due = due
-	if size := indexSize(n); size != len(t.index) {
-		index := make([]slot, size)
-		for _, s := range t.index {
-			if s.ref != 0 {
-				place(index, s)
-			}
-		}
-		t.index = index
-	}
 	if uintptr(n)*unsafe.Sizeof(entry{}) >= releaseAfterGrowth {
 		debug.FreeOSMemory()
 	}
 }
 
-// releaseAfterGrowth is the size of entries from which growing the table
-// hands the old arrays back to the system at once. They are garbage as
+// indexFull reports an index that cannot take one more flow within its
+// highest load factor.
+func (t *Table) indexFull() bool {
+	return (t.live+1)*maxLoadDen > len(t.index)*maxLoadNum
+}
+
+// growIndex doubles the index, rebuilt from the slots' own hash bits.
+func (t *Table) growIndex() {
+	index := t.newIndex(2 * len(t.index))
+	for _, s := range t.index {
+		if s.ref != 0 {
+			place(index, s)
+		}
+	}
+	mappedBefore := t.oldIndex != nil
+	t.index = index
+	t.releaseOldIndex()
+	if !mappedBefore && uintptr(len(index))*unsafe.Sizeof(slot{}) >= releaseAfterGrowth {
+		debug.FreeOSMemory()
+	}
+}
+
+// releaseAfterGrowth is the size of Go-slice arrays from which growing the
+// table hands the old arrays back to the system at once. They are garbage as
 // soon as the new ones are filled, but a program that allocates nothing
 // per packet may not collect for a long time, and until then every
 // growth adds its old arrays to the resident memory. Collecting a heap

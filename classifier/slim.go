@@ -67,15 +67,17 @@ func (s *Slim) key() (flowKey, bool) {
 }
 
 // ProcessSlim follows a batch of slim packets in order, with exactly the
-// effect of Process on each (see ProcessBatch); whole[i] is packet i when
-// slim[i].Whole, and whole must then be at least as long as slim.
+// effect of Process on each (see ProcessBatch). whole holds the packets
+// marked Whole, in their order: the k-th Whole slim packet is whole[k].
 func (t *Table) ProcessSlim(slim []Slim, whole []capture.Packet) {
 	for len(slim) > 0 {
 		n := min(len(slim), lookAheadSize)
 		a := &t.ahead
+		w := 0 // whole packets of this group so far
 		for i := range slim[:n] {
 			if s := &slim[i]; s.Whole {
-				t.keyAhead(i, &whole[i])
+				t.keyAhead(i, &whole[w])
+				w++
 			} else {
 				kd := &a.keys[i]
 				kd.k, kd.srcIsA = s.key()
@@ -84,17 +86,15 @@ func (t *Table) ProcessSlim(slim []Slim, whole []capture.Packet) {
 			}
 		}
 		t.loadAhead(n)
+		w = 0
 		for i := range slim[:n] {
-			switch {
-			case slim[i].Whole:
-				t.follow(i, &whole[i])
-			default:
+			if slim[i].Whole {
+				t.follow(i, &whole[w])
+				w++
+			} else {
 				t.processSlim(&slim[i], &a.keys[i])
 			}
 		}
-		slim = slim[n:]
-		if len(whole) >= n {
-			whole = whole[n:]
-		}
+		slim, whole = slim[n:], whole[w:]
 	}
 }

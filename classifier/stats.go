@@ -15,8 +15,11 @@ type Stats struct {
 	FlowsEvicted uint64 // of those, flows dropped to make room
 	FlowsExpired uint64 // of those, flows ended by an idle timeout or the closed linger
 
-	Active   uint64 // live flows
-	Capacity uint64 // flows the table holds before it grows again
+	Active uint64 // live flows
+	// Capacity is the most flows the table holds (Options.MaxFlows): past
+	// it, a new flow evicts an old one. The memory it takes follows the
+	// flows it has held, not this bound.
+	Capacity uint64
 }
 
 // publishEvery is how many packets go by between two publications of the
@@ -49,7 +52,7 @@ func (t *Table) publish() {
 	p.evicted.Store(c.evicted)
 	p.expired.Store(c.expired)
 	p.active.Store(uint64(t.live))
-	p.capacity.Store(uint64(len(t.entries)))
+	p.capacity.Store(uint64(t.opts.MaxFlows))
 	t.unpubl = 0
 }
 
@@ -70,4 +73,10 @@ func (t *Table) Stats() Stats {
 		Active:       p.active.Load(),
 		Capacity:     p.capacity.Load(),
 	}
+}
+
+// capacity is how many flows the table holds before its arrays grow: its
+// entries, and its index within the highest load factor.
+func (t *Table) capacity() int {
+	return min(len(t.entries), len(t.index)*maxLoadNum/maxLoadDen)
 }

@@ -85,7 +85,7 @@ func (t *Table) makeRoom(h uint64) {
 		return
 	}
 	if len(t.entries) < t.opts.MaxFlows {
-		t.grow()
+		t.growEntries()
 		return
 	}
 	t.evict(h)

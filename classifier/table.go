@@ -20,7 +20,11 @@ type Table struct {
 	live    int
 	index   []slot
 	seed    uint64
-	wide    wideAddrs // the IPv6 addresses of live flows' keys
+	// maps holds the arrays the system mapped (arena.go); oldIndex is an
+	// index being replaced, until growIndex has read it.
+	maps     *mapped
+	oldIndex []byte
+	wide     wideAddrs // the IPv6 addresses of live flows' keys
 
 	now    int64      // packet clock, Unix ns
 	cursor int        // the sweep's next entry
@@ -48,14 +52,15 @@ func NewTable(opts Options, m Matcher, sink Sink) *Table {
 	}
 	alive, _ := sink.(AliveSink)
 	t := &Table{
-		opts:    opts,
-		m:       m,
-		sink:    sink,
-		alive:   alive,
-		entries: make([]entry, opts.InitialFlows),
-		due:     make([]uint16, opts.InitialFlows),
-		index:   make([]slot, indexSize(opts.InitialFlows)),
+		opts:  opts,
+		m:     m,
+		sink:  sink,
+		alive: alive,
+		maps:  &mapped{},
 	}
+	t.allocEntries()
+	t.index = t.newIndex(indexSize(opts.InitialFlows))
+	t.unmapWhenGarbage()
 	t.publish()
 	return t
 }
@@ -282,6 +287,9 @@ func (t *Table) processICMPError(p *capture.Packet) {
 func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (uint32, policy.Match) {
 	if t.live == len(t.entries) {
 		t.makeRoom(h)
+	}
+	if t.indexFull() {
+		t.growIndex()
 	}
 	tr := policy.Transport(p.Proto)
 	srcIsClient := t.srcIsClient(p, tr)

@@ -18,6 +18,10 @@ import (
 const (
 	batchSize       = 256
 	batchesInFlight = 32
+	// wholePerBatch bounds the packets a batch carries whole: an IPv6
+	// capture gets batches of 64 packets, an IPv4 one does not pay 26 KiB
+	// a batch for room it does not use.
+	wholePerBatch = 64
 )
 
 type batch struct {
@@ -25,11 +29,13 @@ type batch struct {
 	// advance, when non-zero, asks the table to move its clock to this
 	// packet time after the batch's packets (a live source's read timeout).
 	advance int64
-	// slim holds the packets; whole[i] is packet i when slim[i].Whole (an
-	// IPv6 packet, an ICMP error...). Only the slim packets, half a cache
-	// line each, and the whole ones there are, cross to the table's core.
-	slim  [batchSize]classifier.Slim
-	whole [batchSize]capture.Packet
+	// slim holds the packets, and whole, in order, those of them marked
+	// Whole (an IPv6 packet, an ICMP error...): a batch ends when whole is
+	// full. Only the slim packets, half a cache line each, and the whole
+	// ones there are, cross to the table's core.
+	slim   [batchSize]classifier.Slim
+	whole  [wholePerBatch]capture.Packet
+	wholes int
 }
 
 // Table is the part of the classifier the pipeline drives.
@@ -51,12 +57,14 @@ var _ BatchTable = (*classifier.Table)(nil)
 // processBatch gives the table the batch's packets, then its Advance.
 func processBatch(table Table, b *batch) {
 	if bt, ok := table.(BatchTable); ok {
-		bt.ProcessSlim(b.slim[:b.n], b.whole[:b.n])
+		bt.ProcessSlim(b.slim[:b.n], b.whole[:b.wholes])
 	} else {
 		var p capture.Packet
+		w := 0
 		for i := range b.n {
 			if b.slim[i].Whole {
-				table.Process(&b.whole[i])
+				table.Process(&b.whole[w])
+				w++
 			} else {
 				b.slim[i].Packet(&p)
 				table.Process(&p)
@@ -165,7 +173,7 @@ type reading struct {
 // readBatch decodes records into b until it is full, the source reports
 // an idle moment (b.advance is then set) or an error, which it returns.
 func readBatch(src capture.Reader, r *reading, b *batch) error {
-	b.n, b.advance = 0, 0
+	b.n, b.advance, b.wholes = 0, 0, 0
 	err := stageBatch(src, r, b)
 	copy(b.slim[:b.n], r.stage[:b.n])
 	return err
@@ -173,7 +181,7 @@ func readBatch(src capture.Reader, r *reading, b *batch) error {
 
 func stageBatch(src capture.Reader, r *reading, b *batch) error {
 	rec, p, counts := &r.rec, &r.pkt, &r.counts
-	for b.n < batchSize {
+	for b.n < batchSize && b.wholes < wholePerBatch {
 		err := src.Next(rec)
 		if err != nil {
 			var idle *capture.Idle
@@ -189,7 +197,8 @@ func stageBatch(src capture.Reader, r *reading, b *batch) error {
 		counts.lastTS = rec.TS
 		if status == capture.StatusOK {
 			if r.stage[b.n].Set(p) {
-				b.whole[b.n] = *p
+				b.whole[b.wholes] = *p
+				b.wholes++
 			}
 			b.n++
 		}

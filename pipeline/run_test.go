@@ -8,15 +8,17 @@ import (
 	"testing"
 
 	"github.com/tpwatch/tpwatch/capture"
+	"github.com/tpwatch/tpwatch/classifier"
 )
 
 // fakeSource yields n raw IPv4/UDP records with distinct source ports, then
 // ends with end (io.EOF or an error).
 type fakeSource struct {
-	n, i  int
-	frame []byte
-	end   error
-	idle  int // yield an Idle every idle records (0: never)
+	n, i          int
+	frame, frame6 []byte
+	end           error
+	idle          int // yield an Idle every idle records (0: never)
+	v6            int // make every v6-th record IPv6 (0: none)
 }
 
 func newFakeSource(n int, end error) *fakeSource {
@@ -28,7 +30,16 @@ func newFakeSource(n int, end error) *fakeSource {
 	copy(f[16:20], []byte{192, 0, 2, 2})
 	binary.BigEndian.PutUint16(f[22:], 1434)
 	binary.BigEndian.PutUint16(f[24:], 8)
-	return &fakeSource{n: n, frame: f, end: end}
+	// The same datagram over IPv6, for sources that mix them in.
+	f6 := make([]byte, 48)
+	f6[0] = 0x60
+	binary.BigEndian.PutUint16(f6[4:], 8)
+	f6[6], f6[7] = 17, 64
+	f6[8], f6[9], f6[23] = 0x20, 0x01, 1
+	f6[24], f6[25], f6[39] = 0x20, 0x01, 2
+	binary.BigEndian.PutUint16(f6[42:], 1434)
+	binary.BigEndian.PutUint16(f6[44:], 8)
+	return &fakeSource{n: n, frame: f, frame6: f6, end: end}
 }
 
 func (s *fakeSource) Next(r *capture.Record) error {
@@ -39,9 +50,13 @@ func (s *fakeSource) Next(r *capture.Record) error {
 	if s.idle > 0 && s.i%s.idle == 0 {
 		return &capture.Idle{Now: int64(s.i)}
 	}
-	binary.BigEndian.PutUint16(s.frame[20:], uint16(s.i))
-	r.TS, r.Link, r.Data = int64(s.i), capture.LinkRaw, s.frame
-	r.CapLen, r.WireLen = uint32(len(s.frame)), uint32(len(s.frame))
+	frame, port := s.frame, 20
+	if s.v6 > 0 && s.i%s.v6 == 0 {
+		frame, port = s.frame6, 40
+	}
+	binary.BigEndian.PutUint16(frame[port:], uint16(s.i))
+	r.TS, r.Link, r.Data = int64(s.i), capture.LinkRaw, frame
+	r.CapLen, r.WireLen = uint32(len(frame)), uint32(len(frame))
 	return nil
 }
 
@@ -74,6 +89,52 @@ func TestRunDeliversEveryPacketInOrder(t *testing.T) {
 		}
 		if stats.Records.Load() != 10000 || stats.Bytes.Load() != 280000 || stats.LastTS.Load() != 10000 {
 			t.Errorf("sequential=%v: stats %d records %d bytes last %d", seq, stats.Records.Load(), stats.Bytes.Load(), stats.LastTS.Load())
+		}
+	}
+}
+
+// recordingBatchTable remembers the order of the packets of its batches.
+type recordingBatchTable struct {
+	recordingTable
+	batches, wholes int
+}
+
+func (t *recordingBatchTable) ProcessSlim(slim []classifier.Slim, whole []capture.Packet) {
+	t.batches++
+	for i := range slim {
+		if slim[i].Whole {
+			t.ports = append(t.ports, whole[0].SrcPort)
+			whole = whole[1:]
+			t.wholes++
+		} else {
+			t.ports = append(t.ports, slim[i].SrcPort)
+		}
+	}
+	if len(whole) != 0 {
+		panic("whole packets left over")
+	}
+}
+
+// TestRunMixesSlimAndWholeInOrder sends IPv4 packets, carried slim, and
+// IPv6 ones, carried whole, more of them than a batch holds whole.
+func TestRunMixesSlimAndWholeInOrder(t *testing.T) {
+	for _, seq := range []bool{false, true} {
+		src := newFakeSource(10000, io.EOF)
+		src.v6 = 2
+		var tab recordingBatchTable
+		if err := Run(context.Background(), src, &tab, nil, Options{Sequential: seq}); err != nil {
+			t.Fatal(err)
+		}
+		if len(tab.ports) != 10000 || tab.wholes != 5000 {
+			t.Fatalf("sequential=%v: %d packets, %d whole, want 10000 and 5000", seq, len(tab.ports), tab.wholes)
+		}
+		for i, p := range tab.ports {
+			if p != uint16(i+1) {
+				t.Fatalf("sequential=%v: packet %d has port %d: order lost", seq, i, p)
+			}
+		}
+		if want := 10000 / (2 * wholePerBatch); tab.batches < want {
+			t.Errorf("sequential=%v: %d batches, want at least %d (%d whole packets a batch)", seq, tab.batches, want, wholePerBatch)
 		}
 	}
 }

@@ -23,7 +23,8 @@ type JSONWriter struct {
 // NewJSONWriter writes flows to w. rules resolve FlowRecord.Rule to ids;
 // all also reports ignored flows.
 func NewJSONWriter(w io.Writer, rules []policy.Rule, all bool) *JSONWriter {
-	return &JSONWriter{w: bufio.NewWriterSize(w, 256<<10), buf: make([]byte, 0, 1024), rules: rules, all: all}
+	// 64 KiB: one write a few hundred flows, and little memory.
+	return &JSONWriter{w: bufio.NewWriterSize(w, 64<<10), buf: make([]byte, 0, 1024), rules: rules, all: all}
 }
 
 // Decided implements classifier.Sink; JSON is written when a flow ends.

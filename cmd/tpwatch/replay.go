@@ -31,6 +31,7 @@ type replayFlags struct {
 	progress       string
 	metricsOut     string
 	cpuProfile     string
+	memProfile     string
 }
 
 func (a *app) replayCommand() *cobra.Command {
@@ -76,6 +77,7 @@ an unreadable or corrupt capture (what could be read is still reported).`,
 	fl.BoolVar(&f.sequential, "sequential", false, "read and classify on one goroutine (same result; for comparison and one-core machines)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (on a terminal), always or never")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the replay to FILE (for performance work: go tool pprof)")
+	fl.StringVar(&f.memProfile, "memprofile", "", "write a Go heap profile to FILE after the last packet, before the flows are flushed (for performance work: go tool pprof)")
 	fl.StringVar(&f.metricsOut, "metrics-out", "", "also write the daemon's metrics for this replay to FILE, in the node_exporter textfile format (atomic write), for the Grafana dashboard")
 	return cmd
 }
@@ -149,6 +151,11 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		}
 	}
 	stopProgress()
+	if f.memProfile != "" {
+		if err := writeHeapProfile(f.memProfile); err != nil {
+			return &exitStatus{code: exitError, err: err}
+		}
+	}
 	table.Flush(stats.LastTS.Load())
 
 	if jsonOut != nil {
@@ -299,6 +306,21 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
 	}
 	return func() { pprof.StopCPUProfile(); out.Close() }, nil
+}
+
+func writeHeapProfile(path string) error {
+	out, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(out, 0); err != nil {
+		out.Close()
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	return nil
 }
 
 // inTimeOrder returns the files in the order of their first packet, as

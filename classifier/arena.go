@@ -1,0 +1,93 @@
+package classifier
+
+import (
+	"runtime"
+	"unsafe"
+)
+
+// The table's arrays hold no pointers, so they can live outside the Go
+// heap. Where the system allows (arena_unix.go), the entries and their due
+// times are mapped once for MaxFlows flows, without reserving swap: the
+// system backs a page only when the table first writes it, so the table
+// costs the memory of the most flows it has held, never copies entries to
+// grow, and leaves no old arrays for the garbage collector to find later.
+// The index, whose slots are spread by hash and so all touched, is mapped
+// at the size its load needs and unmapped as soon as it has been rebuilt
+// larger. Elsewhere, or when the system refuses a mapping, the arrays are
+// Go slices that grow by doubling.
+
+// mapped are the table's arrays that the system mapped, to unmap when the
+// table is garbage.
+type mapped struct {
+	entries, due, index []byte
+}
+
+func (m *mapped) unmapAll() {
+	for _, b := range []*[]byte{&m.entries, &m.due, &m.index} {
+		if *b != nil {
+			unmapBytes(*b)
+			*b = nil
+		}
+	}
+}
+
+// viewAs is b as a slice of n values of T (b holds at least n of them,
+// suitably aligned: mappings are page-aligned).
+func viewAs[T any](b []byte, n int) []T {
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
+}
+
+// allocEntries gives the table its entries and due times: reserved for
+// MaxFlows if the system maps them, else for InitialFlows.
+func (t *Table) allocEntries() {
+	n := t.opts.MaxFlows
+	eb, err1 := mapBytes(n * int(unsafe.Sizeof(entry{})))
+	db, err2 := mapBytes(n * 2)
+	if err1 == nil && err2 == nil {
+		t.maps.entries, t.maps.due = eb, db
+		t.entries, t.due = viewAs[entry](eb, n), viewAs[uint16](db, n)
+		return
+	}
+	if err1 == nil {
+		unmapBytes(eb)
+	}
+	if err2 == nil {
+		unmapBytes(db)
+	}
+	t.entries = make([]entry, t.opts.InitialFlows)
+	t.due = make([]uint16, t.opts.InitialFlows)
+}
+
+// newIndex returns an empty index of size slots, mapped if it can be, and
+// releases the index it replaces.
+func (t *Table) newIndex(size int) []slot {
+	old := t.maps.index
+	var index []slot
+	if b, err := mapBytes(size * int(unsafe.Sizeof(slot{}))); err == nil {
+		t.maps.index = b
+		index = viewAs[slot](b, size)
+	} else {
+		t.maps.index = nil
+		index = make([]slot, size)
+	}
+	if old != nil {
+		// The caller still reads the old slots to rebuild: release them
+		// after it is done (see growIndex).
+		t.oldIndex = old
+	}
+	return index
+}
+
+// releaseOldIndex unmaps the index that growIndex has just replaced.
+func (t *Table) releaseOldIndex() {
+	if t.oldIndex != nil {
+		unmapBytes(t.oldIndex)
+		t.oldIndex = nil
+	}
+}
+
+// unmapWhenGarbage has the mappings unmapped once t is garbage (a test, a
+// replay's table, a reloaded daemon's).
+func (t *Table) unmapWhenGarbage() {
+	runtime.AddCleanup(t, (*mapped).unmapAll, t.maps)
+}

@@ -1,0 +1,13 @@
+//go:build unix
+
+package classifier
+
+import "golang.org/x/sys/unix"
+
+// mapBytes maps n zeroed bytes that the system backs only when written,
+// without reserving swap for them.
+func mapBytes(n int) ([]byte, error) {
+	return unix.Mmap(-1, 0, max(n, 1), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
+}
+
+func unmapBytes(b []byte) { _ = unix.Munmap(b) }
