@@ -7,14 +7,17 @@ import (
 )
 
 // Slim is a decoded packet as a batch carries it from the goroutine that
-// reads and decodes to the table's: 32 bytes for an unfragmented IPv4 TCP
+// reads and decodes to the table's: 40 bytes for an unfragmented IPv4 TCP
 // or UDP packet, which is most traffic, against the 104 of a
-// capture.Packet. The batch crosses from one core's cache to the other's,
-// and on two cores that transfer, not the work, dominated the table's time
+// capture.Packet, with its flow's hash computed on the reading side. The
+// batch crosses from one core's cache to the other's, and on two cores
+// that transfer, not the work, dominated the table's time
 // (docs/performance.md). Any other packet is marked Whole and carried as a
 // capture.Packet beside it.
 type Slim struct {
-	TS               int64
+	TS int64
+	// Hash is the flow's hash under the seed given to Set.
+	Hash             uint64
 	Src, Dst         uint32 // the IPv4 addresses, as big-endian numbers
 	WireLen          uint32
 	PayloadLen       uint32
@@ -27,9 +30,10 @@ type Slim struct {
 	_     uint8
 }
 
-// Set makes s the slim form of p and reports whether p needs carrying
-// whole instead (s.Whole is then set).
-func (s *Slim) Set(p *capture.Packet) (whole bool) {
+// Set makes s the slim form of p, its flow hashed with seed (see
+// Table.Seed), and reports whether p needs carrying whole instead (s.Whole
+// is then set).
+func (s *Slim) Set(p *capture.Packet, seed uint64) (whole bool) {
 	src, sok := mappedWord(&p.Src)
 	dst, dok := mappedWord(&p.Dst)
 	if p.IPVersion != 4 || p.Fragment || p.Proto != capture.ProtoTCP && p.Proto != capture.ProtoUDP || !sok || !dok {
@@ -42,6 +46,8 @@ func (s *Slim) Set(p *capture.Packet) (whole bool) {
 		SrcPort: p.SrcPort, DstPort: p.DstPort,
 		TCPFlags: p.TCPFlags, Proto: p.Proto,
 	}
+	k, _ := s.key()
+	s.Hash = k.hash(seed)
 	return false
 }
 
@@ -69,7 +75,13 @@ func (s *Slim) key() (flowKey, bool) {
 // ProcessSlim follows a batch of slim packets in order, with exactly the
 // effect of Process on each (see ProcessBatch). whole holds the packets
 // marked Whole, in their order: the k-th Whole slim packet is whole[k].
-func (t *Table) ProcessSlim(slim []Slim, whole []capture.Packet) {
+// The slim packets were hashed with seed, which a table without one yet
+// takes as its own; under another seed they are hashed again.
+func (t *Table) ProcessSlim(slim []Slim, whole []capture.Packet, seed uint64) {
+	if !t.seeded {
+		t.seed, t.seeded = seed, true
+	}
+	hashed := seed == t.seed
 	for len(slim) > 0 {
 		n := min(len(slim), lookAheadSize)
 		a := &t.ahead
@@ -81,7 +93,10 @@ func (t *Table) ProcessSlim(slim []Slim, whole []capture.Packet) {
 			} else {
 				kd := &a.keys[i]
 				kd.k, kd.srcIsA = s.key()
-				kd.h, kd.seed = kd.k.hash(t.seed), t.seed
+				kd.h, kd.seed = s.Hash, t.seed
+				if !hashed {
+					kd.h = kd.k.hash(t.seed)
+				}
 				a.hash[i], a.flow[i], a.tcpUDP[i] = kd.h, true, true
 			}
 		}

@@ -20,6 +20,7 @@ type Table struct {
 	live    int
 	index   []slot
 	seed    uint64
+	seeded  bool // seed is set: from the first flow's packet, or by ProcessSlim
 	// maps holds the arrays the system mapped (arena.go); oldIndex is an
 	// index being replaced, until growIndex has read it.
 	maps     *mapped
@@ -79,9 +80,13 @@ func (t *Table) SetMatcher(m Matcher) {
 // clock to its time.
 func (t *Table) Process(p *capture.Packet) { t.process(p, nil) }
 
+// Seed returns the seed of the table's hash, once it has one (from its
+// first flow's packet, or the first ProcessSlim).
+func (t *Table) Seed() (uint64, bool) { return t.seed, t.seeded }
+
 // keyed is a packet's flow key and hash, computed ahead by ProcessBatch so
 // that following the packet does not compute them again. It holds only for
-// the seed it was hashed with: a table that empties takes a new seed.
+// the seed it was hashed with: the table may have none yet.
 type keyed struct {
 	k      flowKey
 	srcIsA bool
@@ -225,8 +230,8 @@ func (t *Table) processFlow(p *capture.Packet, s *Slim, pre *keyed) {
 			s.Packet(&t.scratch)
 			p = &t.scratch
 		}
-		if t.live == 0 {
-			t.seed = packetSeed(p)
+		if !t.seeded {
+			t.seed, t.seeded = PacketSeed(p), true
 		}
 		if !known || k.a&wideWord != 0 || k.b&wideWord != 0 {
 			// Hold the pool addresses for the new entry (numbering any

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/tpwatch/tpwatch/capture"
@@ -19,18 +20,39 @@ type oneByOne struct{ t *classifier.Table }
 func (o oneByOne) Process(p *capture.Packet) { o.t.Process(p) }
 func (o oneByOne) Advance(now int64)         { o.t.Advance(now) }
 
+// callLog is a sink that writes the JSON report of the flows that end and
+// a line for each decision, so that a test sees both kinds of call in
+// their order.
+type callLog struct {
+	json    *report.JSONWriter
+	decided bytes.Buffer
+}
+
+func (c *callLog) Decided(r *classifier.FlowRecord) {
+	fmt.Fprintf(&c.decided, "%x:%d %x:%d %v %v\n", r.Client, r.ClientPort, r.Server, r.ServerPort, r.Verdict, r.Reason)
+}
+
+func (c *callLog) Final(r *classifier.FlowRecord) { c.json.Final(r) }
+
 // replayJSON replays a capture through Run into a fresh table and returns
-// the JSON report.
+// the JSON report, then the decisions (see callLog). With opts.Deferred
+// set (to anything), the sink is deferred to the reading goroutine.
 func replayJSON(t testing.TB, pcap []byte, pol *policy.Policy, opts Options, wrap func(*classifier.Table) Table) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	w := report.NewJSONWriter(&out, pol.Rules(), true)
+	log := &callLog{json: w}
+	var sink classifier.Sink = log
+	if opts.Deferred != nil {
+		opts.Deferred = NewDeferredSink(log)
+		sink = opts.Deferred
+	}
 	topts := classifier.DefaultOptions()
 	to := pol.Timeouts()
 	topts.AttemptTimeout, topts.UDPReplyTimeout = to.TCPAttempt, to.UDPReply
 	topts.TCPIdle, topts.UDPIdle, topts.TCPClosed = to.TCPIdle, to.UDPIdle, to.TCPClosed
 	topts.InitialFlows, topts.MaxFlows = 64, 4096 // growth and eviction too
-	tab := classifier.NewTable(topts, pol, w)
+	tab := classifier.NewTable(topts, pol, sink)
 	src, err := capture.NewReader(bytes.NewReader(pcap), "bench.pcap")
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +65,7 @@ func replayJSON(t testing.TB, pcap []byte, pol *policy.Policy, opts Options, wra
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	return out.Bytes()
+	return append(out.Bytes(), log.decided.Bytes()...)
 }
 
 func benchPolicy(t testing.TB) *policy.Policy {
@@ -77,9 +99,15 @@ func TestPathsGiveIdenticalJSON(t *testing.T) {
 		t.Fatalf("only %d flows reported: the capture is too small to test anything", n)
 	}
 	for _, seq := range []bool{true, false} {
-		got := replayJSON(t, pcap.Bytes(), pol, Options{Sequential: seq}, func(t *classifier.Table) Table { return t })
-		if !bytes.Equal(got, want) {
-			t.Errorf("sequential=%v: the batched report differs from the one-by-one report (%d and %d bytes)", seq, len(got), len(want))
+		for _, deferred := range []bool{false, true} {
+			opts := Options{Sequential: seq}
+			if deferred {
+				opts.Deferred = &DeferredSink{}
+			}
+			got := replayJSON(t, pcap.Bytes(), pol, opts, func(t *classifier.Table) Table { return t })
+			if !bytes.Equal(got, want) {
+				t.Errorf("sequential=%v deferred=%v: the batched report differs from the one-by-one report (%d and %d bytes)", seq, deferred, len(got), len(want))
+			}
 		}
 	}
 }

@@ -9,15 +9,16 @@ import (
 	"github.com/tpwatch/tpwatch/classifier"
 )
 
-// Batches of decoded packets travel from the reader to the flow table. The
-// sizes follow the feasibility measurements of the performance issue: 256
+// Batches of decoded packets travel from the reader to the flow table. 256
 // packets amortise the channel hand-off (about 100 ns) to well under a
-// nanosecond a packet, and 32 batches in flight absorb the reader's and
-// the table's uneven speeds without letting memory grow (32×256×32 B of
-// slim packets, 256 KiB, and the rare whole ones).
+// nanosecond a packet, and 16 batches in flight absorb the reader's and
+// the table's uneven speeds (32 measured no faster on the benchmark
+// capture, and took 0.6 MiB more) without letting memory grow: 16 × (256
+// slim packets of 40 B, 64 whole ones, 128 deferred sink calls), under
+// 0.7 MiB.
 const (
 	batchSize       = 256
-	batchesInFlight = 32
+	batchesInFlight = 16
 	// wholePerBatch bounds the packets a batch carries whole: an IPv6
 	// capture gets batches of 64 packets, an IPv4 one does not pay 26 KiB
 	// a batch for room it does not use.
@@ -36,6 +37,10 @@ type batch struct {
 	slim   [batchSize]classifier.Slim
 	whole  [wholePerBatch]capture.Packet
 	wholes int
+	seed   uint64 // the slim packets' flows are hashed with it
+	// made holds the sink calls the table made while following the batch,
+	// for a DeferredSink.
+	made records
 }
 
 // Table is the part of the classifier the pipeline drives.
@@ -49,7 +54,10 @@ type Table interface {
 // batches (see classifier.Table.ProcessSlim).
 type BatchTable interface {
 	Table
-	ProcessSlim(slim []classifier.Slim, whole []capture.Packet)
+	ProcessSlim(slim []classifier.Slim, whole []capture.Packet, seed uint64)
+	// Seed is the table's hash seed, once it has one: the reading
+	// goroutine hashes the flows of the slim packets with it.
+	Seed() (uint64, bool)
 }
 
 var _ BatchTable = (*classifier.Table)(nil)
@@ -57,7 +65,7 @@ var _ BatchTable = (*classifier.Table)(nil)
 // processBatch gives the table the batch's packets, then its Advance.
 func processBatch(table Table, b *batch) {
 	if bt, ok := table.(BatchTable); ok {
-		bt.ProcessSlim(b.slim[:b.n], b.whole[:b.wholes])
+		bt.ProcessSlim(b.slim[:b.n], b.whole[:b.wholes], b.seed)
 	} else {
 		var p capture.Packet
 		w := 0
@@ -82,6 +90,9 @@ type Options struct {
 	// goroutine. The result is identical; it exists to prove that, and for
 	// one-core machines.
 	Sequential bool
+	// Deferred, when the table's sink, has its work done on the reading
+	// goroutine (see DeferredSink).
+	Deferred *DeferredSink
 }
 
 // Run reads src until it ends, feeding every decoded IP packet to table,
@@ -94,30 +105,55 @@ func Run(ctx context.Context, src capture.Reader, table Table, stats *SourceStat
 	}
 	free := make(chan *batch, batchesInFlight)
 	full := make(chan *batch, batchesInFlight)
+	d := opts.Deferred
 	for range batchesInFlight {
-		free <- new(batch)
+		b := new(batch)
+		if d != nil {
+			// The table makes a few sink calls a batch (92 at most on
+			// the benchmark capture): room for them from the start, so
+			// that the queues do not grow by steps that leave garbage.
+			b.made.calls = make([]deferredCall, 0, 128)
+		}
+		free <- b
 	}
+	r := newReading(table) // before the reader starts: the table is this goroutine's
 	readErr := make(chan error, 1)
 	go func() {
-		readErr <- readBatches(ctx, src, stats, free, full)
+		readErr <- readBatches(ctx, src, r, stats, free, full, d)
 		close(full)
 	}()
 	for b := range full {
+		if d != nil {
+			d.cur = &b.made
+		}
 		processBatch(table, b)
 		free <- b
 	}
-	return <-readErr
+	err := <-readErr
+	if d != nil {
+		// The batches the reader did not take back, in the order the
+		// table followed them.
+		d.cur = nil
+		for range batchesInFlight {
+			d.hand(&(<-free).made)
+		}
+	}
+	return err
 }
 
 // readBatches is the reading goroutine: it decodes records straight into
 // the packets of a free batch, so a packet is never copied.
-func readBatches(ctx context.Context, src capture.Reader, stats *SourceStats, free <-chan *batch, full chan<- *batch) error {
-	r := new(reading)
+func readBatches(ctx context.Context, src capture.Reader, r *reading, stats *SourceStats, free chan *batch, full chan<- *batch, d *DeferredSink) error {
 	for b := range free {
+		if d != nil {
+			d.hand(&b.made)
+		}
 		err := readBatch(src, r, b)
 		r.counts.publish(stats)
 		if b.n > 0 || b.advance != 0 {
 			full <- b
+		} else {
+			free <- b // empty: back where Run counts its batches at the end
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -135,17 +171,15 @@ func readBatches(ctx context.Context, src capture.Reader, stats *SourceStats, fr
 // runSequential reads a batch, then classifies it, on the calling
 // goroutine.
 func runSequential(ctx context.Context, src capture.Reader, table Table, stats *SourceStats) error {
-	var (
-		b batch
-		r reading
-	)
+	var b batch
+	r := newReading(table)
 	defer r.counts.publish(stats)
 	for {
 		r.counts.publish(stats)
 		if ctx.Err() != nil {
 			return nil
 		}
-		err := readBatch(src, &r, &b)
+		err := readBatch(src, r, &b)
 		processBatch(table, &b)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -167,11 +201,25 @@ type reading struct {
 	rec    capture.Record
 	pkt    capture.Packet
 	counts localCounts
+	seed   uint64
+	seeded bool
 	stage  [batchSize]classifier.Slim
+}
+
+// newReading returns the reading state for table, with its seed if it
+// has one.
+func newReading(table Table) *reading {
+	r := new(reading)
+	if bt, ok := table.(BatchTable); ok {
+		r.seed, r.seeded = bt.Seed()
+	}
+	return r
 }
 
 // readBatch decodes records into b until it is full, the source reports
 // an idle moment (b.advance is then set) or an error, which it returns.
+// Flows are hashed with r's seed; a reader without one (a table without
+// one) takes it from its first packet, as the table would.
 func readBatch(src capture.Reader, r *reading, b *batch) error {
 	b.n, b.advance, b.wholes = 0, 0, 0
 	err := stageBatch(src, r, b)
@@ -196,7 +244,11 @@ func stageBatch(src capture.Reader, r *reading, b *batch) error {
 		counts.count(status, rec.Link, rec.WireLen)
 		counts.lastTS = rec.TS
 		if status == capture.StatusOK {
-			if r.stage[b.n].Set(p) {
+			if !r.seeded {
+				r.seed, r.seeded = classifier.PacketSeed(p), true
+			}
+			b.seed = r.seed
+			if r.stage[b.n].Set(p, r.seed) {
 				b.whole[b.wholes] = *p
 				b.wholes++
 			}

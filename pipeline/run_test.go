@@ -99,7 +99,9 @@ type recordingBatchTable struct {
 	batches, wholes int
 }
 
-func (t *recordingBatchTable) ProcessSlim(slim []classifier.Slim, whole []capture.Packet) {
+func (t *recordingBatchTable) Seed() (uint64, bool) { return 0, false }
+
+func (t *recordingBatchTable) ProcessSlim(slim []classifier.Slim, whole []capture.Packet, seed uint64) {
 	t.batches++
 	for i := range slim {
 		if slim[i].Whole {

@@ -134,7 +134,8 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 	}
 	opts := classifier.OptionsFor(pol.Timeouts())
 	opts.MaxFlows = f.maxFlows
-	table = classifier.NewTable(opts, pol, sink)
+	deferred := pipeline.NewDeferredSink(sink)
+	table = classifier.NewTable(opts, pol, deferred)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
@@ -142,7 +143,7 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 	files = a.inTimeOrder(files)
 	var readErrs []error
 	for _, name := range files {
-		if err := a.replayFile(ctx, name, table, &stats, f.sequential); err != nil {
+		if err := a.replayFile(ctx, name, table, &stats, pipeline.Options{Sequential: f.sequential, Deferred: deferred}); err != nil {
 			readErrs = append(readErrs, err)
 		}
 		if ctx.Err() != nil {
@@ -197,14 +198,14 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 	return nil
 }
 
-func (a *app) replayFile(ctx context.Context, name string, table *classifier.Table, stats *pipeline.SourceStats, sequential bool) error {
+func (a *app) replayFile(ctx context.Context, name string, table *classifier.Table, stats *pipeline.SourceStats, opts pipeline.Options) error {
 	src, err := capture.OpenFile(name)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
 	before, unsupportedBefore := stats.Records.Load(), stats.Unsupported.Load()
-	err = pipeline.Run(ctx, src, table, stats, pipeline.Options{Sequential: sequential})
+	err = pipeline.Run(ctx, src, table, stats, opts)
 	if err != nil {
 		return fmt.Errorf("%w (the %d packets before it were classified)", err, stats.Records.Load()-before)
 	}
