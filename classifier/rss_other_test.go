@@ -1,0 +1,5 @@
+//go:build !linux
+
+package classifier
+
+func residentBytes() (int64, bool) { return 0, false }
