@@ -100,7 +100,7 @@ func (t *Table) loadAhead(n int) {
 	// The index slots are in the cache now: find each packet's entry,
 	// then load the entries, again in a loop of independent loads.
 	for i := range n {
-		a.ref[i] = 0
+		a.ref[i], a.keys[i].ref = 0, 0
 		if !a.flow[i] {
 			continue
 		}
@@ -111,7 +111,7 @@ func (t *Table) loadAhead(n int) {
 				break
 			}
 			if s.tag == tag && int(s.ref) <= t.live {
-				a.ref[i] = s.ref
+				a.ref[i], a.keys[i].ref = s.ref, s.ref
 				break
 			}
 		}

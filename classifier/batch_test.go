@@ -113,3 +113,20 @@ func TestProcessBatchZeroAllocations(t *testing.T) {
 		t.Fatalf("only %d flows created", tab.counts.created)
 	}
 }
+
+// TestProcessSlimTakesNoSeedFromAnEmptyBatch: a live source's idle batch
+// carries no packet, and its seed is not one the reader chose.
+func TestProcessSlimTakesNoSeedFromAnEmptyBatch(t *testing.T) {
+	tab := NewTable(testOptions(), newFakeMatcher(), nil)
+	tab.ProcessSlim(nil, nil, 0)
+	if _, ok := tab.Seed(); ok {
+		t.Fatal("an empty batch seeded the table")
+	}
+	p := synFrom(at(0), 1, false, 3741)
+	var s Slim
+	s.Set(&p, 77)
+	tab.ProcessSlim([]Slim{s}, nil, 77)
+	if seed, ok := tab.Seed(); !ok || seed != 77 {
+		t.Fatalf("seed %d (%v) after the first batch, want 77", seed, ok)
+	}
+}

@@ -78,6 +78,9 @@ func (s *Slim) key() (flowKey, bool) {
 // The slim packets were hashed with seed, which a table without one yet
 // takes as its own; under another seed they are hashed again.
 func (t *Table) ProcessSlim(slim []Slim, whole []capture.Packet, seed uint64) {
+	if len(slim) == 0 {
+		return // and an empty batch's seed means nothing
+	}
 	if !t.seeded {
 		t.seed, t.seeded = seed, true
 	}

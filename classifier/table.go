@@ -92,6 +92,10 @@ type keyed struct {
 	srcIsA bool
 	h      uint64
 	seed   uint64
+	// ref is the entry number + 1 that the look-ahead found for the hash,
+	// or 0: a hint, right when that entry still holds the key (the packets
+	// before may have moved or removed it).
+	ref uint32
 }
 
 // process is Process with the flow key computed ahead, or pre nil.
@@ -210,7 +214,10 @@ func (t *Table) processFlow(p *capture.Packet, s *Slim, pre *keyed) {
 		k, srcIsA = s.key()
 		h, known = k.hash(t.seed), true
 	}
-	if known {
+	switch {
+	case pre != nil && pre.ref != 0 && int(pre.ref) <= t.live && t.entries[pre.ref-1].is(&k):
+		i, found = pre.ref-1, true
+	case known:
 		i, found = t.lookup(&k, h)
 	}
 	if found && !t.settle(i) {
