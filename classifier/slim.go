@@ -17,17 +17,20 @@ import (
 type Slim struct {
 	TS int64
 	// Hash is the flow's hash under the seed given to Set.
-	Hash             uint64
-	Src, Dst         uint32 // the IPv4 addresses, as big-endian numbers
-	WireLen          uint32
-	PayloadLen       uint32
-	SrcPort, DstPort uint16
-	TCPFlags         uint8
-	Proto            uint8
+	Hash uint64
+	// A and B are the flow's endpoints in the canonical order of its key
+	// (IPv4 addresses as big-endian numbers), SrcIsA says which one sent
+	// the packet: the reading goroutine orders them once, for the hash.
+	A, B         uint32
+	WireLen      uint32
+	PayloadLen   uint32
+	PortA, PortB uint16
+	TCPFlags     uint8
+	Proto        uint8
+	SrcIsA       bool
 	// Whole is set when the packet is anything else: the batch then holds
-	// it as a capture.Packet at the same index.
+	// it as a capture.Packet (see ProcessSlim).
 	Whole bool
-	_     uint8
 }
 
 // Set makes s the slim form of p, its flow hashed with seed (see
@@ -40,36 +43,38 @@ func (s *Slim) Set(p *capture.Packet, seed uint64) (whole bool) {
 		*s = Slim{TS: p.TS, Whole: true}
 		return true
 	}
+	k, srcIsA, _ := makeKey4(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto)
 	*s = Slim{
-		TS: p.TS, Src: uint32(src), Dst: uint32(dst),
+		TS: p.TS, Hash: k.hash(seed),
+		A: uint32(src), B: uint32(dst), PortA: p.SrcPort, PortB: p.DstPort,
 		WireLen: p.WireLen, PayloadLen: p.PayloadLen,
-		SrcPort: p.SrcPort, DstPort: p.DstPort,
-		TCPFlags: p.TCPFlags, Proto: p.Proto,
+		TCPFlags: p.TCPFlags, Proto: p.Proto, SrcIsA: srcIsA,
 	}
-	k, _ := s.key()
-	s.Hash = k.hash(seed)
+	if !srcIsA {
+		s.A, s.B, s.PortA, s.PortB = s.B, s.A, s.PortB, s.PortA
+	}
 	return false
 }
 
 // Packet fills p with the packet s describes (s not Whole).
 func (s *Slim) Packet(p *capture.Packet) {
+	src, dst, sport, dport := s.A, s.B, s.PortA, s.PortB
+	if !s.SrcIsA {
+		src, dst, sport, dport = dst, src, dport, sport
+	}
 	*p = capture.Packet{
 		TS: s.TS, WireLen: s.WireLen, IPVersion: 4, Proto: s.Proto,
-		SrcPort: s.SrcPort, DstPort: s.DstPort,
+		SrcPort: sport, DstPort: dport,
 		TCPFlags: s.TCPFlags, PayloadLen: s.PayloadLen,
 	}
-	binary.BigEndian.PutUint64(p.Src[8:], 0xffff<<32|uint64(s.Src))
-	binary.BigEndian.PutUint64(p.Dst[8:], 0xffff<<32|uint64(s.Dst))
+	binary.BigEndian.PutUint64(p.Src[8:], 0xffff<<32|uint64(src))
+	binary.BigEndian.PutUint64(p.Dst[8:], 0xffff<<32|uint64(dst))
 }
 
 // key returns the canonical key of a slim packet and whether the sender
 // is endpoint A.
 func (s *Slim) key() (flowKey, bool) {
-	src, dst := 0xffff<<32|uint64(s.Src), 0xffff<<32|uint64(s.Dst)
-	if src < dst || src == dst && s.SrcPort <= s.DstPort {
-		return flowKey{src, dst, s.SrcPort, s.DstPort, s.Proto}, true
-	}
-	return flowKey{dst, src, s.DstPort, s.SrcPort, s.Proto}, false
+	return flowKey{0xffff<<32 | uint64(s.A), 0xffff<<32 | uint64(s.B), s.PortA, s.PortB, s.Proto}, s.SrcIsA
 }
 
 // ProcessSlim follows a batch of slim packets in order, with exactly the

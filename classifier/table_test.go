@@ -17,6 +17,9 @@ func TestEntrySize(t *testing.T) {
 	if size := unsafe.Sizeof(entry{}); size != 80 {
 		t.Errorf("entry is %d bytes, want 80", size)
 	}
+	if size := unsafe.Sizeof(Slim{}); size != 40 {
+		t.Errorf("slim packet is %d bytes, want 40", size)
+	}
 	if size := unsafe.Sizeof(slot{}); size != 8 {
 		t.Errorf("index slot is %d bytes, want 8", size)
 	}

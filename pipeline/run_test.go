@@ -109,7 +109,9 @@ func (t *recordingBatchTable) ProcessSlim(slim []classifier.Slim, whole []captur
 			whole = whole[1:]
 			t.wholes++
 		} else {
-			t.ports = append(t.ports, slim[i].SrcPort)
+			var p capture.Packet
+			slim[i].Packet(&p)
+			t.ports = append(t.ports, p.SrcPort)
 		}
 	}
 	if len(whole) != 0 {
