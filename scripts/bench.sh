@@ -11,7 +11,7 @@
 # table, every packet a cache miss, about 1.1 GB), and is timed with tpwatch
 # and tcpdump only.
 #
-#   scripts/bench.sh                 # both captures, 3 rounds
+#   scripts/bench.sh                 # both captures, 5 rounds
 #   STRESS=0 PACKETS=1000000 FLOWS=20000 LIVE=2000 ROUNDS=5 scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ LIVE=${LIVE:-20000}
 STRESS=${STRESS:-1}
 STRESS_FLOWS=${STRESS_FLOWS:-940000}
 STRESS_LIVE=${STRESS_LIVE:-200000}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 TSHARK_PACKETS=${TSHARK_PACKETS:-1000000}
 DATA=${DATA:-bench-data}
 # The names hold the whole shape (the output of gencaps depends only on it),
