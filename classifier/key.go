@@ -104,9 +104,10 @@ func FlowHash(p *capture.Packet) uint64 {
 	return mix(mix(x^w^hk4, y^hk5)^hk5, hk0)
 }
 
-// PacketSeed derives a table's hash seed from the first packet it sees:
+// PacketSeed derives a table's hash seed from its first flow's packet:
 // unknown in advance (its time to the nanosecond) to whoever crafts
 // traffic against a live sensor, the same for every replay of one capture.
+// It is never 0.
 func PacketSeed(p *capture.Packet) uint64 {
 	return mix(uint64(p.TS)^hk3, binary.BigEndian.Uint64(p.Src[8:])^hk2) | 1
 }

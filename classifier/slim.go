@@ -81,12 +81,13 @@ func (s *Slim) key() (flowKey, bool) {
 // effect of Process on each (see ProcessBatch). whole holds the packets
 // marked Whole, in their order: the k-th Whole slim packet is whole[k].
 // The slim packets were hashed with seed, which a table without one yet
-// takes as its own; under another seed they are hashed again.
+// takes as its own (0, from a reader that has seen no flow yet, is no
+// seed: PacketSeed is never 0); under another seed they are hashed again.
 func (t *Table) ProcessSlim(slim []Slim, whole []capture.Packet, seed uint64) {
 	if len(slim) == 0 {
 		return // and an empty batch's seed means nothing
 	}
-	if !t.seeded {
+	if !t.seeded && seed != 0 {
 		t.seed, t.seeded = seed, true
 	}
 	hashed := seed == t.seed

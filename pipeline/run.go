@@ -15,8 +15,8 @@ import (
 // nanosecond a packet, and 16 batches in flight absorb the reader's and
 // the table's uneven speeds (32 measured no faster on the benchmark
 // capture, and took 0.6 MiB more) without letting memory grow: 16 × (256
-// slim packets of 40 B, 64 whole ones, 128 deferred sink calls), under
-// 0.7 MiB.
+// slim packets of 40 B and 64 whole ones), 270 KiB, and a DeferredSink's
+// chunks, 280 KiB.
 const (
 	batchSize       = 256
 	batchesInFlight = 16
@@ -38,10 +38,7 @@ type batch struct {
 	slim   [batchSize]classifier.Slim
 	whole  [wholePerBatch]capture.Packet
 	wholes int
-	seed   uint64 // the slim packets' flows are hashed with it
-	// made holds the sink calls the table made while following the batch,
-	// for a DeferredSink.
-	made records
+	seed   uint64 // the slim packets' flows are hashed with it; 0: none yet
 }
 
 // Table is the part of the classifier the pipeline drives.
@@ -106,50 +103,56 @@ func Run(ctx context.Context, src capture.Reader, table Table, stats *SourceStat
 	if opts.Sequential || runtime.GOMAXPROCS(0) == 1 {
 		return runSequential(ctx, src, table, stats)
 	}
+	// full has room for every batch, so that the reader never waits to
+	// hand one over: it must stay free to hand a DeferredSink's chunks.
 	free := make(chan *batch, batchesInFlight)
 	full := make(chan *batch, batchesInFlight)
-	d := opts.Deferred
 	for range batchesInFlight {
-		b := new(batch)
-		if d != nil {
-			// The table makes a few sink calls a batch (92 at most on
-			// the benchmark capture): room for them from the start, so
-			// that the queues do not grow by steps that leave garbage.
-			b.made.calls = make([]deferredCall, 0, 128)
-		}
-		free <- b
+		free <- new(batch)
+	}
+	d := opts.Deferred
+	if d != nil {
+		d.start()
 	}
 	r := newReading(table) // before the reader starts: the table is this goroutine's
 	readErr := make(chan error, 1)
 	go func() {
-		readErr <- readBatches(ctx, src, r, stats, free, full, d)
+		err := readBatches(ctx, src, r, stats, free, full, d)
 		close(full)
+		if d != nil {
+			// Hand the table's last chunks, until it is done.
+			for q := range d.filled {
+				d.hand(q)
+			}
+		}
+		readErr <- err
 	}()
 	for b := range full {
-		if d != nil {
-			d.cur = &b.made
-		}
 		processBatch(table, b)
 		free <- b
 	}
-	err := <-readErr
 	if d != nil {
-		// The batches the reader did not take back, in the order the
-		// table followed them.
-		d.cur = nil
-		for range batchesInFlight {
-			d.hand(&(<-free).made)
-		}
+		d.finish()
 	}
-	return err
+	return <-readErr
 }
 
-// readBatches is the reading goroutine: it decodes records straight into
-// the packets of a free batch, so a packet is never copied.
+// readBatches is the reading goroutine: it fills free batches with the
+// packets it decodes and hands them to the table, and meanwhile, whenever
+// it has a DeferredSink's chunks to hand, hands them.
 func readBatches(ctx context.Context, src capture.Reader, r *reading, stats *SourceStats, free chan *batch, full chan<- *batch, d *DeferredSink) error {
-	for b := range free {
-		if d != nil {
-			d.hand(&b.made)
+	for {
+		var b *batch
+		if d == nil {
+			b = <-free
+		} else {
+			d.handReady()
+			select {
+			case b = <-free:
+			case q := <-d.filled:
+				d.hand(q)
+				continue
+			}
 		}
 		err := readBatch(src, r, b)
 		r.counts.publish(stats)
@@ -168,7 +171,6 @@ func readBatches(ctx context.Context, src capture.Reader, r *reading, stats *Sou
 			return nil
 		}
 	}
-	return nil
 }
 
 // WholeBatchTable is a Table that follows a batch of whole packets faster
@@ -266,7 +268,7 @@ func newReading(table Table) *reading {
 // readBatch decodes records into b until it is full, the source reports
 // an idle moment (b.advance is then set) or an error, which it returns.
 // Flows are hashed with r's seed; a reader without one (a table without
-// one) takes it from its first packet, as the table would.
+// one) takes it from the packet the table would take it from.
 func readBatch(src capture.Reader, r *reading, b *batch) error {
 	b.n, b.advance, b.wholes = 0, 0, 0
 	err := stageBatch(src, r, b)
@@ -291,7 +293,9 @@ func stageBatch(src capture.Reader, r *reading, b *batch) error {
 		counts.count(status, rec.Link, rec.WireLen)
 		counts.lastTS = rec.TS
 		if status == capture.StatusOK {
-			if !r.seeded {
+			// The table takes its seed from its first flow's packet: the
+			// first TCP or UDP packet that is not a later fragment.
+			if !r.seeded && (p.Proto == capture.ProtoTCP || p.Proto == capture.ProtoUDP) && !p.Fragment {
 				r.seed, r.seeded = classifier.PacketSeed(p), true
 			}
 			b.seed = r.seed

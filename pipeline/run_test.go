@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/tpwatch/tpwatch/capture"
 	"github.com/tpwatch/tpwatch/classifier"
@@ -19,6 +21,7 @@ type fakeSource struct {
 	end           error
 	idle          int // yield an Idle every idle records (0: never)
 	v6            int // make every v6-th record IPv6 (0: none)
+	gapAt         int // records after this one are two minutes later (0: none)
 }
 
 func newFakeSource(n int, end error) *fakeSource {
@@ -56,6 +59,9 @@ func (s *fakeSource) Next(r *capture.Record) error {
 	}
 	binary.BigEndian.PutUint16(frame[port:], uint16(s.i))
 	r.TS, r.Link, r.Data = int64(s.i), capture.LinkRaw, frame
+	if s.gapAt > 0 && s.i > s.gapAt {
+		r.TS += int64(2 * time.Minute)
+	}
 	r.CapLen, r.WireLen = uint32(len(frame)), uint32(len(frame))
 	return nil
 }
@@ -208,5 +214,60 @@ func benchmarkRun(b *testing.B, seq bool) {
 	}
 	if tab.n != b.N {
 		b.Fatalf("%d of %d", tab.n, b.N)
+	}
+}
+
+// callOrder records a sink's calls, in order.
+type callOrder struct{ calls []string }
+
+func (c *callOrder) Decided(r *classifier.FlowRecord) {
+	c.calls = append(c.calls, fmt.Sprintf("decided %d %v", r.ClientPort, r.Verdict))
+}
+func (c *callOrder) Final(r *classifier.FlowRecord) {
+	c.calls = append(c.calls, fmt.Sprintf("final %d %v", r.ClientPort, r.Verdict))
+}
+
+// TestDeferredSinkKeepsOrderThroughABigSweep ends 20,000 flows with one
+// packet (two minutes of packet time go by): the table makes far more sink
+// calls than a DeferredSink's chunks hold while the reader is busy, so the
+// table must wait for it without deadlock, and Target must get every call
+// in the order a direct sink does.
+func TestDeferredSinkKeepsOrderThroughABigSweep(t *testing.T) {
+	replay := func(deferred bool) []string {
+		var log callOrder
+		var d *DeferredSink
+		var sink classifier.Sink = &log
+		if deferred {
+			d = NewDeferredSink(&log)
+			sink = d.TableSink()
+		}
+		tab := classifier.NewTable(classifier.DefaultOptions(), nil, sink)
+		src := newFakeSource(25000, io.EOF)
+		src.gapAt = 20000
+		if err := Run(context.Background(), src, tab, nil, Options{Deferred: d}); err != nil {
+			t.Fatal(err)
+		}
+		tab.Flush(int64(time.Hour))
+		return log.calls
+	}
+	want := replay(false)
+	done := make(chan []string, 1)
+	go func() { done <- replay(true) }()
+	var got []string
+	select {
+	case got = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the deferred replay did not end within a minute: the table and the reader wait for each other")
+	}
+	if len(want) < 2*25000 {
+		t.Fatalf("%d sink calls: the test makes too few to fill the chunks", len(want))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("deferred: %d sink calls, direct: %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("call %d: deferred %q, direct %q", i, got[i], want[i])
+		}
 	}
 }

@@ -135,7 +135,7 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 	opts := classifier.OptionsFor(pol.Timeouts())
 	opts.MaxFlows = f.maxFlows
 	deferred := pipeline.NewDeferredSink(sink)
-	table = classifier.NewTable(opts, pol, deferred)
+	table = classifier.NewTable(opts, pol, deferred.TableSink())
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
