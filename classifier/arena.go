@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"math"
 	"runtime"
 	"unsafe"
 )
@@ -41,7 +42,12 @@ func viewAs[T any](b []byte, n int) []T {
 // MaxFlows if the system maps them, else for InitialFlows.
 func (t *Table) allocEntries() {
 	n := t.opts.MaxFlows
-	eb, err1 := mapBytes(n * int(unsafe.Sizeof(entry{})))
+	size := uint64(n) * uint64(unsafe.Sizeof(entry{}))
+	if size > math.MaxInt/2 {
+		t.sliceEntries() // a 32-bit system cannot map that much
+		return
+	}
+	eb, err1 := mapBytes(int(size))
 	db, err2 := mapBytes(n * 2)
 	if err1 == nil && err2 == nil {
 		t.maps.entries, t.maps.due = eb, db
@@ -54,6 +60,12 @@ func (t *Table) allocEntries() {
 	if err2 == nil {
 		unmapBytes(db)
 	}
+	t.sliceEntries()
+}
+
+// sliceEntries gives the table entries and due times as Go slices for
+// InitialFlows, which growEntries doubles.
+func (t *Table) sliceEntries() {
 	t.entries = make([]entry, t.opts.InitialFlows)
 	t.due = make([]uint16, t.opts.InitialFlows)
 }

@@ -5,8 +5,8 @@ import "github.com/tpwatch/tpwatch/capture"
 // lookAheadSize is how many packets ProcessBatch looks up before it follows
 // them: enough independent loads in flight to hide most of a cache (and
 // TLB) miss, few enough that the lines they bring (an index slot and up to
-// three entry lines a packet, about 12 KiB) are still in the L1 cache when
-// the packets are followed.
+// two entry lines a packet, about 6 KiB) are still in the L1 cache when the
+// packets are followed.
 const lookAheadSize = 32
 
 // lookAhead holds the words ProcessBatch loads ahead: the loads only exist
@@ -119,8 +119,9 @@ func (t *Table) loadAhead(n int) {
 	entries := t.entries
 	for i := range n {
 		if r := a.ref[i]; r != 0 {
-			// Offsets 0 and 72 of an 80-byte entry: one in each of the
-			// (one or two) cache lines it spans.
+			// Offsets 0 and 64 (portA) of an 80-byte entry: one in each
+			// of the (one or two) cache lines it spans, since an entry
+			// starts at a multiple of 16.
 			e := &entries[r-1]
 			words += e.a + uint64(e.portA)
 		}

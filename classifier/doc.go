@@ -50,11 +50,15 @@
 // for each packet, which made a table larger than the caches three times
 // faster (docs/performance.md).
 //
-// The table grows by doubling up to Options.MaxFlows flows. When it is full,
+// The table holds up to Options.MaxFlows flows: its entries are mapped for
+// all of them where the system allows and backed as they are used, else
+// they grow by doubling; the index doubles as its load requires. When it is
+// full,
 // a new flow takes the place of one of the flows near its index slot,
 // preferring one nothing has answered (an unanswered attempt, a scan), else
 // the least recently seen: the evicted flow is reported with Evicted set.
-// The hash is seeded from the first packet of an empty table, so that input
+// The hash is seeded from the table's first flow's packet (or by the
+// reading goroutine, from the same packet: ProcessSlim), so that input
 // crafted against a known seed cannot pile every flow into one probe run
 // while a replay stays deterministic.
 package classifier

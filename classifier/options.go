@@ -24,8 +24,10 @@ type Options struct {
 	// MaxFlows bounds the live flows; beyond it new flows evict old ones.
 	// It is capped at 1<<28.
 	MaxFlows int
-	// InitialFlows is the number of flows the table holds before it first
-	// grows (capped at MaxFlows).
+	// InitialFlows is the number of flows the table holds before its
+	// index first grows, and, where its entries are Go slices rather than
+	// a mapping for MaxFlows (arena.go), before they first grow (capped
+	// at MaxFlows).
 	InitialFlows int
 }
 

@@ -42,7 +42,7 @@ func (t *Table) sweepFor(elapsed int64) {
 // deadline has come and ending flows whose end has come. When it ends the
 // entry at the cursor, the last entry moves there and is checked next.
 // An entry whose due time is still ahead is passed over without being
-// read: most are, and a due time is 2 bytes where an entry is 104.
+// read: most are, and a due time is 2 bytes where an entry is 80.
 func (t *Table) sweep(n int) {
 	now := t.nowUnit()
 	for ; n > 0 && t.live > 0; n-- {

@@ -40,8 +40,8 @@ type Table struct {
 	unpubl int // packets since the last publication
 }
 
-// NewTable returns an empty table with room for opts.InitialFlows flows,
-// classifying with m and reporting to sink. A nil m ignores every flow; a
+// NewTable returns an empty table for opts.MaxFlows flows (see
+// Options.InitialFlows), classifying with m and reporting to sink. A nil m ignores every flow; a
 // nil sink discards the records.
 func NewTable(opts Options, m Matcher, sink Sink) *Table {
 	opts = opts.withDefaults()
