@@ -361,3 +361,42 @@ func TestStatsFromAnotherGoroutine(t *testing.T) {
 		t.Errorf("published %d packets, want 5000", got)
 	}
 }
+
+// newSliceTable is NewTable with the entries as Go slices that grow, as on
+// systems without the mapping (arena_other.go) or where it is refused.
+func newSliceTable(opts Options, m Matcher, sink Sink) *Table {
+	t := NewTable(opts, m, sink)
+	t.maps.unmapAll()
+	t.sliceEntries()
+	t.index = t.newIndex(indexSize(t.opts.InitialFlows))
+	return t
+}
+
+// TestSliceTableIsMappedTable runs the same traffic, which grows the table
+// and fills it, through a mapped table and one of growing slices: the sink
+// calls must be the same.
+func TestSliceTableIsMappedTable(t *testing.T) {
+	pkts := randomTraffic(5, 8000)
+	opts := testOptions()
+	opts.InitialFlows, opts.MaxFlows = 4, 64
+	results := make([][]string, 2)
+	for i, mk := range []func(Options, Matcher, Sink) *Table{NewTable, newSliceTable} {
+		rec := newRecorder(t)
+		tab := mk(opts, newFakeMatcher(), rec)
+		for j := range pkts {
+			tab.Process(&pkts[j])
+		}
+		checkIndex(t, tab)
+		if i == 1 && len(tab.entries) != opts.MaxFlows {
+			t.Errorf("slice table holds %d entries after the traffic, want %d (grown to MaxFlows)", len(tab.entries), opts.MaxFlows)
+		}
+		tab.Flush(at(time.Hour))
+		results[i] = rec.lines
+	}
+	if !slices.Equal(results[0], results[1]) {
+		t.Errorf("mapped and slice tables differ: %d and %d sink calls", len(results[0]), len(results[1]))
+	}
+	if len(results[0]) < 1000 {
+		t.Errorf("only %d sink calls", len(results[0]))
+	}
+}
