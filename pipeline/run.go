@@ -218,25 +218,35 @@ func runSequential(ctx context.Context, src capture.Reader, table Table, stats *
 // readWhole decodes records into pkts until it is full, the source
 // reports an idle moment (advance is then its time) or an error.
 func readWhole(src capture.Reader, r *reading, pkts []capture.Packet) (n int, advance int64, err error) {
-	rec, counts := &r.rec, &r.counts
 	for n < len(pkts) {
-		if err := src.Next(rec); err != nil {
-			var idle *capture.Idle
-			if errors.As(err, &idle) {
-				return n, idle.Now, nil
-			}
-			return n, 0, err
+		ok, advance, err := r.decodeNext(src, &pkts[n])
+		if err != nil || advance != 0 {
+			return n, advance, err
 		}
-		p := &pkts[n]
-		p.TS, p.WireLen = rec.TS, rec.WireLen
-		status := capture.Decode(rec.Link, rec.Data, p)
-		counts.count(status, rec.Link, rec.WireLen)
-		counts.lastTS = rec.TS
-		if status == capture.StatusOK {
+		if ok {
 			n++
 		}
 	}
 	return n, 0, nil
+}
+
+// decodeNext reads the next record into p and counts it: ok when p is an
+// IP packet to follow; advance, when the source reports an idle moment,
+// is its time.
+func (r *reading) decodeNext(src capture.Reader, p *capture.Packet) (ok bool, advance int64, err error) {
+	rec := &r.rec
+	if err := src.Next(rec); err != nil {
+		var idle *capture.Idle
+		if errors.As(err, &idle) {
+			return false, idle.Now, nil
+		}
+		return false, 0, err
+	}
+	p.TS, p.WireLen = rec.TS, rec.WireLen
+	status := capture.Decode(rec.Link, rec.Data, p)
+	r.counts.count(status, rec.Link, rec.WireLen)
+	r.counts.lastTS = rec.TS
+	return status == capture.StatusOK, 0, nil
 }
 
 // reading is the reading goroutine's own state: the record and the packet
@@ -277,22 +287,14 @@ func readBatch(src capture.Reader, r *reading, b *batch) error {
 }
 
 func stageBatch(src capture.Reader, r *reading, b *batch) error {
-	rec, p, counts := &r.rec, &r.pkt, &r.counts
+	p := &r.pkt
 	for b.n < batchSize && b.wholes < wholePerBatch {
-		err := src.Next(rec)
-		if err != nil {
-			var idle *capture.Idle
-			if errors.As(err, &idle) {
-				b.advance = idle.Now
-				return nil
-			}
+		ok, advance, err := r.decodeNext(src, p)
+		if err != nil || advance != 0 {
+			b.advance = advance
 			return err
 		}
-		p.TS, p.WireLen = rec.TS, rec.WireLen
-		status := capture.Decode(rec.Link, rec.Data, p)
-		counts.count(status, rec.Link, rec.WireLen)
-		counts.lastTS = rec.TS
-		if status == capture.StatusOK {
+		if ok {
 			// The table takes its seed from its first flow's packet: the
 			// first TCP or UDP packet that is not a later fragment.
 			if !r.seeded && (p.Proto == capture.ProtoTCP || p.Proto == capture.ProtoUDP) && !p.Fragment {
