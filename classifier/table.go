@@ -220,7 +220,10 @@ func (t *Table) processFlow(p *capture.Packet, s *Slim, pre *keyed) {
 	case known:
 		i, found = t.lookup(&k, h)
 	}
-	if found && !t.settle(i) {
+	// Settling an entry whose due time is still ahead does nothing (the
+	// due time is a lower bound of its next deadline, see due.go): most
+	// packets skip it on a 2-byte read.
+	if found && int64(t.due[i]) <= t.nowUnit() && !t.settle(i) {
 		found = false
 	}
 	if found && sg.proto == capture.ProtoTCP &&
