@@ -40,6 +40,7 @@ demo: build
 test: deps lint
 	$(GO) test -count=1 -timeout 30m ./...
 	GOOS=windows CGO_ENABLED=0 $(GO) build ./...
+	GOOS=freebsd CGO_ENABLED=0 $(GO) build ./...  # the Unix files that are not Linux
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
