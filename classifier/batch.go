@@ -66,11 +66,8 @@ func (t *Table) keyAhead(i int, p *capture.Packet) {
 		// An IPv6 key depends on the table's pool of addresses, which the
 		// packets before this one may change: it is computed when the
 		// packet is followed, and not loaded ahead.
-		kd := &a.keys[i]
-		var ok bool
-		if kd.k, kd.srcIsA, ok = makeKey4(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto); ok {
-			kd.h, kd.seed = kd.k.hash(t.seed), t.seed
-			a.hash[i], a.flow[i], a.tcpUDP[i] = kd.h, true, true
+		if k, srcIsA, ok := makeKey4(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto); ok {
+			a.setKey(i, k, srcIsA, k.hash(t.seed), t.seed)
 		} else {
 			a.flow[i] = false
 		}
@@ -80,6 +77,12 @@ func (t *Table) keyAhead(i int, p *capture.Packet) {
 	default:
 		a.flow[i] = false
 	}
+}
+
+// setKey records packet i's own flow key, hashed with seed.
+func (a *lookAhead) setKey(i int, k flowKey, srcIsA bool, h, seed uint64) {
+	a.keys[i] = keyed{k: k, srcIsA: srcIsA, h: h, seed: seed}
+	a.hash[i], a.flow[i], a.tcpUDP[i] = h, true, true
 }
 
 // loadAhead touches the index slots, then the entries, that the first n

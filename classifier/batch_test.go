@@ -51,7 +51,7 @@ func TestProcessBatchIsProcess(t *testing.T) {
 	}
 	// Which flow a full table evicts depends on the hash: the slim packets
 	// are hashed with the seed Process takes from the first packet.
-	slimSeed := PacketSeed(&pkts[0])
+	slimSeed := packetSeed(&pkts[0])
 	// The same packets in slim form, the others whole beside them.
 	// wholeBefore[i] counts the whole packets before packet i.
 	slim, wholeBefore := make([]Slim, len(pkts)), make([]int, len(pkts)+1)

@@ -104,10 +104,22 @@ func FlowHash(p *capture.Packet) uint64 {
 	return mix(mix(x^w^hk4, y^hk5)^hk5, hk0)
 }
 
-// PacketSeed derives a table's hash seed from its first flow's packet:
+// SeedFrom returns the hash seed a table without one takes from packet p,
+// and whether p is a packet it takes one from: the first packet of its
+// first flow, a TCP or UDP packet that is not a later fragment. Whoever
+// hashes flows for the table ahead of it (the reading goroutine, see
+// ProcessSlim) must take the seed from the same packet.
+func SeedFrom(p *capture.Packet) (uint64, bool) {
+	if p.IPVersion == 0 || p.Fragment || p.Proto != capture.ProtoTCP && p.Proto != capture.ProtoUDP {
+		return 0, false
+	}
+	return packetSeed(p), true
+}
+
+// packetSeed derives a table's hash seed from its first flow's packet:
 // unknown in advance (its time to the nanosecond) to whoever crafts
 // traffic against a live sensor, the same for every replay of one capture.
 // It is never 0.
-func PacketSeed(p *capture.Packet) uint64 {
+func packetSeed(p *capture.Packet) uint64 {
 	return mix(uint64(p.TS)^hk3, binary.BigEndian.Uint64(p.Src[8:])^hk2) | 1
 }

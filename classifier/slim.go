@@ -37,21 +37,20 @@ type Slim struct {
 // Table.Seed), and reports whether p needs carrying whole instead (s.Whole
 // is then set).
 func (s *Slim) Set(p *capture.Packet, seed uint64) (whole bool) {
-	src, sok := mappedWord(&p.Src)
-	dst, dok := mappedWord(&p.Dst)
-	if p.IPVersion != 4 || p.Fragment || p.Proto != capture.ProtoTCP && p.Proto != capture.ProtoUDP || !sok || !dok {
+	if p.IPVersion != 4 || p.Fragment || p.Proto != capture.ProtoTCP && p.Proto != capture.ProtoUDP {
 		*s = Slim{TS: p.TS, Whole: true}
 		return true
 	}
-	k, srcIsA, _ := makeKey4(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto)
+	k, srcIsA, ok := makeKey4(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto)
+	if !ok {
+		*s = Slim{TS: p.TS, Whole: true}
+		return true
+	}
 	*s = Slim{
 		TS: p.TS, Hash: k.hash(seed),
-		A: uint32(src), B: uint32(dst), PortA: p.SrcPort, PortB: p.DstPort,
+		A: uint32(k.a), B: uint32(k.b), PortA: k.portA, PortB: k.portB,
 		WireLen: p.WireLen, PayloadLen: p.PayloadLen,
 		TCPFlags: p.TCPFlags, Proto: p.Proto, SrcIsA: srcIsA,
-	}
-	if !srcIsA {
-		s.A, s.B, s.PortA, s.PortB = s.B, s.A, s.PortB, s.PortA
 	}
 	return false
 }
@@ -82,7 +81,7 @@ func (s *Slim) key() (flowKey, bool) {
 // marked Whole, in their order: the k-th Whole slim packet is whole[k].
 // The slim packets were hashed with seed, which a table without one yet
 // takes as its own (0, from a reader that has seen no flow yet, is no
-// seed: PacketSeed is never 0); under another seed they are hashed again.
+// seed: a seed is never 0); under another seed they are hashed again.
 func (t *Table) ProcessSlim(slim []Slim, whole []capture.Packet, seed uint64) {
 	if len(slim) == 0 {
 		return // and an empty batch's seed means nothing
@@ -100,13 +99,12 @@ func (t *Table) ProcessSlim(slim []Slim, whole []capture.Packet, seed uint64) {
 				t.keyAhead(i, &whole[w])
 				w++
 			} else {
-				kd := &a.keys[i]
-				kd.k, kd.srcIsA = s.key()
-				kd.h, kd.seed = s.Hash, t.seed
+				k, srcIsA := s.key()
+				h := s.Hash
 				if !hashed {
-					kd.h = kd.k.hash(t.seed)
+					h = k.hash(t.seed)
 				}
-				a.hash[i], a.flow[i], a.tcpUDP[i] = kd.h, true, true
+				a.setKey(i, k, srcIsA, h, t.seed)
 			}
 		}
 		t.loadAhead(n)

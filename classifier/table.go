@@ -241,7 +241,7 @@ func (t *Table) processFlow(p *capture.Packet, s *Slim, pre *keyed) {
 			p = &t.scratch
 		}
 		if !t.seeded {
-			t.seed, t.seeded = PacketSeed(p), true
+			t.seed, t.seeded = packetSeed(p), true
 		}
 		if !known || k.a&wideWord != 0 || k.b&wideWord != 0 {
 			// Hold the pool addresses for the new entry (numbering any

@@ -283,6 +283,7 @@ func readBatch(src capture.Reader, r *reading, b *batch) error {
 	b.n, b.advance, b.wholes = 0, 0, 0
 	err := stageBatch(src, r, b)
 	copy(b.slim[:b.n], r.stage[:b.n])
+	b.seed = r.seed
 	return err
 }
 
@@ -295,12 +296,9 @@ func stageBatch(src capture.Reader, r *reading, b *batch) error {
 			return err
 		}
 		if ok {
-			// The table takes its seed from its first flow's packet: the
-			// first TCP or UDP packet that is not a later fragment.
-			if !r.seeded && (p.Proto == capture.ProtoTCP || p.Proto == capture.ProtoUDP) && !p.Fragment {
-				r.seed, r.seeded = classifier.PacketSeed(p), true
+			if !r.seeded {
+				r.seed, r.seeded = classifier.SeedFrom(p)
 			}
-			b.seed = r.seed
 			if r.stage[b.n].Set(p, r.seed) {
 				b.whole[b.wholes] = *p
 				b.wholes++
