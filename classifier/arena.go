@@ -70,32 +70,13 @@ func (t *Table) sliceEntries() {
 	t.due = make([]uint16, t.opts.InitialFlows)
 }
 
-// newIndex returns an empty index of size slots, mapped if it can be, and
-// releases the index it replaces.
-func (t *Table) newIndex(size int) []slot {
-	old := t.maps.index
-	var index []slot
+// newIndex returns an empty index of size slots and its mapping, or a Go
+// slice and nil where the system maps nothing.
+func newIndex(size int) ([]slot, []byte) {
 	if b, err := mapBytes(size * int(unsafe.Sizeof(slot{}))); err == nil {
-		t.maps.index = b
-		index = viewAs[slot](b, size)
-	} else {
-		t.maps.index = nil
-		index = make([]slot, size)
+		return viewAs[slot](b, size), b
 	}
-	if old != nil {
-		// The caller still reads the old slots to rebuild: release them
-		// after it is done (see growIndex).
-		t.oldIndex = old
-	}
-	return index
-}
-
-// releaseOldIndex unmaps the index that growIndex has just replaced.
-func (t *Table) releaseOldIndex() {
-	if t.oldIndex != nil {
-		unmapBytes(t.oldIndex)
-		t.oldIndex = nil
-	}
+	return make([]slot, size), nil
 }
 
 // unmapWhenGarbage has the mappings unmapped once t is garbage (a test, a

@@ -128,16 +128,18 @@ func (t *Table) indexFull() bool {
 
 // growIndex doubles the index, rebuilt from the slots' own hash bits.
 func (t *Table) growIndex() {
-	index := t.newIndex(2 * len(t.index))
+	index, mapping := newIndex(2 * len(t.index))
 	for _, s := range t.index {
 		if s.ref != 0 {
 			place(index, s)
 		}
 	}
-	mappedBefore := t.oldIndex != nil
-	t.index = index
-	t.releaseOldIndex()
-	if !mappedBefore && uintptr(len(index))*unsafe.Sizeof(slot{}) >= releaseAfterGrowth {
+	old := t.maps.index
+	t.index, t.maps.index = index, mapping
+	switch {
+	case old != nil:
+		unmapBytes(old)
+	case uintptr(len(index))*unsafe.Sizeof(slot{}) >= releaseAfterGrowth:
 		debug.FreeOSMemory()
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // flowKey identifies a flow whatever the direction of its packets: the two
 // endpoints in canonical order (the lower address and port first, by the
-// full 16-byte addresses), each address held as one word (see addrWord).
+// full 16-byte addresses), each address held as one word (see wideWord).
 type flowKey struct {
 	a, b         uint64 // endpoint A's and endpoint B's address words
 	portA, portB uint16

@@ -74,9 +74,3 @@ func (t *Table) Stats() Stats {
 		Capacity:     p.capacity.Load(),
 	}
 }
-
-// capacity is how many flows the table holds before its arrays grow: its
-// entries, and its index within the highest load factor.
-func (t *Table) capacity() int {
-	return min(len(t.entries), len(t.index)*maxLoadNum/maxLoadDen)
-}

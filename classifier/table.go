@@ -20,12 +20,9 @@ type Table struct {
 	live    int
 	index   []slot
 	seed    uint64
-	seeded  bool // seed is set: from the first flow's packet, or by ProcessSlim
-	// maps holds the arrays the system mapped (arena.go); oldIndex is an
-	// index being replaced, until growIndex has read it.
-	maps     *mapped
-	oldIndex []byte
-	wide     wideAddrs // the IPv6 addresses of live flows' keys
+	seeded  bool      // seed is set: from the first flow's packet, or by ProcessSlim
+	maps    *mapped   // the arrays the system mapped (arena.go)
+	wide    wideAddrs // the IPv6 addresses of live flows' keys
 
 	now    int64      // packet clock, Unix ns
 	cursor int        // the sweep's next entry
@@ -60,7 +57,7 @@ func NewTable(opts Options, m Matcher, sink Sink) *Table {
 		maps:  &mapped{},
 	}
 	t.allocEntries()
-	t.index = t.newIndex(indexSize(opts.InitialFlows))
+	t.index, t.maps.index = newIndex(indexSize(opts.InitialFlows))
 	t.unmapWhenGarbage()
 	t.publish()
 	return t

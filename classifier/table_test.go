@@ -368,7 +368,7 @@ func newSliceTable(opts Options, m Matcher, sink Sink) *Table {
 	t := NewTable(opts, m, sink)
 	t.maps.unmapAll()
 	t.sliceEntries()
-	t.index = t.newIndex(indexSize(t.opts.InitialFlows))
+	t.index, t.maps.index = newIndex(indexSize(t.opts.InitialFlows))
 	return t
 }
 
@@ -399,4 +399,10 @@ func TestSliceTableIsMappedTable(t *testing.T) {
 	if len(results[0]) < 1000 {
 		t.Errorf("only %d sink calls", len(results[0]))
 	}
+}
+
+// capacity is how many flows the table holds before its arrays grow: its
+// entries, and its index within the highest load factor.
+func (t *Table) capacity() int {
+	return min(len(t.entries), len(t.index)*maxLoadNum/maxLoadDen)
 }
