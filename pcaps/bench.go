@@ -192,13 +192,13 @@ func sessionRounds(mean float64) int {
 		case benchSession:
 			sessions += w
 		case benchRefused:
-			others += 2 * w
+			others += refusedSteps * w
 		case benchNoAnswer:
-			others += 3 * w
+			others += noAnswerSteps * w
 		case benchUDPPairs:
-			others += 4 * w // 1-3 pairs
+			others += (1 + maxUDPPairs) * w // 2 × the mean of 1..max pairs
 		case benchUDPOneWay:
-			others += 8 * w // 4-12 datagrams
+			others += float64(minOneWay+maxOneWay) / 2 * w
 		}
 	}
 	// A session of r rounds has 6 + 3r packets; rounds 1..m average (m+1)/2.
@@ -207,8 +207,15 @@ func sessionRounds(mean float64) int {
 	return min(max(m, 1), maxSessionRounds)
 }
 
-// maxSessionRounds keeps a session's packet count (6 + 3 rounds) in a byte.
-const maxSessionRounds = 83
+// The lengths of the shapes, which sessionRounds averages and start draws.
+const (
+	maxSessionRounds = 83 // keeps a session's packet count (6 + 3 rounds) in a byte
+	refusedSteps     = 2  // SYN, RST/ACK
+	noAnswerSteps    = 3  // three SYNs
+	maxUDPPairs      = 3  // 1 to 3 request/reply pairs
+	minOneWay        = 4  // 4 to 12 datagrams
+	maxOneWay        = 12
+)
 
 // benchGen holds the state of WriteBench.
 type benchGen struct {
@@ -275,14 +282,14 @@ func (g *benchGen) start(f *benchFlow) {
 		f.rounds = uint8(1 + g.rng.IntN(g.maxRounds))
 		f.steps = 6 + 3*f.rounds
 	case benchRefused:
-		f.steps = 2
+		f.steps = refusedSteps
 	case benchNoAnswer:
-		f.steps = 3
+		f.steps = noAnswerSteps
 	case benchUDPPairs:
-		f.rounds = uint8(1 + g.rng.IntN(3))
+		f.rounds = uint8(1 + g.rng.IntN(maxUDPPairs))
 		f.steps = 2 * f.rounds
 	case benchUDPOneWay:
-		f.steps = uint8(4 + g.rng.IntN(9))
+		f.steps = uint8(minOneWay + g.rng.IntN(maxOneWay-minOneWay+1))
 	}
 }
 
