@@ -71,14 +71,17 @@ type deferredCall struct {
 }
 
 // start gives the table its first chunk; Run calls it before the reader
-// starts.
+// starts. The chunks are made once and serve every Run (a replay of many
+// files): all are spare again when a Run has returned.
 func (d *DeferredSink) start() {
-	d.filled = make(chan *records, chunks)
-	d.spare = make(chan *records, chunks)
-	for range chunks - 1 {
-		d.spare <- &records{calls: make([]deferredCall, 0, chunkCalls)}
+	if d.spare == nil {
+		d.spare = make(chan *records, chunks)
+		for range chunks {
+			d.spare <- &records{calls: make([]deferredCall, 0, chunkCalls)}
+		}
 	}
-	d.cur = &records{calls: make([]deferredCall, 0, chunkCalls)}
+	d.filled = make(chan *records, chunks)
+	d.cur = <-d.spare
 }
 
 // finish sends the table's last chunk and closes the queue: the reader
@@ -121,10 +124,7 @@ func (d *DeferredSink) hand(q *records) {
 		d.call(q.calls[i].kind, &q.calls[i].rec)
 	}
 	q.calls = q.calls[:0]
-	select {
-	case d.spare <- q:
-	default: // the table's last chunk, after finish: nobody needs it
-	}
+	d.spare <- q // never blocks: there are as many places as chunks
 }
 
 // handReady hands the chunks that are full, without waiting.

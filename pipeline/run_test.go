@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -269,5 +270,48 @@ func TestDeferredSinkKeepsOrderThroughABigSweep(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("call %d: deferred %q, direct %q", i, got[i], want[i])
 		}
+	}
+}
+
+// TestDeferredSinkServesSeveralRuns replays three sources through one table
+// and one DeferredSink, as a replay of three files does: its chunks must
+// all come back after each Run, and Target must see what a direct sink
+// sees.
+func TestDeferredSinkServesSeveralRuns(t *testing.T) {
+	replay := func(deferred bool) []string {
+		var log callOrder
+		var d *DeferredSink
+		var sink classifier.Sink = &log
+		if deferred {
+			d = NewDeferredSink(&log)
+			sink = d.TableSink()
+		}
+		tab := classifier.NewTable(classifier.DefaultOptions(), nil, sink)
+		for range 3 {
+			src := newFakeSource(5000, io.EOF)
+			src.gapAt = 2500
+			if err := Run(context.Background(), src, tab, nil, Options{Deferred: d}); err != nil {
+				t.Fatal(err)
+			}
+			if deferred && len(d.spare) != chunks {
+				t.Fatalf("%d of %d chunks spare after Run", len(d.spare), chunks)
+			}
+		}
+		tab.Flush(int64(time.Hour))
+		return log.calls
+	}
+	want := replay(false)
+	done := make(chan []string, 1)
+	go func() { done <- replay(true) }()
+	select {
+	case got := <-done:
+		if !slices.Equal(got, want) {
+			t.Fatalf("deferred: %d sink calls, direct: %d, or another order", len(got), len(want))
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the deferred replays did not end within a minute")
+	}
+	if len(want) < 10000 {
+		t.Fatalf("only %d sink calls", len(want))
 	}
 }
