@@ -314,7 +314,9 @@ func (r *pcapngReader) packet(typ uint32, b []byte, rec *Record) (bool, error) {
 	if wireLen < capLen {
 		wireLen = capLen
 	}
-	*rec = Record{CapLen: capLen, WireLen: wireLen, Link: ifc.link, Interface: ifIndex, Data: data[:capLen:capLen]}
+	// Field by field, as pcapReader.Next does (no stalled copy).
+	rec.CapLen, rec.WireLen, rec.Link = capLen, wireLen, ifc.link
+	rec.Interface, rec.Data = ifIndex, data[:capLen:capLen]
 	if typ != blockSPB {
 		r.lastTS = ifc.nanoseconds(ticks)
 	}

@@ -4,8 +4,8 @@ import "github.com/tpwatch/tpwatch/capture"
 
 // lookAheadSize is how many packets ProcessBatch looks up before it follows
 // them: enough independent loads in flight to hide most of a cache (and
-// TLB) miss, few enough that the lines they bring (an index slot and up to
-// two entry lines a packet, about 6 KiB) are still in the L1 cache when the
+// TLB) miss, few enough that the lines they bring (an index slot and an
+// entry line a packet, 4 KiB) are still in the L1 cache when the
 // packets are followed.
 const lookAheadSize = 32
 
@@ -67,7 +67,7 @@ func (t *Table) keyAhead(i int, p *capture.Packet) {
 		// packets before this one may change: it is computed when the
 		// packet is followed, and not loaded ahead.
 		if k, srcIsA, ok := makeKey4(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto); ok {
-			a.setKey(i, k, srcIsA, k.hash(t.seed), t.seed)
+			a.setKey(i, &k, srcIsA, k.hash(t.seed), t.seed)
 		} else {
 			a.flow[i] = false
 		}
@@ -80,8 +80,26 @@ func (t *Table) keyAhead(i int, p *capture.Packet) {
 }
 
 // setKey records packet i's own flow key, hashed with seed.
-func (a *lookAhead) setKey(i int, k flowKey, srcIsA bool, h, seed uint64) {
-	a.keys[i] = keyed{k: k, srcIsA: srcIsA, h: h, seed: seed}
+func (a *lookAhead) setKey(i int, k *flowKey, srcIsA bool, h, seed uint64) {
+	// Field by field: a keyed literal is built on the stack and copied,
+	// and the copy's wide loads of its narrow stores stall.
+	kk := &a.keys[i]
+	kk.k.a, kk.k.b, kk.k.portA, kk.k.portB, kk.k.proto = k.a, k.b, k.portA, k.portB, k.proto
+	kk.srcIsA, kk.h, kk.seed = srcIsA, h, seed
+	a.hash[i], a.flow[i], a.tcpUDP[i] = h, true, true
+}
+
+// setSlimKey records slim packet i's flow key and its hash under seed:
+// s.Hash when hashed says s was hashed with it.
+func (a *lookAhead) setSlimKey(i int, s *Slim, hashed bool, seed uint64) {
+	kk := &a.keys[i]
+	kk.k.a, kk.k.b = 0xffff<<32|uint64(s.A), 0xffff<<32|uint64(s.B)
+	kk.k.portA, kk.k.portB, kk.k.proto = s.PortA, s.PortB, s.Proto
+	h := s.Hash
+	if !hashed {
+		h = hashKey(kk.k.a, kk.k.b, s.PortA, s.PortB, s.Proto, seed)
+	}
+	kk.srcIsA, kk.h, kk.seed = s.SrcIsA, h, seed
 	a.hash[i], a.flow[i], a.tcpUDP[i] = h, true, true
 }
 
@@ -122,9 +140,6 @@ func (t *Table) loadAhead(n int) {
 	entries := t.entries
 	for i := range n {
 		if r := a.ref[i]; r != 0 {
-			// Offsets 0 and 64 (portA) of an 80-byte entry: one in each
-			// of the (one or two) cache lines it spans, since an entry
-			// starts at a multiple of 16.
 			e := &entries[r-1]
 			words += e.a + uint64(e.portA)
 		}

@@ -43,16 +43,23 @@ func srcFirst(src, dst *[16]byte, sport, dport uint16) bool {
 // dst:dport and whether the sender is endpoint A; ok is false when an
 // address is not IPv4-mapped (the table's pool must name it).
 func makeKey4(src, dst *[16]byte, sport, dport uint16, proto uint8) (k flowKey, srcIsA, ok bool) {
+	a, b, portA, portB, srcIsA, ok := order4(src, dst, sport, dport)
+	return flowKey{a, b, portA, portB, proto}, srcIsA, ok
+}
+
+// order4 is makeKey4 with the key's fields returned one by one, in
+// registers.
+func order4(src, dst *[16]byte, sport, dport uint16) (a, b uint64, portA, portB uint16, srcIsA, ok bool) {
 	s, sok := mappedWord(src)
 	d, dok := mappedWord(dst)
 	if !sok || !dok {
-		return flowKey{}, false, false
+		return 0, 0, 0, 0, false, false
 	}
 	// Mapped words order as their addresses do.
 	if s < d || s == d && sport <= dport {
-		return flowKey{s, d, sport, dport, proto}, true, true
+		return s, d, sport, dport, true, true
 	}
-	return flowKey{d, s, dport, sport, proto}, false, true
+	return d, s, dport, sport, false, true
 }
 
 // Hash constants: odd 64-bit numbers with well-mixed bits (the fractional
@@ -76,8 +83,14 @@ func mix(a, b uint64) uint64 {
 // hash is the table's hash of a key under a seed: two multiplications. It
 // is symmetric because the key is canonical.
 func (k *flowKey) hash(seed uint64) uint64 {
-	w := uint64(k.portA)<<40 | uint64(k.portB)<<24 | uint64(k.proto)
-	x := mix(k.a^seed^hk0, k.b^hk1)
+	return hashKey(k.a, k.b, k.portA, k.portB, k.proto, seed)
+}
+
+// hashKey is flowKey.hash of the key with these fields, for callers that
+// hold them in registers rather than in a flowKey.
+func hashKey(a, b uint64, portA, portB uint16, proto uint8, seed uint64) uint64 {
+	w := uint64(portA)<<40 | uint64(portB)<<24 | uint64(proto)
+	x := mix(a^seed^hk0, b^hk1)
 	return mix(x^w^hk2, seed^hk3)
 }
 

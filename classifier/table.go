@@ -197,9 +197,9 @@ func (t *Table) processFlow(p *capture.Packet, s *Slim, pre *keyed) {
 		sg            seg
 	)
 	if p != nil {
-		sg = seg{p.TS, p.WireLen, p.PayloadLen, p.TCPFlags, p.Proto}
+		sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = p.TS, p.WireLen, p.PayloadLen, p.TCPFlags, p.Proto
 	} else {
-		sg = seg{s.TS, s.WireLen, s.PayloadLen, s.TCPFlags, s.Proto}
+		sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = s.TS, s.WireLen, s.PayloadLen, s.TCPFlags, s.Proto
 	}
 	switch {
 	case pre != nil && pre.seed == t.seed:
