@@ -7,8 +7,8 @@ import (
 )
 
 // The table's arrays hold no pointers, so they can live outside the Go
-// heap. Where the system allows (arena_unix.go), the entries and their due
-// times are mapped once for MaxFlows flows, without reserving swap: the
+// heap. Where the system allows (arena_unix.go), the entries, their meta
+// and their due times are mapped once for MaxFlows flows, without reserving swap: the
 // system backs a page only when the table first writes it, so the table
 // costs the memory of the most flows it has held, never copies entries to
 // grow, and leaves no old arrays for the garbage collector to find later.
@@ -20,11 +20,11 @@ import (
 // mapped are the table's arrays that the system mapped, to unmap when the
 // table is garbage.
 type mapped struct {
-	entries, due, index []byte
+	entries, meta, due, index []byte
 }
 
 func (m *mapped) unmapAll() {
-	for _, b := range []*[]byte{&m.entries, &m.due, &m.index} {
+	for _, b := range []*[]byte{&m.entries, &m.meta, &m.due, &m.index} {
 		if *b != nil {
 			unmapBytes(*b)
 			*b = nil
@@ -38,35 +38,36 @@ func viewAs[T any](b []byte, n int) []T {
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
 
-// allocEntries gives the table its entries and due times: reserved for
-// MaxFlows if the system maps them, else for InitialFlows.
+// allocEntries gives the table its entries, meta and due times: reserved
+// for MaxFlows if the system maps them, else for InitialFlows.
 func (t *Table) allocEntries() {
 	n := t.opts.MaxFlows
-	size := uint64(n) * uint64(unsafe.Sizeof(entry{}))
+	size := uint64(n) * uint64(unsafe.Sizeof(entry{})+unsafe.Sizeof(entryMeta{}))
 	if size > math.MaxInt/2 {
 		t.sliceEntries() // a 32-bit system cannot map that much
 		return
 	}
-	eb, err1 := mapBytes(int(size))
-	db, err2 := mapBytes(n * 2)
-	if err1 == nil && err2 == nil {
-		t.maps.entries, t.maps.due = eb, db
-		t.entries, t.due = viewAs[entry](eb, n), viewAs[uint16](db, n)
+	eb, err1 := mapBytes(n * int(unsafe.Sizeof(entry{})))
+	mb, err2 := mapBytes(n * int(unsafe.Sizeof(entryMeta{})))
+	db, err3 := mapBytes(n * 2)
+	if err1 == nil && err2 == nil && err3 == nil {
+		t.maps.entries, t.maps.meta, t.maps.due = eb, mb, db
+		t.entries, t.meta, t.due = viewAs[entry](eb, n), viewAs[entryMeta](mb, n), viewAs[uint16](db, n)
 		return
 	}
-	if err1 == nil {
-		unmapBytes(eb)
-	}
-	if err2 == nil {
-		unmapBytes(db)
+	for _, b := range [][]byte{eb, mb, db} {
+		if b != nil {
+			unmapBytes(b)
+		}
 	}
 	t.sliceEntries()
 }
 
-// sliceEntries gives the table entries and due times as Go slices for
-// InitialFlows, which growEntries doubles.
+// sliceEntries gives the table entries, meta and due times as Go slices
+// for InitialFlows, which growEntries doubles.
 func (t *Table) sliceEntries() {
 	t.entries = make([]entry, t.opts.InitialFlows)
+	t.meta = make([]entryMeta, t.opts.InitialFlows)
 	t.due = make([]uint16, t.opts.InitialFlows)
 }
 

@@ -137,11 +137,12 @@ func (t *Table) loadAhead(n int) {
 			}
 		}
 	}
-	entries := t.entries
+	entries, due := t.entries, t.due
 	for i := range n {
 		if r := a.ref[i]; r != 0 {
-			e := &entries[r-1]
-			words += e.a + uint64(e.portA)
+			// An entry is one cache line (see entry); its due time, read
+			// first when the packet is followed, is in another.
+			words += entries[r-1].a + uint64(due[r-1])
 		}
 	}
 	a.words = words

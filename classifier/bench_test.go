@@ -142,7 +142,7 @@ func BenchmarkProcess1MFlows(b *testing.B) {
 		tab.Process(&p)
 	}
 	cpu.stop()
-	bytes := float64(len(tab.entries))*float64(unsafe.Sizeof(entry{})+unsafe.Sizeof(tab.due[0])) + float64(len(tab.index))*float64(unsafe.Sizeof(slot{}))
+	bytes := float64(len(tab.entries))*float64(unsafe.Sizeof(entry{})+unsafe.Sizeof(entryMeta{})+unsafe.Sizeof(tab.due[0])) + float64(len(tab.index))*float64(unsafe.Sizeof(slot{}))
 	b.ReportMetric(bytes/flows, "B/flow")
 }
 
@@ -240,7 +240,7 @@ func BenchmarkProcessSlim1MFlows(b *testing.B) {
 		tab.ProcessSlim(slim[:min(len(slim), b.N-i)], nil, seed)
 	}
 	cpu.stop()
-	bytes := float64(len(tab.entries))*float64(unsafe.Sizeof(entry{})+unsafe.Sizeof(tab.due[0])) + float64(len(tab.index))*float64(unsafe.Sizeof(slot{}))
+	bytes := float64(len(tab.entries))*float64(unsafe.Sizeof(entry{})+unsafe.Sizeof(entryMeta{})+unsafe.Sizeof(tab.due[0])) + float64(len(tab.index))*float64(unsafe.Sizeof(slot{}))
 	b.ReportMetric(bytes/flows, "B/flow")
 	if rss, ok := residentBytes(); ok {
 		b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")

@@ -19,11 +19,14 @@
 // # Flow table
 //
 // A Table has exactly one writer (the goroutine of its shard; FlowHash
-// spreads packets across shards). It is three flat, pointer-free arrays
+// spreads packets across shards). It is four flat, pointer-free arrays
 // the garbage collector never scans:
 //
 //   - the entries, dense: entry i of the first Active ones is a live flow
-//     (a fixed-size canonical key, counters, history and verdict, 80 bytes);
+//     (a fixed-size canonical key, counters, history and verdict: what its
+//     packets read and write, in one 64-byte cache line);
+//   - beside each entry its meta, 16 bytes (first time, roles, rule, ICMP
+//     type), which only creating, deciding and ending the flow touch;
 //   - an open-addressing index over them, 8 bytes a slot (32 bits of the
 //     key's hash and the entry number), linear probing with backward-shift
 //     deletion, at a load factor of at most 3/4;
@@ -32,14 +35,14 @@
 //     entries whose time has not come without reading them.
 //
 // Splitting the index from the entries keeps the memory per flow near the
-// entry size: at MaxFlows = 1<<20, a flat table of 80-byte entries at load
+// entry size: at MaxFlows = 1<<20, a flat table of 80-byte flows at load
 // 3/4 or less needs 2^21 slots, 160 bytes a flow; the split one needs
-// 80 + 16 + 2 = 98. It costs a second memory access per packet.
+// 64 + 16 + 16 + 2 = 98. It costs a second memory access per packet.
 //
 // A key holds each address in one 8-byte word: an IPv4 address as itself,
 // an IPv6 address as its number in a pool of the addresses of live flows
 // (wideAddrs), which costs IPv6 packets a map look-up per address and
-// keeps every entry at 80 bytes. The index is rebuilt from its own hash bits when it grows,
+// keeps every entry at 64 bytes. The index is rebuilt from its own hash bits when it grows,
 // without touching the entries; the sweep and Flush
 // walk the dense entries, never empty slots.
 //

@@ -28,12 +28,11 @@ const dueRebaseAfter = 1 << 15
 // Only a packet that closes or decides the flow can make it earlier; any
 // other packet makes it later or leaves it, so a stored nextDue stays a
 // lower bound until one of those two things happens.
-func (t *Table) nextDue(e *entry) int64 {
-	const want = flagAttempt | flagRuleAllowed
-	if e.verdict == VerdictUndecided && e.flags&want == want {
-		return e.first + int64(t.attemptTimeout(e))
+func (t *Table) nextDue(i uint32) int64 {
+	if e := &t.entries[i]; e.attempting() {
+		return t.meta[i].first + int64(t.attemptTimeout(e))
 	}
-	return t.endAt(e)
+	return t.endAt(i)
 }
 
 // setDue stores entry i's due time, at ns.

@@ -30,7 +30,7 @@ func trafficWithGaps(seed uint64, n int) []capture.Packet {
 func checkDue(t *testing.T, tab *Table, step int) {
 	t.Helper()
 	for i := range tab.entries[:tab.live] {
-		want := min(max(tab.nextDue(&tab.entries[i])>>dueShift-tab.dueBase, 0), math.MaxUint16)
+		want := min(max(tab.nextDue(uint32(i))>>dueShift-tab.dueBase, 0), math.MaxUint16)
 		if got := int64(tab.due[i]); got > want {
 			t.Fatalf("packet %d: entry %d due at unit %d, stored %d: after its deadline", step, i, want, got)
 		}

@@ -8,14 +8,20 @@ import (
 	"github.com/tpwatch/tpwatch/policy"
 )
 
-// entry is one live flow. It holds no pointer, so the garbage collector
-// never scans the table, and its fields are ordered so that it packs into
-// 80 bytes without padding holes (two cache lines at most, whatever its
-// place). Packet counters are 32 bits and stop at their maximum (4 G
-// packets a direction); byte counters are 64 bits.
+// A live flow is held in two parallel arrays: its entry, what a packet
+// of the flow reads and writes, in exactly one cache line (64 bytes, and
+// the arrays start on a page), and its entryMeta, what only creating,
+// deciding and ending it needs, in 16 bytes beside. The look-ahead of a
+// batch, and the packet after it, then wait for one line a packet instead
+// of the two that an 80-byte entry spans wherever it starts (the largest
+// single cost of the table's goroutine, docs/performance.md). Neither holds
+// a pointer, so the garbage collector never scans the table.
+//
+// Packet counters are 32 bits and stop at their maximum (4 G packets a
+// direction); byte counters are 64 bits.
 type entry struct {
 	a, b              uint64 // the key's address words (see flowKey)
-	first, last       int64
+	last              int64
 	bytesOut, bytesIn uint64
 	// history holds, in bits 0-47, the codes of the history letters
 	// (letter number + 1, 4 bits each) in order of first occurrence, and
@@ -23,13 +29,18 @@ type entry struct {
 	history         uint64
 	pktsOut, pktsIn uint32
 
-	portA, portB             uint16
+	portA, portB uint16
+	proto        uint8
+	flags        uint8
+	verdict      Verdict
+	reason       Reason
+}
+
+// entryMeta is the rest of a live flow (see entry).
+type entryMeta struct {
+	first                    int64
 	clientRoles, serverRoles roles16
 	rule                     ruleRef
-	proto                    uint8
-	flags                    uint8
-	verdict                  Verdict
-	reason                   Reason
 	icmpType, icmpCode       uint8
 }
 
@@ -40,8 +51,8 @@ type roles16 uint16
 
 func packRoles(s policy.RoleSet) roles16 { return roles16(s >> 1) }
 func (r roles16) set() policy.RoleSet    { return policy.RoleSet(r) << 1 }
-func (e *entry) roles() (client, server policy.RoleSet) {
-	return e.clientRoles.set(), e.serverRoles.set()
+func (m *entryMeta) roles() (client, server policy.RoleSet) {
+	return m.clientRoles.set(), m.serverRoles.set()
 }
 
 // ruleRef is a rule index plus one, 0 for none: the policy has at most
@@ -216,12 +227,13 @@ func (e *entry) connState() ConnState {
 	return OTH
 }
 
-// record fills r with the public view of entry e.
-func (t *Table) record(e *entry, r *FlowRecord) {
+// record fills r with the public view of flow i.
+func (t *Table) record(i uint32, r *FlowRecord) {
+	e, m := &t.entries[i], &t.meta[i]
 	a, b := t.wide.addr(e.a), t.wide.addr(e.b)
-	clientRoles, serverRoles := e.roles()
+	clientRoles, serverRoles := m.roles()
 	*r = FlowRecord{
-		First:       e.first,
+		First:       m.first,
 		Last:        e.last,
 		Transport:   policy.Transport(e.proto),
 		Client:      a,
@@ -230,7 +242,7 @@ func (t *Table) record(e *entry, r *FlowRecord) {
 		ServerPort:  e.portB,
 		ClientRoles: clientRoles,
 		ServerRoles: serverRoles,
-		Rule:        e.rule.index(),
+		Rule:        m.rule.index(),
 		Verdict:     e.verdict,
 		Reason:      e.reason,
 		ConnState:   e.connState(),
@@ -239,8 +251,8 @@ func (t *Table) record(e *entry, r *FlowRecord) {
 		BytesOut:    e.bytesOut,
 		BytesIn:     e.bytesIn,
 		ICMP:        e.reason == ICMPUnreachable,
-		ICMPType:    e.icmpType,
-		ICMPCode:    e.icmpCode,
+		ICMPType:    m.icmpType,
+		ICMPCode:    m.icmpCode,
 	}
 	if !e.has(flagClientIsA) {
 		r.Client, r.Server = b, a

@@ -99,6 +99,7 @@ func (t *Table) remove(i uint32) {
 	t.wide.releaseKey(k.a, k.b)
 	if i != last {
 		t.entries[i] = t.entries[last]
+		t.meta[i] = t.meta[last]
 		t.due[i] = t.due[last]
 		t.index[t.slotOf(lastHash, last)].ref = i + 1
 	}
@@ -112,6 +113,9 @@ func (t *Table) growEntries() {
 	entries := make([]entry, n)
 	copy(entries, t.entries[:t.live])
 	t.entries = entries
+	meta := make([]entryMeta, n)
+	copy(meta, t.meta[:t.live])
+	t.meta = meta
 	due := make([]uint16, n)
 	copy(due, t.due[:t.live])
 	t.due = due

@@ -42,7 +42,7 @@ func (t *Table) sweepFor(elapsed int64) {
 // deadline has come and ending flows whose end has come. When it ends the
 // entry at the cursor, the last entry moves there and is checked next.
 // An entry whose due time is still ahead is passed over without being
-// read: most are, and a due time is 2 bytes where an entry is 80.
+// read: most are, and a due time is 2 bytes where an entry is 64.
 func (t *Table) sweep(n int) {
 	now := t.nowUnit()
 	for ; n > 0 && t.live > 0; n-- {
@@ -59,10 +59,10 @@ func (t *Table) sweep(n int) {
 			// Due, yet still open: an allowed session past another idle
 			// timeout's worth of packet time. Tell an AliveSink.
 			if t.alive != nil && e.verdict == Allowed {
-				t.record(e, &t.rec)
+				t.record(c, &t.rec)
 				t.alive.Alive(&t.rec)
 			}
-			t.setDue(c, t.nextDue(e))
+			t.setDue(c, t.nextDue(c))
 			t.cursor++
 		}
 	}
@@ -107,7 +107,7 @@ func (t *Table) evict(h uint64) {
 		sampled++
 		i := s.ref - 1
 		e := &t.entries[i]
-		if t.endAt(e) <= t.now {
+		if t.endAt(i) <= t.now {
 			t.settle(i)
 			return
 		}
@@ -119,7 +119,7 @@ func (t *Table) evict(h uint64) {
 	if victim < 0 {
 		victim = int(h % uint64(t.live))
 	}
-	t.finish(&t.entries[victim], endEvicted)
+	t.finish(uint32(victim), endEvicted)
 	t.remove(uint32(victim))
 }
 

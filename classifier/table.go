@@ -14,9 +14,10 @@ type Table struct {
 	// alive is sink when it is an AliveSink, else nil.
 	alive AliveSink
 
-	entries []entry  // entries[:live] are the live flows
-	due     []uint16 // due[i]: entry i needs no settle before it (see due.go)
-	dueBase int64    // the unit due times are relative to
+	entries []entry     // entries[:live] are the live flows
+	meta    []entryMeta // meta[i] is the rest of flow i (see entry)
+	due     []uint16    // due[i]: flow i needs no settle before it (see due.go)
+	dueBase int64       // the unit due times are relative to
 	live    int
 	index   []slot
 	seed    uint64
@@ -168,8 +169,8 @@ func (t *Table) Flush(end int64) {
 	if end > t.now {
 		t.now = end
 	}
-	for i := range t.entries[:t.live] {
-		t.finish(&t.entries[i], endFlush)
+	for i := range uint32(t.live) {
+		t.finish(i, endFlush)
 	}
 	t.live, t.cursor, t.credit = 0, 0, 0
 	clear(t.index)
@@ -196,6 +197,8 @@ func (t *Table) processFlow(p *capture.Packet, s *Slim, pre *keyed) {
 		found         bool
 		sg            seg
 	)
+	// Field by field: a composite literal is built aside and copied, and
+	// the copy's wide loads of its narrow stores stall (see Slim.Set).
 	if p != nil {
 		sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = p.TS, p.WireLen, p.PayloadLen, p.TCPFlags, p.Proto
 	} else {
@@ -226,7 +229,7 @@ func (t *Table) processFlow(p *capture.Packet, s *Slim, pre *keyed) {
 	if found && sg.proto == capture.ProtoTCP &&
 		sg.flags&(capture.TCPSyn|capture.TCPAck) == capture.TCPSyn && t.entries[i].closed() {
 		// A new connection on the ports of a closed one.
-		t.finish(&t.entries[i], endReused)
+		t.finish(i, endReused)
 		t.remove(i)
 		found = false
 	}
@@ -256,15 +259,15 @@ func (t *Table) processFlow(p *capture.Packet, s *Slim, pre *keyed) {
 	e.count(&sg, fromClient)
 	switch {
 	case created && match.Kind != policy.MatchAllowed:
-		t.decideMatch(e, match)
+		t.decideMatch(i, match)
 	case e.verdict == VerdictUndecided && e.has(flagRuleAllowed):
-		t.judge(e, sg.flags, fromClient)
+		t.judge(i, sg.flags, fromClient)
 	}
 	// A later last packet only moves the flow's deadline later, which
 	// keeps due[i] a lower bound; closing it (a shorter idle timeout) or
 	// deciding it (no attempt deadline any more) can move it earlier.
 	if created || closing && !wasClosed && e.closed() || wasUndecided && e.verdict != VerdictUndecided {
-		t.setDue(i, t.nextDue(e))
+		t.setDue(i, t.nextDue(i))
 	}
 }
 
@@ -287,9 +290,9 @@ func (t *Table) processICMPError(p *capture.Packet) {
 	t.counts.icmpMatched++
 	e := &t.entries[i]
 	if e.verdict == VerdictUndecided && e.has(flagRuleAllowed) {
-		e.icmpType, e.icmpCode = p.ICMPType, p.ICMPCode
-		t.decide(e, Blocked, ICMPUnreachable)
-		t.setDue(i, t.nextDue(e))
+		t.meta[i].icmpType, t.meta[i].icmpCode = p.ICMPType, p.ICMPCode
+		t.decide(i, Blocked, ICMPUnreachable)
+		t.setDue(i, t.nextDue(i))
 	}
 }
 
@@ -339,7 +342,10 @@ func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (ui
 		// the clock (files given out of order, a capture whose time steps
 		// back) would otherwise create an attempt already past its
 		// deadline. In order, the two are the same.
-		first: t.now, last: t.now,
+		last: t.now,
+	}
+	t.meta[i] = entryMeta{
+		first:       t.now,
 		rule:        refRule(rule),
 		clientRoles: packRoles(clientRoles), serverRoles: packRoles(serverRoles),
 	}

@@ -9,19 +9,20 @@ import (
 
 // decideMatch decides, at creation, a flow that no enabled rule admits: its
 // verdict does not depend on how it behaves.
-func (t *Table) decideMatch(e *entry, m policy.Match) {
+func (t *Table) decideMatch(i uint32, m policy.Match) {
+	meta := &t.meta[i]
 	switch m.Kind {
 	case policy.MatchFeatureDisabled:
-		e.rule = refRule(m.Rule)
-		t.decideWithRoles(e, Unexpected, FeatureDisabled)
+		meta.rule = refRule(m.Rule)
+		t.decideWithRoles(i, Unexpected, FeatureDisabled)
 	case policy.MatchUnauthorizedClient:
-		e.rule = refRule(m.Rule)
-		t.decideWithRoles(e, Unexpected, UnauthorizedClient)
+		meta.rule = refRule(m.Rule)
+		t.decideWithRoles(i, Unexpected, UnauthorizedClient)
 	case policy.MatchNoRule:
-		e.rule = refRule(m.Rule)
-		t.decideWithRoles(e, Unexpected, NoRule)
+		meta.rule = refRule(m.Rule)
+		t.decideWithRoles(i, Unexpected, NoRule)
 	default:
-		t.decideWithRoles(e, Ignored, ReasonNone)
+		t.decideWithRoles(i, Ignored, ReasonNone)
 	}
 }
 
@@ -38,22 +39,23 @@ func (t *Table) decideMatch(e *entry, m policy.Match) {
 // client's SYN and before any SYN-ACK is a refusal.
 //
 // UDP works as soon as anything comes from the server.
-func (t *Table) judge(e *entry, f uint8, fromClient bool) {
+func (t *Table) judge(i uint32, f uint8, fromClient bool) {
+	e := &t.entries[i]
 	if e.proto != capture.ProtoTCP {
 		if !fromClient {
-			t.decide(e, Allowed, ReasonNone)
+			t.decide(i, Allowed, ReasonNone)
 		}
 		return
 	}
 	switch {
 	case f&capture.TCPRst != 0:
 		if !fromClient && e.saw(letterSyn, true) {
-			t.decide(e, Blocked, Refused)
+			t.decide(i, Blocked, Refused)
 		}
 	case f&capture.TCPAck != 0:
-		t.decide(e, Allowed, ReasonNone)
+		t.decide(i, Allowed, ReasonNone)
 	case !e.saw(letterSyn, true) && e.pktsOut > 0 && e.pktsIn > 0:
-		t.decide(e, Allowed, ReasonNone)
+		t.decide(i, Allowed, ReasonNone)
 	}
 }
 
@@ -65,29 +67,37 @@ func (t *Table) attemptTimeout(e *entry) time.Duration {
 	return t.opts.UDPReplyTimeout
 }
 
-// attemptDue reports an undecided attempt whose deadline has come.
-func (t *Table) attemptDue(e *entry) bool {
+// attemptDue reports flow i as an undecided attempt whose deadline has
+// come.
+func (t *Table) attemptDue(i uint32) bool {
+	e := &t.entries[i]
+	return e.attempting() && t.meta[i].first+int64(t.attemptTimeout(e)) <= t.now
+}
+
+// attempting reports an undecided attempt: its deadline is still to
+// judge.
+func (e *entry) attempting() bool {
 	const want = flagAttempt | flagRuleAllowed
-	return e.verdict == VerdictUndecided && e.flags&want == want &&
-		e.first+int64(t.attemptTimeout(e)) <= t.now
+	return e.verdict == VerdictUndecided && e.flags&want == want
 }
 
 // decideAtDeadline decides an attempt nothing answered in time: blocked,
 // unless it is UDP on a one-way rule, which works when its packets flow
 // and no ICMP error comes back.
-func (t *Table) decideAtDeadline(e *entry) {
-	if e.proto == capture.ProtoUDP && !e.has(flagReplyExpected) {
-		t.decide(e, Allowed, ReasonNone)
+func (t *Table) decideAtDeadline(i uint32) {
+	if e := &t.entries[i]; e.proto == capture.ProtoUDP && !e.has(flagReplyExpected) {
+		t.decide(i, Allowed, ReasonNone)
 		return
 	}
-	t.decide(e, Blocked, NoResponse)
+	t.decide(i, Blocked, NoResponse)
 }
 
 // endAt is when the flow ends: an idle timeout after its last packet (the
 // closed linger for a closed TCP flow), but never before an undecided
 // attempt reaches its deadline, so that an attempt the client gave up on
 // (SYN then RST) is still decided as at its deadline.
-func (t *Table) endAt(e *entry) int64 {
+func (t *Table) endAt(i uint32) int64 {
+	e := &t.entries[i]
 	idle := t.opts.UDPIdle
 	if e.proto == capture.ProtoTCP {
 		idle = t.opts.TCPIdle
@@ -96,25 +106,26 @@ func (t *Table) endAt(e *entry) int64 {
 		}
 	}
 	end := e.last + int64(idle)
-	const want = flagAttempt | flagRuleAllowed
-	if e.verdict == VerdictUndecided && e.flags&want == want {
-		end = max(end, e.first+int64(t.attemptTimeout(e)))
+	if e.attempting() {
+		end = max(end, t.meta[i].first+int64(t.attemptTimeout(e)))
 	}
 	return end
 }
 
 // decide gives the flow its verdict, with the roles its ends hold now, and
 // tells the sink.
-func (t *Table) decide(e *entry, v Verdict, r Reason) {
-	client, server := t.endpoints(e)
-	e.clientRoles, e.serverRoles = packRoles(t.m.Roles(client)), packRoles(t.m.Roles(server))
-	t.decideWithRoles(e, v, r)
+func (t *Table) decide(i uint32, v Verdict, r Reason) {
+	client, server := t.endpoints(&t.entries[i])
+	m := &t.meta[i]
+	m.clientRoles, m.serverRoles = packRoles(t.m.Roles(client)), packRoles(t.m.Roles(server))
+	t.decideWithRoles(i, v, r)
 }
 
 // decideWithRoles gives the flow its verdict with the roles it holds.
-func (t *Table) decideWithRoles(e *entry, v Verdict, r Reason) {
+func (t *Table) decideWithRoles(i uint32, v Verdict, r Reason) {
+	e := &t.entries[i]
 	e.verdict, e.reason = v, r
-	t.record(e, &t.rec)
+	t.record(i, &t.rec)
 	t.sink.Decided(&t.rec)
 }
 
@@ -131,15 +142,15 @@ const (
 // finish ends a flow: an undecided one is decided first (as at its
 // deadline if that has come, else pending), then the sink gets its final
 // record. The caller removes the entry.
-func (t *Table) finish(e *entry, cause endCause) {
-	if e.verdict == VerdictUndecided {
-		if t.attemptDue(e) {
-			t.decideAtDeadline(e)
+func (t *Table) finish(i uint32, cause endCause) {
+	if t.entries[i].verdict == VerdictUndecided {
+		if t.attemptDue(i) {
+			t.decideAtDeadline(i)
 		} else {
-			t.decide(e, Pending, ReasonNone)
+			t.decide(i, Pending, ReasonNone)
 		}
 	}
-	t.record(e, &t.rec)
+	t.record(i, &t.rec)
 	t.rec.Evicted = cause == endEvicted
 	t.sink.Final(&t.rec)
 	t.counts.ended++
@@ -155,12 +166,11 @@ func (t *Table) finish(e *entry, cause endCause) {
 // deadline has come and ends a flow whose end has come. It reports whether
 // the flow is still live.
 func (t *Table) settle(i uint32) bool {
-	e := &t.entries[i]
-	if t.attemptDue(e) {
-		t.decideAtDeadline(e)
+	if t.attemptDue(i) {
+		t.decideAtDeadline(i)
 	}
-	if t.endAt(e) <= t.now {
-		t.finish(e, endExpired)
+	if t.endAt(i) <= t.now {
+		t.finish(i, endExpired)
 		t.remove(i)
 		return false
 	}
