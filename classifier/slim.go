@@ -92,6 +92,15 @@ func (t *Table) ProcessSlim(slim []Slim, whole []capture.Packet, seed uint64) {
 		t.seed, t.seeded = seed, true
 	}
 	hashed := seed == t.seed
+	// The batch was written on the reading goroutine's core: bring its
+	// lines over in a loop of nothing but independent loads, as many in
+	// flight as the core allows, rather than one or two at a time as the
+	// packets are keyed.
+	var words uint64
+	for i := range slim {
+		words += slim[i].Hash
+	}
+	t.ahead.words += words
 	for len(slim) > 0 {
 		n := min(len(slim), lookAheadSize)
 		a := &t.ahead
