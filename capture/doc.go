@@ -17,7 +17,10 @@
 //     Packet the caller reuses. It never allocates, never reads past the
 //     slice it is given and never panics; what it could not decode is
 //     reported as a Status (truncated, malformed, not IP, unsupported link)
-//     for the caller to count.
+//     for the caller to count. DecodeFlow4 is its short way for the
+//     commonest frame (untagged Ethernet, unfragmented IPv4, TCP or UDP):
+//     it either refuses a frame, which Decode then decodes, or reads what
+//     Decode would, as tests check over the whole corpus.
 //
 // Lengths in a Packet come from the headers, not from how much was
 // captured: PayloadLen is the TCP or UDP payload length the packet declares

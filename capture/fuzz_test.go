@@ -29,6 +29,9 @@ func FuzzDecode(f *testing.F) {
 		if st == StatusOK && p.IPVersion != 4 && p.IPVersion != 6 {
 			t.Fatalf("ok without an IP version: %+v", p)
 		}
+		if _, why := flow4Disagreement(LinkType(link), data); why != "" {
+			t.Fatal(why)
+		}
 	})
 }
 

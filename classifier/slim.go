@@ -41,20 +41,39 @@ func (s *Slim) Set(p *capture.Packet, seed uint64) (whole bool) {
 		*s = Slim{TS: p.TS, Whole: true}
 		return true
 	}
-	a, b, portA, portB, srcIsA, ok := order4(&p.Src, &p.Dst, p.SrcPort, p.DstPort)
-	if !ok {
+	src, srcOK := mappedWord(&p.Src)
+	dst, dstOK := mappedWord(&p.Dst)
+	if !srcOK || !dstOK {
 		*s = Slim{TS: p.TS, Whole: true}
 		return true
+	}
+	s.set4(p.TS, p.WireLen, uint32(src), uint32(dst), p.SrcPort, p.DstPort, p.Proto, p.TCPFlags, p.PayloadLen, seed)
+	return false
+}
+
+// SetFlow4 makes s the slim form of the packet capture.DecodeFlow4 read
+// into f, of time ts and length wireLen, its flow hashed with seed: what
+// Set makes of the packet capture.Decode would give, without it.
+func (s *Slim) SetFlow4(f *capture.Flow4, ts int64, wireLen uint32, seed uint64) {
+	s.set4(ts, wireLen, f.Src, f.Dst, f.SrcPort, f.DstPort, f.Proto, f.TCPFlags, f.PayloadLen, seed)
+}
+
+// set4 fills s from an IPv4 TCP or UDP packet's fields.
+func (s *Slim) set4(ts int64, wireLen, src, dst uint32, sport, dport uint16, proto, flags uint8, payloadLen uint32, seed uint64) {
+	// Mapped words order as their addresses do (see makeKey4).
+	srcIsA := src < dst || src == dst && sport <= dport
+	a, b, portA, portB := src, dst, sport, dport
+	if !srcIsA {
+		a, b, portA, portB = dst, src, dport, sport
 	}
 	// Field by field, from registers: a composite literal (or a flowKey)
 	// is built on the stack and copied, and the copy's wide loads of the
 	// narrow stores just made stall for want of store-to-load forwarding,
 	// which cost a third of Set's time.
-	s.TS, s.Hash = p.TS, hashKey(a, b, portA, portB, p.Proto, seed)
-	s.A, s.B, s.PortA, s.PortB = uint32(a), uint32(b), portA, portB
-	s.WireLen, s.PayloadLen = p.WireLen, p.PayloadLen
-	s.TCPFlags, s.Proto, s.SrcIsA, s.Whole = p.TCPFlags, p.Proto, srcIsA, false
-	return false
+	s.TS, s.Hash = ts, hashKey(0xffff<<32|uint64(a), 0xffff<<32|uint64(b), portA, portB, proto, seed)
+	s.A, s.B, s.PortA, s.PortB = a, b, portA, portB
+	s.WireLen, s.PayloadLen = wireLen, payloadLen
+	s.TCPFlags, s.Proto, s.SrcIsA, s.Whole = flags, proto, srcIsA, false
 }
 
 // Packet fills p with the packet s describes (s not Whole).

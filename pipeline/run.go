@@ -234,19 +234,34 @@ func readWhole(src capture.Reader, r *reading, pkts []capture.Packet) (n int, ad
 // IP packet to follow; advance, when the source reports an idle moment,
 // is its time.
 func (r *reading) decodeNext(src capture.Reader, p *capture.Packet) (ok bool, advance int64, err error) {
-	rec := &r.rec
-	if err := src.Next(rec); err != nil {
+	if advance, err := r.next(src); err != nil || advance != 0 {
+		return false, advance, err
+	}
+	return r.decode(p), 0, nil
+}
+
+// next reads the next record into r.rec; advance, when the source reports
+// an idle moment, is its time.
+func (r *reading) next(src capture.Reader) (advance int64, err error) {
+	if err := src.Next(&r.rec); err != nil {
 		var idle *capture.Idle
 		if errors.As(err, &idle) {
-			return false, idle.Now, nil
+			return idle.Now, nil
 		}
-		return false, 0, err
+		return 0, err
 	}
+	return 0, nil
+}
+
+// decode decodes r.rec into p and counts it: true when p is an IP packet
+// to follow.
+func (r *reading) decode(p *capture.Packet) bool {
+	rec := &r.rec
 	p.TS, p.WireLen = rec.TS, rec.WireLen
 	status := capture.Decode(rec.Link, rec.Data, p)
 	r.counts.count(status, rec.Link, rec.WireLen)
 	r.counts.lastTS = rec.TS
-	return status == capture.StatusOK, 0, nil
+	return status == capture.StatusOK
 }
 
 // reading is the reading goroutine's own state: the record and the packet
@@ -259,6 +274,7 @@ func (r *reading) decodeNext(src capture.Reader, p *capture.Packet) (ok bool, ad
 type reading struct {
 	rec    capture.Record
 	pkt    capture.Packet
+	flow4  capture.Flow4
 	counts localCounts
 	seed   uint64
 	seeded bool
@@ -290,12 +306,21 @@ func readBatch(src capture.Reader, r *reading, b *batch) error {
 func stageBatch(src capture.Reader, r *reading, b *batch) error {
 	p := &r.pkt
 	for b.n < batchSize && b.wholes < wholePerBatch {
-		ok, advance, err := r.decodeNext(src, p)
+		advance, err := r.next(src)
 		if err != nil || advance != 0 {
 			b.advance = advance
 			return err
 		}
-		if ok {
+		// Most packets take the short way, straight into their slim form
+		// (the first, which seeds the hash, the general one).
+		rec := &r.rec
+		if r.seeded && rec.Link == capture.LinkEthernet && capture.DecodeFlow4(rec.Data, &r.flow4) {
+			r.counts.countOK(rec.WireLen, rec.TS)
+			r.stage[b.n].SetFlow4(&r.flow4, rec.TS, rec.WireLen, r.seed)
+			b.n++
+			continue
+		}
+		if r.decode(p) {
 			if !r.seeded {
 				r.seed, r.seeded = classifier.SeedFrom(p)
 			}
