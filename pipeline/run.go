@@ -234,23 +234,24 @@ func readWhole(src capture.Reader, r *reading, pkts []capture.Packet) (n int, ad
 // IP packet to follow; advance, when the source reports an idle moment,
 // is its time.
 func (r *reading) decodeNext(src capture.Reader, p *capture.Packet) (ok bool, advance int64, err error) {
-	if advance, err := r.next(src); err != nil || advance != 0 {
-		return false, advance, err
+	idle, now, err := r.next(src)
+	if err != nil || idle {
+		return false, now, err
 	}
 	return r.decode(p), 0, nil
 }
 
-// next reads the next record into r.rec; advance, when the source reports
-// an idle moment, is its time.
-func (r *reading) next(src capture.Reader) (advance int64, err error) {
+// next reads the next record into r.rec, or reports an idle moment of the
+// source (idle, at time now) and leaves r.rec as it was.
+func (r *reading) next(src capture.Reader) (idle bool, now int64, err error) {
 	if err := src.Next(&r.rec); err != nil {
-		var idle *capture.Idle
-		if errors.As(err, &idle) {
-			return idle.Now, nil
+		var i *capture.Idle
+		if errors.As(err, &i) {
+			return true, i.Now, nil
 		}
-		return 0, err
+		return false, 0, err
 	}
-	return 0, nil
+	return false, 0, nil
 }
 
 // decode decodes r.rec into p and counts it: true when p is an IP packet
@@ -306,9 +307,9 @@ func readBatch(src capture.Reader, r *reading, b *batch) error {
 func stageBatch(src capture.Reader, r *reading, b *batch) error {
 	p := &r.pkt
 	for b.n < batchSize && b.wholes < wholePerBatch {
-		advance, err := r.next(src)
-		if err != nil || advance != 0 {
-			b.advance = advance
+		idle, now, err := r.next(src)
+		if err != nil || idle {
+			b.advance = now
 			return err
 		}
 		// Most packets take the short way, straight into their slim form
