@@ -93,7 +93,7 @@ func (a *lookAhead) setKey(i int, k *flowKey, srcIsA bool, h, seed uint64) {
 // s.Hash when hashed says s was hashed with it.
 func (a *lookAhead) setSlimKey(i int, s *Slim, hashed bool, seed uint64) {
 	kk := &a.keys[i]
-	kk.k.a, kk.k.b = 0xffff<<32|uint64(s.A), 0xffff<<32|uint64(s.B)
+	kk.k.a, kk.k.b = word4(s.A), word4(s.B)
 	kk.k.portA, kk.k.portB, kk.k.proto = s.PortA, s.PortB, s.Proto
 	h := s.Hash
 	if !hashed {

@@ -31,6 +31,20 @@ func mappedWord(a *[16]byte) (uint64, bool) {
 	return lo, hi == 0 && lo>>32 == 0xffff
 }
 
+// word4 is the address word of the IPv4 address addr (a big-endian
+// number).
+func word4(addr uint32) uint64 { return 0xffff<<32 | uint64(addr) }
+
+// canonical orders the endpoints s:sport and d:dport of a flow whose
+// addresses are words (mapped words order as their addresses do) into
+// its key's A and B, and reports whether the sender s is A.
+func canonical(s, d uint64, sport, dport uint16) (a, b uint64, portA, portB uint16, srcIsA bool) {
+	if s < d || s == d && sport <= dport {
+		return s, d, sport, dport, true
+	}
+	return d, s, dport, sport, false
+}
+
 // srcFirst reports whether src:sport orders before (or equals) dst:dport,
 // which makes the sender endpoint A of the canonical key.
 func srcFirst(src, dst *[16]byte, sport, dport uint16) bool {
@@ -55,11 +69,8 @@ func order4(src, dst *[16]byte, sport, dport uint16) (a, b uint64, portA, portB 
 	if !sok || !dok {
 		return 0, 0, 0, 0, false, false
 	}
-	// Mapped words order as their addresses do.
-	if s < d || s == d && sport <= dport {
-		return s, d, sport, dport, true, true
-	}
-	return d, s, dport, sport, false, true
+	a, b, portA, portB, srcIsA = canonical(s, d, sport, dport)
+	return a, b, portA, portB, srcIsA, true
 }
 
 // Hash constants: odd 64-bit numbers with well-mixed bits (the fractional

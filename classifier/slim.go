@@ -47,7 +47,7 @@ func (s *Slim) Set(p *capture.Packet, seed uint64) (whole bool) {
 		*s = Slim{TS: p.TS, Whole: true}
 		return true
 	}
-	s.set4(p.TS, p.WireLen, uint32(src), uint32(dst), p.SrcPort, p.DstPort, p.Proto, p.TCPFlags, p.PayloadLen, seed)
+	s.set4(p.TS, p.WireLen, src, dst, p.SrcPort, p.DstPort, p.Proto, p.TCPFlags, p.PayloadLen, seed)
 	return false
 }
 
@@ -55,23 +55,19 @@ func (s *Slim) Set(p *capture.Packet, seed uint64) (whole bool) {
 // into f, of time ts and length wireLen, its flow hashed with seed: what
 // Set makes of the packet capture.Decode would give, without it.
 func (s *Slim) SetFlow4(f *capture.Flow4, ts int64, wireLen uint32, seed uint64) {
-	s.set4(ts, wireLen, f.Src, f.Dst, f.SrcPort, f.DstPort, f.Proto, f.TCPFlags, f.PayloadLen, seed)
+	s.set4(ts, wireLen, word4(f.Src), word4(f.Dst), f.SrcPort, f.DstPort, f.Proto, f.TCPFlags, f.PayloadLen, seed)
 }
 
-// set4 fills s from an IPv4 TCP or UDP packet's fields.
-func (s *Slim) set4(ts int64, wireLen, src, dst uint32, sport, dport uint16, proto, flags uint8, payloadLen uint32, seed uint64) {
-	// Mapped words order as their addresses do (see makeKey4).
-	srcIsA := src < dst || src == dst && sport <= dport
-	a, b, portA, portB := src, dst, sport, dport
-	if !srcIsA {
-		a, b, portA, portB = dst, src, dport, sport
-	}
+// set4 fills s from an IPv4 TCP or UDP packet's fields, its addresses as
+// words.
+func (s *Slim) set4(ts int64, wireLen uint32, src, dst uint64, sport, dport uint16, proto, flags uint8, payloadLen uint32, seed uint64) {
+	a, b, portA, portB, srcIsA := canonical(src, dst, sport, dport)
 	// Field by field, from registers: a composite literal (or a flowKey)
 	// is built on the stack and copied, and the copy's wide loads of the
 	// narrow stores just made stall for want of store-to-load forwarding,
 	// which cost a third of Set's time.
-	s.TS, s.Hash = ts, hashKey(0xffff<<32|uint64(a), 0xffff<<32|uint64(b), portA, portB, proto, seed)
-	s.A, s.B, s.PortA, s.PortB = a, b, portA, portB
+	s.TS, s.Hash = ts, hashKey(a, b, portA, portB, proto, seed)
+	s.A, s.B, s.PortA, s.PortB = uint32(a), uint32(b), portA, portB
 	s.WireLen, s.PayloadLen = wireLen, payloadLen
 	s.TCPFlags, s.Proto, s.SrcIsA, s.Whole = flags, proto, srcIsA, false
 }
@@ -87,14 +83,14 @@ func (s *Slim) Packet(p *capture.Packet) {
 		SrcPort: sport, DstPort: dport,
 		TCPFlags: s.TCPFlags, PayloadLen: s.PayloadLen,
 	}
-	binary.BigEndian.PutUint64(p.Src[8:], 0xffff<<32|uint64(src))
-	binary.BigEndian.PutUint64(p.Dst[8:], 0xffff<<32|uint64(dst))
+	binary.BigEndian.PutUint64(p.Src[8:], word4(src))
+	binary.BigEndian.PutUint64(p.Dst[8:], word4(dst))
 }
 
 // key returns the canonical key of a slim packet and whether the sender
 // is endpoint A.
 func (s *Slim) key() (flowKey, bool) {
-	return flowKey{0xffff<<32 | uint64(s.A), 0xffff<<32 | uint64(s.B), s.PortA, s.PortB, s.Proto}, s.SrcIsA
+	return flowKey{word4(s.A), word4(s.B), s.PortA, s.PortB, s.Proto}, s.SrcIsA
 }
 
 // ProcessSlim follows a batch of slim packets in order, with exactly the

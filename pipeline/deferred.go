@@ -40,7 +40,7 @@ func NewDeferredSink(target classifier.Sink) *DeferredSink {
 // is one, so that the table does not report live flows for nothing.
 func (d *DeferredSink) TableSink() classifier.Sink {
 	if d.alive != nil {
-		return deferredAlive{d}
+		return deferredAlive{deferredPlain{d}}
 	}
 	return deferredPlain{d}
 }
@@ -148,8 +148,6 @@ type deferredPlain struct{ d *DeferredSink }
 func (s deferredPlain) Decided(r *classifier.FlowRecord) { s.d.add(callDecided, r) }
 func (s deferredPlain) Final(r *classifier.FlowRecord)   { s.d.add(callFinal, r) }
 
-type deferredAlive struct{ d *DeferredSink }
+type deferredAlive struct{ deferredPlain }
 
-func (s deferredAlive) Decided(r *classifier.FlowRecord) { s.d.add(callDecided, r) }
-func (s deferredAlive) Final(r *classifier.FlowRecord)   { s.d.add(callFinal, r) }
-func (s deferredAlive) Alive(r *classifier.FlowRecord)   { s.d.add(callAlive, r) }
+func (s deferredAlive) Alive(r *classifier.FlowRecord) { s.d.add(callAlive, r) }

@@ -260,9 +260,14 @@ func (r *reading) decode(p *capture.Packet) bool {
 	rec := &r.rec
 	p.TS, p.WireLen = rec.TS, rec.WireLen
 	status := capture.Decode(rec.Link, rec.Data, p)
-	r.counts.count(status, rec.Link, rec.WireLen)
-	r.counts.lastTS = rec.TS
+	r.tally(status)
 	return status == capture.StatusOK
+}
+
+// tally counts r.rec, decoded with status.
+func (r *reading) tally(status capture.Status) {
+	r.counts.count(status, r.rec.Link, r.rec.WireLen)
+	r.counts.lastTS = r.rec.TS
 }
 
 // reading is the reading goroutine's own state: the record and the packet
@@ -316,7 +321,7 @@ func stageBatch(src capture.Reader, r *reading, b *batch) error {
 		// (the first, which seeds the hash, the general one).
 		rec := &r.rec
 		if r.seeded && rec.Link == capture.LinkEthernet && capture.DecodeFlow4(rec.Data, &r.flow4) {
-			r.counts.countOK(rec.WireLen, rec.TS)
+			r.tally(capture.StatusOK)
 			r.stage[b.n].SetFlow4(&r.flow4, rec.TS, rec.WireLen, r.seed)
 			b.n++
 			continue

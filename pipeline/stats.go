@@ -52,13 +52,6 @@ func (c *localCounts) count(status capture.Status, link capture.LinkType, wireLe
 	}
 }
 
-// countOK counts a record that decoded as an IP packet.
-func (c *localCounts) countOK(wireLen uint32, ts int64) {
-	c.records++
-	c.bytes += uint64(wireLen)
-	c.lastTS = ts
-}
-
 // publish adds the local counts to s and clears them.
 func (c *localCounts) publish(s *SourceStats) {
 	if s == nil {
