@@ -228,13 +228,13 @@ func (c *callOrder) Final(r *classifier.FlowRecord) {
 	c.calls = append(c.calls, fmt.Sprintf("final %d %v", r.ClientPort, r.Verdict))
 }
 
-// TestDeferredSinkKeepsOrderThroughABigSweep ends 20,000 flows with one
-// packet (two minutes of packet time go by): the table makes far more sink
-// calls than a DeferredSink's chunks hold while the reader is busy, so the
-// table must wait for it without deadlock, and Target must get every call
-// in the order a direct sink does.
-func TestDeferredSinkKeepsOrderThroughABigSweep(t *testing.T) {
-	replay := func(deferred bool) []string {
+// replayBothWays replays through a table with a direct sink, then with a
+// DeferredSink (d nil for the first), and returns the sink calls each
+// made. The deferred replay must end within a minute: if it does not, the
+// table and the reader wait for each other.
+func replayBothWays(t *testing.T, replay func(tab *classifier.Table, d *DeferredSink) error) (direct, deferred []string) {
+	t.Helper()
+	calls := func(deferred bool) ([]string, error) {
 		var log callOrder
 		var d *DeferredSink
 		var sink classifier.Sink = &log
@@ -243,23 +243,48 @@ func TestDeferredSinkKeepsOrderThroughABigSweep(t *testing.T) {
 			sink = d.TableSink()
 		}
 		tab := classifier.NewTable(classifier.DefaultOptions(), nil, sink)
-		src := newFakeSource(25000, io.EOF)
-		src.gapAt = 20000
-		if err := Run(context.Background(), src, tab, nil, Options{Deferred: d}); err != nil {
-			t.Fatal(err)
+		if err := replay(tab, d); err != nil {
+			return nil, err
 		}
 		tab.Flush(int64(time.Hour))
-		return log.calls
+		return log.calls, nil
 	}
-	want := replay(false)
-	done := make(chan []string, 1)
-	go func() { done <- replay(true) }()
-	var got []string
+	direct, err := calls(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		calls []string
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := calls(true)
+		done <- result{c, err}
+	}()
 	select {
-	case got = <-done:
+	case r := <-done:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return direct, r.calls
 	case <-time.After(time.Minute):
 		t.Fatal("the deferred replay did not end within a minute: the table and the reader wait for each other")
 	}
+	return nil, nil
+}
+
+// TestDeferredSinkKeepsOrderThroughABigSweep ends 20,000 flows with one
+// packet (two minutes of packet time go by): the table makes far more sink
+// calls than a DeferredSink's chunks hold while the reader is busy, so the
+// table must wait for it without deadlock, and Target must get every call
+// in the order a direct sink does.
+func TestDeferredSinkKeepsOrderThroughABigSweep(t *testing.T) {
+	want, got := replayBothWays(t, func(tab *classifier.Table, d *DeferredSink) error {
+		src := newFakeSource(25000, io.EOF)
+		src.gapAt = 20000
+		return Run(context.Background(), src, tab, nil, Options{Deferred: d})
+	})
 	if len(want) < 2*25000 {
 		t.Fatalf("%d sink calls: the test makes too few to fill the chunks", len(want))
 	}
@@ -278,38 +303,21 @@ func TestDeferredSinkKeepsOrderThroughABigSweep(t *testing.T) {
 // all come back after each Run, and Target must see what a direct sink
 // sees.
 func TestDeferredSinkServesSeveralRuns(t *testing.T) {
-	replay := func(deferred bool) []string {
-		var log callOrder
-		var d *DeferredSink
-		var sink classifier.Sink = &log
-		if deferred {
-			d = NewDeferredSink(&log)
-			sink = d.TableSink()
-		}
-		tab := classifier.NewTable(classifier.DefaultOptions(), nil, sink)
+	want, got := replayBothWays(t, func(tab *classifier.Table, d *DeferredSink) error {
 		for range 3 {
 			src := newFakeSource(5000, io.EOF)
 			src.gapAt = 2500
 			if err := Run(context.Background(), src, tab, nil, Options{Deferred: d}); err != nil {
-				t.Fatal(err)
+				return err
 			}
-			if deferred && len(d.spare) != chunks {
-				t.Fatalf("%d of %d chunks spare after Run", len(d.spare), chunks)
+			if d != nil && len(d.spare) != chunks {
+				return fmt.Errorf("%d of %d chunks spare after Run", len(d.spare), chunks)
 			}
 		}
-		tab.Flush(int64(time.Hour))
-		return log.calls
-	}
-	want := replay(false)
-	done := make(chan []string, 1)
-	go func() { done <- replay(true) }()
-	select {
-	case got := <-done:
-		if !slices.Equal(got, want) {
-			t.Fatalf("deferred: %d sink calls, direct: %d, or another order", len(got), len(want))
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("the deferred replays did not end within a minute")
+		return nil
+	})
+	if !slices.Equal(got, want) {
+		t.Fatalf("deferred: %d sink calls, direct: %d, or another order", len(got), len(want))
 	}
 	if len(want) < 10000 {
 		t.Fatalf("only %d sink calls", len(want))
