@@ -36,8 +36,11 @@ const (
 	linkRawDLT14 LinkType = 14
 )
 
-// normalize maps the platform-specific DLT_RAW values to LinkRaw, as
-// libpcap does when it reads a file.
+// NormalLinkType maps a DLT or LINKTYPE value to the LinkType of capture
+// files: the platform-specific DLT_RAW values (12, 14) become LinkRaw, as
+// libpcap does when it reads a file; the others are the same number.
+func NormalLinkType(v int) LinkType { return LinkType(v).normalize() }
+
 func (l LinkType) normalize() LinkType {
 	if l == linkRawDLT12 || l == linkRawDLT14 {
 		return LinkRaw

@@ -2,16 +2,207 @@ package classifier
 
 import "github.com/tpwatch/tpwatch/capture"
 
-// lookAheadSize is how many packets ProcessBatch looks up before it follows
-// them: enough independent loads in flight to hide most of a cache (and
-// TLB) miss, few enough that the lines they bring (an index slot and an
-// entry line a packet, 4 KiB) are still in the L1 cache when the
+// A Batch carries decoded packets from the goroutine that reads and decodes
+// them to the table's, and ProcessBatch follows them: that is the
+// pipeline's one way into the table. What a batch holds is the
+// classifier's business. Made for another goroutine (NewLoader with
+// crossing set), it holds most packets in a slim form of 40 bytes, their
+// flows already hashed with the table's seed, and carries the others whole
+// beside them: between two cores the transfer of the batch, not the work,
+// was what cost most (docs/performance.md). Made for the table's own
+// goroutine, it holds every packet whole, as decoded: there the slim form
+// would only cost its making.
+type Batch struct {
+	n      int // packets
+	wholes int // of them, carried whole (whole[:wholes])
+	// seed is the hash seed of the slim packets' flows; 0: none yet.
+	seed     uint64
+	crossing bool
+	slim     [BatchSize]slim
+	whole    []capture.Packet
+}
+
+// BatchSize is the most packets a Batch holds: 256 amortise a channel
+// hand-off between goroutines (about 100 ns) to well under a nanosecond a
+// packet.
+const BatchSize = 256
+
+// wholePerBatch bounds the packets a crossing batch carries whole: an IPv6
+// capture gets batches of 64 packets, an IPv4 one does not pay 26 KiB a
+// batch for room it does not use.
+const wholePerBatch = 64
+
+// Len is the number of packets in the batch.
+func (b *Batch) Len() int { return b.n }
+
+// A Loader fills Batches for one table, on the goroutine that reads and
+// decodes. It hashes the flows of slim packets with the table's hash seed,
+// or, for a table without one yet, with the seed the table will take from
+// the same packet (seedFrom). Slim packets are staged in the loader and
+// copied into the batch when it is complete: storing each into the batch,
+// whose lines were last read on the table's core, made every store wait
+// for a line from the other core and took a third of the replay's CPU; one
+// copy of the whole batch moves the same lines many at a time.
+type Loader struct {
+	crossing bool
+	seed     uint64
+	seeded   bool
+	b        *Batch
+	pkt      capture.Packet
+	flow4    capture.Flow4
+	stage    [BatchSize]slim
+}
+
+// NewLoader returns a loader of batches for t. crossing says whether the
+// batches go to another goroutine (see Batch). It must be called on the
+// table's goroutine, before the reading one starts: it reads the table's
+// seed.
+func (t *Table) NewLoader(crossing bool) *Loader {
+	return &Loader{crossing: crossing, seed: t.seed, seeded: t.seeded}
+}
+
+// NewBatch returns an empty batch of the loader's kind.
+func (l *Loader) NewBatch() *Batch {
+	n := BatchSize
+	if l.crossing {
+		n = wholePerBatch
+	}
+	return &Batch{crossing: l.crossing, whole: make([]capture.Packet, n)}
+}
+
+// Start empties b and makes it the batch that Add and AddFrame fill.
+func (l *Loader) Start(b *Batch) {
+	b.n, b.wholes = 0, 0
+	l.b = b
+}
+
+// Full reports a batch that takes no more packets.
+func (l *Loader) Full() bool { return l.b.n == BatchSize || l.b.wholes == len(l.b.whole) }
+
+// Len is the number of packets loaded into the batch so far.
+func (l *Loader) Len() int { return l.b.n }
+
+// AddFrame adds the packet of an Ethernet frame when it is the commonest
+// kind (untagged, unfragmented IPv4 TCP or UDP: capture.DecodeFlow4), and
+// reports whether it did; any other frame is for Packet and Add. It takes
+// the short way, straight into the slim form, without capture.Decode.
+func (l *Loader) AddFrame(rec *capture.Record) bool {
+	if !l.crossing || !l.seeded || rec.Link != capture.LinkEthernet || !capture.DecodeFlow4(rec.Data, &l.flow4) {
+		return false
+	}
+	l.stage[l.b.n].setFlow4(&l.flow4, rec.TS, rec.WireLen, l.seed)
+	l.b.n++
+	return true
+}
+
+// Packet is where the caller decodes the next packet; Add then adds it.
+func (l *Loader) Packet() *capture.Packet {
+	if !l.crossing {
+		return &l.b.whole[l.b.n]
+	}
+	return &l.pkt
+}
+
+// Add adds the packet decoded into Packet(), an IP packet (IPVersion set).
+func (l *Loader) Add() {
+	b := l.b
+	if !l.crossing {
+		b.n++
+		b.wholes++
+		return
+	}
+	p := &l.pkt
+	if !l.seeded {
+		l.seed, l.seeded = seedFrom(p)
+	}
+	if l.stage[b.n].set(p, l.seed) {
+		b.whole[b.wholes] = *p
+		b.wholes++
+	}
+	b.n++
+}
+
+// Finish completes the batch being loaded and returns it, ready for
+// ProcessBatch.
+func (l *Loader) Finish() *Batch {
+	b := l.b
+	if l.crossing {
+		copy(b.slim[:b.n], l.stage[:b.n])
+		b.seed = l.seed
+	}
+	l.b = nil
+	return b
+}
+
+// ProcessBatch follows the packets of b in order, with exactly the effect
+// of Process on each. b may be reused once it returns.
+func (t *Table) ProcessBatch(b *Batch) {
+	if b.crossing {
+		t.processSlims(b.slim[:b.n], b.whole[:b.wholes], b.seed)
+	} else {
+		t.processPackets(b.whole[:b.n])
+	}
+}
+
+// processSlims follows a batch of slim packets in order, with exactly the
+// effect of Process on each (see processPackets). whole holds the packets
+// marked Whole, in their order: the k-th Whole slim packet is whole[k].
+// The slim packets were hashed with seed, which a table without one yet
+// takes as its own (0, from a reader that has seen no flow yet, is no
+// seed: a seed is never 0); under another seed they are hashed again.
+func (t *Table) processSlims(slim []slim, whole []capture.Packet, seed uint64) {
+	if len(slim) == 0 {
+		return // and an empty batch's seed means nothing
+	}
+	if !t.seeded && seed != 0 {
+		t.seed, t.seeded = seed, true
+	}
+	hashed := seed == t.seed
+	// The batch was written on the reading goroutine's core: bring its
+	// lines over in a loop of nothing but independent loads, as many in
+	// flight as the core allows, rather than one or two at a time as the
+	// packets are keyed.
+	var words uint64
+	for i := range slim {
+		words += slim[i].Hash
+	}
+	t.ahead.words += words
+	for len(slim) > 0 {
+		n := min(len(slim), lookAheadSize)
+		a := &t.ahead
+		w := 0 // whole packets of this group so far
+		for i := range slim[:n] {
+			if s := &slim[i]; s.Whole {
+				t.keyAhead(i, &whole[w])
+				w++
+			} else {
+				a.setSlimKey(i, s, hashed, t.seed)
+			}
+		}
+		t.loadAhead(n)
+		w = 0
+		for i := range slim[:n] {
+			if slim[i].Whole {
+				t.followAhead(i, &whole[w])
+				w++
+			} else {
+				t.processSlim(&slim[i], &a.keys[i])
+			}
+		}
+		slim, whole = slim[n:], whole[w:]
+	}
+}
+
+// lookAheadSize is how many packets processPackets looks up before it
+// follows them: enough independent loads in flight to hide most of a cache
+// (and TLB) miss, few enough that the lines they bring (an index slot and
+// an entry line a packet, 4 KiB) are still in the L1 cache when the
 // packets are followed.
 const lookAheadSize = 32
 
-// lookAhead holds the words ProcessBatch loads ahead: the loads only exist
-// to bring cache lines in, but their sum is stored so that the compiler
-// cannot drop them.
+// lookAhead holds the words processPackets loads ahead: the loads only
+// exist to bring cache lines in, but their sum is stored so that the
+// compiler cannot drop them.
 type lookAhead struct {
 	// keys are the TCP and UDP packets' flow keys and hashes, which the
 	// packets are then followed with; an ICMP error's quoted flow is
@@ -24,14 +215,14 @@ type lookAhead struct {
 	words  uint64
 }
 
-// ProcessBatch follows the packets in order, with exactly the effect of
+// processPackets follows the packets in order, with exactly the effect of
 // calling Process on each in turn (a flow created by one packet is found
 // by the next ones), but faster on a table larger than the CPU caches: it
 // first computes the flow keys of a group of packets and loads their index
 // slots, then their entries, so that the CPU waits for all those memory
 // accesses at once rather than for one after another, and only then
 // follows the packets.
-func (t *Table) ProcessBatch(pkts []capture.Packet) {
+func (t *Table) processPackets(pkts []capture.Packet) {
 	for len(pkts) > 0 {
 		n := min(len(pkts), lookAheadSize)
 		for i := range pkts[:n] {
@@ -39,14 +230,14 @@ func (t *Table) ProcessBatch(pkts []capture.Packet) {
 		}
 		t.loadAhead(n)
 		for i := range pkts[:n] {
-			t.follow(i, &pkts[i])
+			t.followAhead(i, &pkts[i])
 		}
 		pkts = pkts[n:]
 	}
 }
 
-// follow processes packet p, number i of the group looked up ahead.
-func (t *Table) follow(i int, p *capture.Packet) {
+// followAhead processes packet p, number i of the group looked up ahead.
+func (t *Table) followAhead(i int, p *capture.Packet) {
 	if t.ahead.tcpUDP[i] {
 		t.process(p, &t.ahead.keys[i])
 	} else {
@@ -91,7 +282,7 @@ func (a *lookAhead) setKey(i int, k *flowKey, srcIsA bool, h, seed uint64) {
 
 // setSlimKey records slim packet i's flow key and its hash under seed:
 // s.Hash when hashed says s was hashed with it.
-func (a *lookAhead) setSlimKey(i int, s *Slim, hashed bool, seed uint64) {
+func (a *lookAhead) setSlimKey(i int, s *slim, hashed bool, seed uint64) {
 	kk := &a.keys[i]
 	kk.k.a, kk.k.b = word4(s.A), word4(s.B)
 	kk.k.portA, kk.k.portB, kk.k.proto = s.PortA, s.PortB, s.Proto

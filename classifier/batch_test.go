@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"encoding/binary"
 	"slices"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func TestProcessBatchSeesFlowsCreatedInTheSameBatch(t *testing.T) {
 	)
 	rec := newRecorder(t)
 	tab := NewTable(testOptions(), newFakeMatcher(), rec)
-	tab.ProcessBatch(pkts)
+	tab.processPackets(pkts)
 	tab.Flush(at(time.Minute))
 	s := tab.Stats()
 	if s.FlowsCreated != 1 || s.Packets != uint64(len(pkts)) {
@@ -54,10 +55,10 @@ func TestProcessBatchIsProcess(t *testing.T) {
 	slimSeed := packetSeed(&pkts[0])
 	// The same packets in slim form, the others whole beside them.
 	// wholeBefore[i] counts the whole packets before packet i.
-	slim, wholeBefore := make([]Slim, len(pkts)), make([]int, len(pkts)+1)
+	slim, wholeBefore := make([]slim, len(pkts)), make([]int, len(pkts)+1)
 	var whole []capture.Packet
 	for i := range pkts {
-		if slim[i].Set(&pkts[i], slimSeed) {
+		if slim[i].set(&pkts[i], slimSeed) {
 			whole = append(whole, pkts[i])
 		}
 		wholeBefore[i+1] = len(whole)
@@ -72,9 +73,9 @@ func TestProcessBatchIsProcess(t *testing.T) {
 			for from := 0; from < len(pkts); from += size {
 				to := min(from+size, len(pkts))
 				if slimmed {
-					tab.ProcessSlim(slim[from:to], whole[wholeBefore[from]:wholeBefore[to]], slimSeed)
+					tab.processSlims(slim[from:to], whole[wholeBefore[from]:wholeBefore[to]], slimSeed)
 				} else {
-					tab.ProcessBatch(pkts[from:to])
+					tab.processPackets(pkts[from:to])
 				}
 			}
 			if tab.counts != wantCounts || tab.live != wantLive {
@@ -104,7 +105,7 @@ func TestProcessBatchZeroAllocations(t *testing.T) {
 			pkts[i] = synFrom(at(time.Duration(n)), n%3000, n%2 == 0, 3741)
 			n++
 		}
-		tab.ProcessBatch(pkts)
+		tab.processPackets(pkts)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per batch of %d packets", allocs, len(pkts))
@@ -114,19 +115,94 @@ func TestProcessBatchZeroAllocations(t *testing.T) {
 	}
 }
 
-// TestProcessSlimTakesNoSeedFromAnEmptyBatch: a live source's idle batch
+// TestProcessSlimsTakesNoSeedFromAnEmptyBatch: a live source's idle batch
 // carries no packet, and its seed is not one the reader chose.
-func TestProcessSlimTakesNoSeedFromAnEmptyBatch(t *testing.T) {
+func TestProcessSlimsTakesNoSeedFromAnEmptyBatch(t *testing.T) {
 	tab := NewTable(testOptions(), newFakeMatcher(), nil)
-	tab.ProcessSlim(nil, nil, 0)
-	if _, ok := tab.Seed(); ok {
+	tab.processSlims(nil, nil, 0)
+	if tab.seeded {
 		t.Fatal("an empty batch seeded the table")
 	}
 	p := synFrom(at(0), 1, false, 3741)
-	var s Slim
-	s.Set(&p, 77)
-	tab.ProcessSlim([]Slim{s}, nil, 77)
-	if seed, ok := tab.Seed(); !ok || seed != 77 {
-		t.Fatalf("seed %d (%v) after the first batch, want 77", seed, ok)
+	var s slim
+	s.set(&p, 77)
+	tab.processSlims([]slim{s}, nil, 77)
+	if !tab.seeded || tab.seed != 77 {
+		t.Fatalf("seed %d (%v) after the first batch, want 77", tab.seed, tab.seeded)
 	}
+}
+
+// TestLoaderBatchesAreProcess loads the packets of TestProcessBatchIsProcess
+// through a Loader, as the pipeline does, into batches for another
+// goroutine (slim, hashed ahead, the first flow's packet seeding the hash)
+// and for the table's own: ProcessBatch must have the effect of Process on
+// each packet. The IPv4 TCP and UDP packets also go as Ethernet frames
+// through AddFrame, the pipeline's short way.
+func TestLoaderBatchesAreProcess(t *testing.T) {
+	pkts := randomTraffic(12, 6000)
+	opts := testOptions()
+	opts.InitialFlows, opts.MaxFlows = 8, 48
+	want, _ := run(t, opts, pkts, time.Hour)
+	for _, crossing := range []bool{true, false} {
+		rec := newRecorder(t)
+		tab := NewTable(opts, newFakeMatcher(), rec)
+		ld := tab.NewLoader(crossing)
+		b := ld.NewBatch()
+		ld.Start(b)
+		frames := 0
+		for i := range pkts {
+			p := &pkts[i]
+			if frame, ok := ethernetFrame(p); ok {
+				r := capture.Record{TS: p.TS, WireLen: p.WireLen, Link: capture.LinkEthernet, Data: frame}
+				r.CapLen = uint32(len(frame))
+				if ld.AddFrame(&r) {
+					frames++
+					goto added
+				}
+			}
+			*ld.Packet() = *p
+			ld.Add()
+		added:
+			if ld.Full() || i == len(pkts)-1 {
+				tab.ProcessBatch(ld.Finish())
+				ld.Start(b)
+			}
+		}
+		tab.Flush(at(time.Hour))
+		if crossing && frames < len(pkts)/2 || !crossing && frames != 0 {
+			t.Fatalf("crossing=%v: %d of %d packets went through AddFrame", crossing, frames, len(pkts))
+		}
+		if !slices.Equal(rec.lines, want.lines) {
+			t.Fatalf("crossing=%v: %d sink calls, want %d, or another order", crossing, len(rec.lines), len(want.lines))
+		}
+	}
+}
+
+// ethernetFrame writes p as an untagged Ethernet frame when it is an
+// unfragmented IPv4 TCP or UDP packet, with the headers that decode back
+// to it (payload lengths declared, not carried).
+func ethernetFrame(p *capture.Packet) ([]byte, bool) {
+	if p.IPVersion != 4 || p.Fragment || p.Proto != capture.ProtoTCP && p.Proto != capture.ProtoUDP {
+		return nil, false
+	}
+	l4 := 8
+	if p.Proto == capture.ProtoTCP {
+		l4 = 20
+	}
+	f := make([]byte, 14+20+l4)
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, p.Proto
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+l4+int(p.PayloadLen)))
+	copy(ip[12:16], p.Src[12:])
+	copy(ip[16:20], p.Dst[12:])
+	tp := ip[20:]
+	binary.BigEndian.PutUint16(tp[0:], p.SrcPort)
+	binary.BigEndian.PutUint16(tp[2:], p.DstPort)
+	if p.Proto == capture.ProtoTCP {
+		tp[12], tp[13] = 5<<4, p.TCPFlags
+	} else {
+		binary.BigEndian.PutUint16(tp[4:], uint16(8+p.PayloadLen))
+	}
+	return f, true
 }

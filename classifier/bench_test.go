@@ -168,7 +168,7 @@ func BenchmarkProcessBatch1MFlows(b *testing.B) {
 			p.Src = hostAddr(n, false)
 			p.SrcPort = uint16(1024 + n%50000)
 		}
-		tab.ProcessBatch(pkts[:min(len(pkts), b.N-i)])
+		tab.processPackets(pkts[:min(len(pkts), b.N-i)])
 	}
 	cpu.stop()
 }
@@ -224,9 +224,9 @@ func BenchmarkProcessSlim1MFlows(b *testing.B) {
 	if tab.live != flows {
 		b.Fatalf("%d live flows, want %d", tab.live, flows)
 	}
-	seed, _ := tab.Seed()
+	seed := tab.seed
 	order := rand.New(rand.NewPCG(1, 1)).Perm(flows)
-	slim := make([]Slim, 256)
+	slim := make([]slim, 256)
 	p := ackFrom(at(0), 0, 3741)
 	cpu := startCPU(b)
 	for i := 0; i < b.N; i += len(slim) {
@@ -235,9 +235,9 @@ func BenchmarkProcessSlim1MFlows(b *testing.B) {
 			p.TS = at(0) + int64(i+j)
 			p.Src = hostAddr(n, false)
 			p.SrcPort = uint16(1024 + n%50000)
-			slim[j].Set(&p, seed)
+			slim[j].set(&p, seed)
 		}
-		tab.ProcessSlim(slim[:min(len(slim), b.N-i)], nil, seed)
+		tab.processSlims(slim[:min(len(slim), b.N-i)], nil, seed)
 	}
 	cpu.stop()
 	bytes := float64(len(tab.entries))*float64(unsafe.Sizeof(entry{})+unsafe.Sizeof(entryMeta{})+unsafe.Sizeof(tab.due[0])) + float64(len(tab.index))*float64(unsafe.Sizeof(slot{}))

@@ -61,7 +61,7 @@
 // preferring one nothing has answered (an unanswered attempt, a scan), else
 // the least recently seen: the evicted flow is reported with Evicted set.
 // The hash is seeded from the table's first flow's packet (or by the
-// reading goroutine, from the same packet: ProcessSlim), so that input
+// reading goroutine, from the same packet: a Loader), so that input
 // crafted against a known seed cannot pile every flow into one probe run
 // while a replay stays deterministic.
 package classifier

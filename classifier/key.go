@@ -128,12 +128,12 @@ func FlowHash(p *capture.Packet) uint64 {
 	return mix(mix(x^w^hk4, y^hk5)^hk5, hk0)
 }
 
-// SeedFrom returns the hash seed a table without one takes from packet p,
+// seedFrom returns the hash seed a table without one takes from packet p,
 // and whether p is a packet it takes one from: the first packet of its
 // first flow, a TCP or UDP packet that is not a later fragment. Whoever
-// hashes flows for the table ahead of it (the reading goroutine, see
-// ProcessSlim) must take the seed from the same packet.
-func SeedFrom(p *capture.Packet) (uint64, bool) {
+// hashes flows for the table ahead of it (a Loader, on the reading
+// goroutine) must take the seed from the same packet.
+func seedFrom(p *capture.Packet) (uint64, bool) {
 	if p.IPVersion == 0 || p.Fragment || p.Proto != capture.ProtoTCP && p.Proto != capture.ProtoUDP {
 		return 0, false
 	}

@@ -77,3 +77,18 @@ func (o Options) withDefaults() Options {
 	o.InitialFlows = min(o.InitialFlows, o.MaxFlows)
 	return o
 }
+
+// SetTimeouts puts new timeouts in force (a reloaded config): every live
+// flow's deadlines follow them from now on, whether they moved later or
+// earlier, and a flow whose new deadline has passed is settled at once.
+func (t *Table) SetTimeouts(to policy.Timeouts) {
+	o := OptionsFor(to)
+	o.MaxFlows, o.InitialFlows = t.opts.MaxFlows, t.opts.InitialFlows
+	t.opts = o.withDefaults()
+	// A due time is a lower bound of the next deadline under the old
+	// timeouts, and shorter ones break that: every flow is due now, and
+	// the sweep stores its new bound.
+	clear(t.due[:t.live])
+	t.sweep(t.live)
+	t.publish()
+}

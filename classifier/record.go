@@ -13,7 +13,12 @@ const (
 	Unexpected               // no enabled rule allows it, and it concerns Threat Prevention
 	Ignored                  // unrelated to Threat Prevention
 	Pending                  // an attempt still inside its timeout at the end of a replay
+	numVerdicts
 )
+
+// NumVerdicts bounds the Verdict values: arrays indexed by verdict (the
+// metrics' counters) have this length, and so follow a verdict added here.
+const NumVerdicts = int(numVerdicts)
 
 var verdictNames = [...]string{"", "allowed", "blocked", "unexpected", "ignored", "pending"}
 
@@ -36,15 +41,44 @@ const (
 	FeatureDisabled           // unexpected: a rule matches but its feature is off
 	UnauthorizedClient        // unexpected: a documented server port, a client the rule does not admit
 	NoRule                    // unexpected: both ends known, no rule for this port and these roles
+	numReasons
 )
 
-var reasonNames = [...]string{"", "refused", "icmp_unreachable", "no_response", "feature_disabled", "unauthorized_client", "no_rule"}
+// NumReasons bounds the Reason values (ReasonNone included): arrays
+// indexed by reason have this length, and so follow a reason added here.
+const NumReasons = int(numReasons)
+
+// A reason's name (its metric label and JSON value) and the verdict it
+// explains.
+var (
+	reasonNames    = [...]string{"", "refused", "icmp_unreachable", "no_response", "feature_disabled", "unauthorized_client", "no_rule"}
+	reasonVerdicts = [...]Verdict{VerdictUndecided, Blocked, Blocked, Blocked, Unexpected, Unexpected, Unexpected}
+)
+
+// One name a verdict, one name and one verdict a reason: a constant
+// conversion of a negative number to uint does not compile, so a verdict
+// or a reason added to the lists above without its entries fails the
+// build here.
+const (
+	_ = uint(len(verdictNames)-NumVerdicts) + uint(NumVerdicts-len(verdictNames))
+	_ = uint(len(reasonNames)-NumReasons) + uint(NumReasons-len(reasonNames))
+	_ = uint(len(reasonVerdicts)-NumReasons) + uint(NumReasons-len(reasonVerdicts))
+)
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
 		return reasonNames[r]
 	}
 	return "invalid"
+}
+
+// Verdict returns the verdict the reason explains (VerdictUndecided for
+// ReasonNone, which goes with allowed, ignored and pending flows).
+func (r Reason) Verdict() Verdict {
+	if int(r) < len(reasonVerdicts) {
+		return reasonVerdicts[r]
+	}
+	return VerdictUndecided
 }
 
 // FlowRecord is the public view of one flow, handed to sinks. It holds no

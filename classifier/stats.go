@@ -74,3 +74,19 @@ func (t *Table) Stats() Stats {
 		Capacity:     p.capacity.Load(),
 	}
 }
+
+// Add adds o's counters to s: the stats of several tables (one per
+// interface) summed.
+func (s *Stats) Add(o Stats) {
+	s.Packets += o.Packets
+	s.NotFollowed += o.NotFollowed
+	s.Fragments += o.Fragments
+	s.ICMPErrors += o.ICMPErrors
+	s.ICMPMatched += o.ICMPMatched
+	s.FlowsCreated += o.FlowsCreated
+	s.FlowsEnded += o.FlowsEnded
+	s.FlowsEvicted += o.FlowsEvicted
+	s.FlowsExpired += o.FlowsExpired
+	s.Active += o.Active
+	s.Capacity += o.Capacity
+}

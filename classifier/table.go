@@ -21,7 +21,7 @@ type Table struct {
 	live    int
 	index   []slot
 	seed    uint64
-	seeded  bool      // seed is set: from the first flow's packet, or by ProcessSlim
+	seeded  bool      // seed is set: from the first flow's packet, or by a crossing Batch
 	maps    *mapped   // the arrays the system mapped (arena.go)
 	wide    wideAddrs // the IPv6 addresses of live flows' keys
 
@@ -30,8 +30,8 @@ type Table struct {
 	credit uint64     // the sweep's owed work, in entry-nanoseconds (see sweepFor)
 	rec    FlowRecord // handed to the sink, reused
 
-	ahead   lookAhead      // ProcessBatch's look-ups, done ahead of the packets
-	scratch capture.Packet // ProcessSlim's packet being followed
+	ahead   lookAhead      // processPackets' look-ups, done ahead of the packets
+	scratch capture.Packet // a slim packet made whole to create its flow
 
 	counts counters
 	pub    published
@@ -75,16 +75,13 @@ func (t *Table) SetMatcher(m Matcher) {
 }
 
 // Process follows one decoded packet (IPVersion != 0) and moves the packet
-// clock to its time.
+// clock to its time. The pipeline hands packets in batches instead
+// (ProcessBatch), with the same effect.
 func (t *Table) Process(p *capture.Packet) { t.process(p, nil) }
 
-// Seed returns the seed of the table's hash, once it has one (from its
-// first flow's packet, or the first ProcessSlim).
-func (t *Table) Seed() (uint64, bool) { return t.seed, t.seeded }
-
-// keyed is a packet's flow key and hash, computed ahead by ProcessBatch so
-// that following the packet does not compute them again. It holds only for
-// the seed it was hashed with: the table may have none yet.
+// keyed is a packet's flow key and hash, computed ahead by processPackets
+// so that following the packet does not compute them again. It holds only
+// for the seed it was hashed with: the table may have none yet.
 type keyed struct {
 	k      flowKey
 	srcIsA bool
@@ -106,7 +103,7 @@ func (t *Table) process(p *capture.Packet, pre *keyed) {
 		if p.Fragment {
 			t.counts.fragments++
 		} else {
-			t.processFlow(p, nil, pre)
+			t.processFlow(p, pre)
 		}
 	case p.Proto == capture.ProtoICMP || p.Proto == capture.ProtoICMPv6:
 		if p.Quoted {
@@ -117,13 +114,6 @@ func (t *Table) process(p *capture.Packet, pre *keyed) {
 	default:
 		t.counts.notFollowed++
 	}
-	t.tock()
-}
-
-// processSlim is process for a slim packet, whose key was computed ahead.
-func (t *Table) processSlim(s *Slim, pre *keyed) {
-	t.tick(s.TS)
-	t.processFlow(nil, s, pre)
 	t.tock()
 }
 
@@ -185,78 +175,107 @@ type seg struct {
 	flags, proto        uint8
 }
 
-// processFlow follows a TCP or UDP packet: p, or the slim packet s when p
-// is nil (an IPv4 packet, made whole in t.scratch only if it creates a
-// flow).
-func (t *Table) processFlow(p *capture.Packet, s *Slim, pre *keyed) {
+// processFlow follows a TCP or UDP packet, whole.
+func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
 	var (
 		k             flowKey
 		srcIsA, known bool
 		h             uint64
-		i             uint32
-		found         bool
 		sg            seg
 	)
 	// Field by field: a composite literal is built aside and copied, and
-	// the copy's wide loads of its narrow stores stall (see Slim.Set).
-	if p != nil {
-		sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = p.TS, p.WireLen, p.PayloadLen, p.TCPFlags, p.Proto
-	} else {
-		sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = s.TS, s.WireLen, s.PayloadLen, s.TCPFlags, s.Proto
-	}
-	switch {
-	case pre != nil && pre.seed == t.seed:
+	// the copy's wide loads of its narrow stores stall (see slim.set).
+	sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = p.TS, p.WireLen, p.PayloadLen, p.TCPFlags, p.Proto
+	if pre != nil && pre.seed == t.seed {
 		k, srcIsA, h, known = pre.k, pre.srcIsA, pre.h, true
-	case p != nil:
+	} else {
 		k, srcIsA, known = t.wide.keyOf(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto, false)
 		h = k.hash(t.seed)
-	default:
-		k, srcIsA = s.key()
-		h, known = k.hash(t.seed), true
 	}
+	i, found := t.find(&k, h, known, pre, &sg)
+	var match policy.Match
+	if !found {
+		i, match, srcIsA = t.createFrom(p, &k, srcIsA, known)
+	}
+	t.follow(i, &sg, srcIsA, !found, match)
+}
+
+// processSlim follows a slim packet, whose key the look-ahead computed.
+func (t *Table) processSlim(s *slim, pre *keyed) {
+	t.tick(s.TS)
+	var sg seg
+	sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = s.TS, s.WireLen, s.PayloadLen, s.TCPFlags, s.Proto
+	k, srcIsA, h := pre.k, pre.srcIsA, pre.h
+	if pre.seed != t.seed {
+		h = k.hash(t.seed)
+	}
+	i, found := t.find(&k, h, true, pre, &sg)
+	var match policy.Match
+	if !found {
+		// Made whole only to create the flow.
+		s.packet(&t.scratch)
+		i, match, srcIsA = t.createFrom(&t.scratch, &k, srcIsA, true)
+	}
+	t.follow(i, &sg, srcIsA, !found, match)
+	t.tock()
+}
+
+// find returns the live entry of the flow with key k and hash h (known:
+// k is the flow's whole key; an IPv6 address the pool does not hold makes
+// it unknown, and then the flow is not live), after applying what the
+// clock says to it: a flow whose time is up, or a closed connection whose
+// ports a new SYN reuses, ends here and is not found.
+func (t *Table) find(k *flowKey, h uint64, known bool, pre *keyed, sg *seg) (i uint32, found bool) {
 	switch {
-	case pre != nil && pre.ref != 0 && int(pre.ref) <= t.live && t.entries[pre.ref-1].is(&k):
+	case pre != nil && pre.ref != 0 && int(pre.ref) <= t.live && t.entries[pre.ref-1].is(k):
 		i, found = pre.ref-1, true
 	case known:
-		i, found = t.lookup(&k, h)
+		i, found = t.lookup(k, h)
 	}
 	// Settling an entry whose due time is still ahead does nothing (the
 	// due time is a lower bound of its next deadline, see due.go): most
 	// packets skip it on a 2-byte read.
 	if found && int64(t.due[i]) <= t.nowUnit() && !t.settle(i) {
-		found = false
+		return 0, false
 	}
 	if found && sg.proto == capture.ProtoTCP &&
 		sg.flags&(capture.TCPSyn|capture.TCPAck) == capture.TCPSyn && t.entries[i].closed() {
 		// A new connection on the ports of a closed one.
 		t.finish(i, endReused)
 		t.remove(i)
-		found = false
+		return 0, false
 	}
-	var created bool
-	var match policy.Match
-	if !found {
-		if p == nil {
-			s.Packet(&t.scratch)
-			p = &t.scratch
-		}
-		if !t.seeded {
-			t.seed, t.seeded = packetSeed(p), true
-		}
-		if !known || k.a&wideWord != 0 || k.b&wideWord != 0 {
-			// Hold the pool addresses for the new entry (numbering any
-			// that are new to it), which gives the key its words.
-			k, srcIsA, _ = t.wide.keyOf(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto, true)
-		}
-		i, match = t.create(p, &k, k.hash(t.seed), srcIsA)
-		created = true
+	return i, found
+}
+
+// createFrom creates the flow of packet p, which find did not find; k is
+// its key so far (known: whole) and srcIsA says whether the sender is its
+// endpoint A. It returns the entry, the policy's match and srcIsA for the
+// key the entry has.
+func (t *Table) createFrom(p *capture.Packet, k *flowKey, srcIsA, known bool) (uint32, policy.Match, bool) {
+	if !t.seeded {
+		t.seed, t.seeded = packetSeed(p), true
 	}
+	key := *k
+	if !known || k.a&wideWord != 0 || k.b&wideWord != 0 {
+		// Hold the pool addresses for the new entry (numbering any
+		// that are new to it), which gives the key its words.
+		key, srcIsA, _ = t.wide.keyOf(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto, true)
+	}
+	i, match := t.create(p, &key, key.hash(t.seed), srcIsA)
+	return i, match, srcIsA
+}
+
+// follow counts packet sg of flow i, sent by endpoint A when srcIsA, and
+// decides what the packet decides. created says the packet created the
+// flow, with match.
+func (t *Table) follow(i uint32, sg *seg, srcIsA, created bool, match policy.Match) {
 	e := &t.entries[i]
 	// Only a FIN or a RST can close the flow.
 	closing := sg.flags&(capture.TCPFin|capture.TCPRst) != 0
 	wasClosed, wasUndecided := closing && e.closed(), e.verdict == VerdictUndecided
 	fromClient := e.has(flagClientIsA) == srcIsA
-	e.count(&sg, fromClient)
+	e.count(sg, fromClient)
 	switch {
 	case created && match.Kind != policy.MatchAllowed:
 		t.decideMatch(i, match)

@@ -21,7 +21,7 @@ func TestEntrySize(t *testing.T) {
 	if size := unsafe.Sizeof(entryMeta{}); size != 16 {
 		t.Errorf("entry meta is %d bytes, want 16", size)
 	}
-	if size := unsafe.Sizeof(Slim{}); size != 40 {
+	if size := unsafe.Sizeof(slim{}); size != 40 {
 		t.Errorf("slim packet is %d bytes, want 40", size)
 	}
 	if size := unsafe.Sizeof(slot{}); size != 8 {

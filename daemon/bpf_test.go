@@ -3,7 +3,6 @@
 package daemon
 
 import (
-	"github.com/tpwatch/tpwatch/capture"
 	"net"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcap"
 
+	"github.com/tpwatch/tpwatch/capture/live"
 	"github.com/tpwatch/tpwatch/policy"
 )
 
@@ -89,7 +89,7 @@ func TestBPFFilterCompilesAndSelects(t *testing.T) {
 		t.Fatalf("libpcap rejects %q: %v", expr, err)
 	}
 	// What the capture applies on Ethernet: the same inside VLAN tags.
-	bpf, err := pcap.NewBPF(layers.LinkTypeEthernet, 256, capture.InVLANs(expr))
+	bpf, err := pcap.NewBPF(layers.LinkTypeEthernet, 256, live.InVLANs(expr))
 	if err != nil {
 		t.Fatal(err)
 	}

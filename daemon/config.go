@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tpwatch/tpwatch/capture"
+	"github.com/tpwatch/tpwatch/capture/live"
 )
 
 // Defaults of Config, used where a field is zero.
@@ -24,6 +25,9 @@ const (
 	// attempts to open an interface that is missing or failed.
 	DefaultRetryMin = time.Second
 	DefaultRetryMax = 30 * time.Second
+	// DefaultStatsInterval is how often a capture's drop counters are
+	// read: often enough for a scrape, rarely enough to cost nothing.
+	DefaultStatsInterval = time.Second
 )
 
 // Config is what `tpwatch run` was asked to do.
@@ -34,7 +38,7 @@ type Config struct {
 	// Live are the capture options of every interface. An empty Live.BPF
 	// means the filter is derived from the policy (BPFFilter) and follows
 	// config reloads; a given one is used as it is.
-	Live capture.LiveOptions
+	Live live.Options
 
 	// ConfigFile is the site config; empty means the inventory is
 	// inferred from the traffic. MatrixFile replaces the embedded matrix
@@ -73,6 +77,9 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff between attempts to open
 	// an interface (0: DefaultRetryMin, DefaultRetryMax).
 	RetryMin, RetryMax time.Duration
+	// StatsInterval is how often the capture's drop counters are read
+	// (0: DefaultStatsInterval).
+	StatsInterval time.Duration
 
 	// Version and Revision are exported in tpwatch_build_info.
 	Version, Revision string
@@ -80,6 +87,51 @@ type Config struct {
 	// Reload, when not nil, asks for a config reload on each receive
 	// (SIGHUP). Reloads also run through Daemon.Reload.
 	Reload <-chan struct{}
+
+	// Backend opens the captures; nil means live capture (the live
+	// package). Tests give captures read from files.
+	Backend Backend
+}
+
+// Backend opens captures: live ones, or, in tests, ones that replay
+// files.
+type Backend interface {
+	// Open opens iface for capture with o. An error for which
+	// live.Permanent is true stops the daemon at start; any other is
+	// retried.
+	Open(iface string, o live.Options) (Capture, error)
+	// CheckFilter says whether a capture filter can be applied with o
+	// (on Ethernet, the commonest link), without an interface: a bad
+	// filter is refused at start, not retried.
+	CheckFilter(expr string, o live.Options) error
+}
+
+// Capture is an open capture, as the daemon reads it (a *live.Handle).
+type Capture interface {
+	capture.Reader
+	// Link is the link type of the records.
+	Link() capture.LinkType
+	// Stats returns the capture's counters since it opened.
+	Stats() (live.Stats, error)
+	// SetFilter replaces the filter from the next Next on; CheckFilter
+	// says whether it would accept one, changing nothing.
+	SetFilter(expr string) error
+	CheckFilter(expr string) error
+}
+
+// liveBackend is the Backend of a real daemon.
+type liveBackend struct{}
+
+func (liveBackend) Open(iface string, o live.Options) (Capture, error) {
+	h, err := live.Open(iface, o)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func (liveBackend) CheckFilter(expr string, o live.Options) error {
+	return live.CheckFilter(expr, capture.LinkEthernet, o)
 }
 
 func (c Config) withDefaults() Config {
@@ -105,5 +157,14 @@ func (c Config) withDefaults() Config {
 		c.RetryMax = DefaultRetryMax
 	}
 	c.RetryMax = max(c.RetryMax, c.RetryMin)
+	if c.StatsInterval <= 0 {
+		c.StatsInterval = DefaultStatsInterval
+	}
+	if c.Live.ReadTimeout <= 0 {
+		c.Live.ReadTimeout = live.DefaultReadTimeout
+	}
+	if c.Backend == nil {
+		c.Backend = liveBackend{}
+	}
 	return c
 }

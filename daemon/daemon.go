@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/prometheus/exporter-toolkit/web"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/rs/zerolog"
 
+	"github.com/tpwatch/tpwatch/capture/live"
 	"github.com/tpwatch/tpwatch/classifier"
 	"github.com/tpwatch/tpwatch/metrics"
 	"github.com/tpwatch/tpwatch/policy"
@@ -38,8 +38,9 @@ type Daemon struct {
 // drops privileges if asked, and monitors until ctx is done; then it stops
 // capturing, flushes every flow table and returns nil. A reload is done
 // on each receive from cfg.Reload. Errors before monitoring starts (a bad
-// config, a listen address in use, an unknown --user) are returned; a
-// capture that fails is retried and never ends Run.
+// config, a listen address in use, an unknown --user, a capture that
+// cannot work: see live.Permanent) are returned; an interface that is
+// missing or fails later is retried and never ends Run.
 func Run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	d, err := New(cfg, log)
 	if err != nil {
@@ -63,9 +64,12 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 		}
 	}
 	d := &Daemon{cfg: cfg, log: log}
-	pol, err := d.loadPolicy()
+	pol, err := policy.Load(cfg.MatrixFile, cfg.ConfigFile)
 	if err != nil {
 		return nil, err
+	}
+	if pol.Inferred() {
+		d.policy.inventory = policy.NewInventory(0)
 	}
 	snap := d.policy.store(pol)
 	d.timeouts = pol.Timeouts()
@@ -87,7 +91,7 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 		filter = BPFFilter(pol)
 		// The derived filter is written for untagged frames; a filter the
 		// user gave with --bpf is applied exactly as given.
-		cfg.Live.BPFInVLANs = true
+		d.cfg.Live.BPFInVLANs = true
 	}
 	seen := map[string]bool{}
 	for _, name := range cfg.Interfaces {
@@ -97,37 +101,38 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 		seen[name] = true
 		sink := &flowSink{iface: name, counters: d.counters, log: d.flowLog, policy: &d.policy}
 		d.sources = append(d.sources, &source{
-			name:     name,
-			opts:     cfg.Live,
-			filter:   filter,
-			table:    classifier.NewTable(opts, &d.policy, sink),
-			sink:     sink,
-			log:      log,
-			retryMin: cfg.RetryMin,
-			retryMax: cfg.RetryMax,
+			name:       name,
+			backend:    cfg.Backend,
+			opts:       d.cfg.Live,
+			filter:     filter,
+			table:      classifier.NewTable(opts, &d.policy, sink),
+			sink:       sink,
+			log:        log,
+			retryMin:   cfg.RetryMin,
+			retryMax:   cfg.RetryMax,
+			statsEvery: cfg.StatsInterval,
 		})
 	}
-	d.registry = d.newRegistry()
+	e := metrics.Exporter{
+		Version: cfg.Version, Revision: cfg.Revision,
+		Flows:               d.counters,
+		Captures:            d.captureStats,
+		Table:               d.tableStats,
+		Reloads:             &d.reloads,
+		SuppressedLogEvents: d.flowLog.suppressed,
+		Runtime:             true,
+	}
+	if inv := d.policy.inventory; inv != nil {
+		e.Inventory = inv.Stats
+	}
+	if d.registry, err = metrics.NewRegistry(e); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
 // Registry returns the registry the daemon serves, for tests.
 func (d *Daemon) Registry() *prometheus.Registry { return d.registry }
-
-func (d *Daemon) newRegistry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		metrics.NewBuildInfoCollector(d.cfg.Version, d.cfg.Revision),
-		d.counters,
-		metrics.NewCaptureCollector(d.captureStats),
-		metrics.NewFlowTableCollector(d.tableStats),
-		d.flowLog.suppressed,
-		&d.reloads,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	return reg
-}
 
 func (d *Daemon) captureStats() map[string]metrics.CaptureStats {
 	out := make(map[string]metrics.CaptureStats, len(d.sources))
@@ -137,15 +142,10 @@ func (d *Daemon) captureStats() map[string]metrics.CaptureStats {
 	return out
 }
 
-func (d *Daemon) tableStats() metrics.TableStats {
-	var sum metrics.TableStats
+func (d *Daemon) tableStats() classifier.Stats {
+	var sum classifier.Stats
 	for _, s := range d.sources {
-		st := s.table.Stats()
-		sum.Entries += uint64(st.Active)
-		sum.Capacity += uint64(st.Capacity)
-		sum.Evictions += st.FlowsEvicted
-		sum.Expired += st.FlowsExpired
-		sum.Fragments += st.Fragments
+		sum.Add(s.table.Stats())
 	}
 	return sum
 }
@@ -155,10 +155,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.listen(); err != nil {
 		return err
 	}
-	for _, s := range d.sources {
-		if err := s.open(); err != nil {
-			d.log.Warn().Err(err).Str("interface", s.name).Msg("cannot open interface; will retry")
-		}
+	if err := d.open(); err != nil {
+		d.closeAll()
+		return err
 	}
 	if d.cfg.User != "" {
 		if err := dropPrivileges(d.cfg.User); err != nil {
@@ -209,6 +208,32 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
+// open checks the capture filter and opens every interface once, before
+// privileges are dropped. What cannot work (no live capture in this
+// build, no right to capture, a filter libpcap refuses) is an error now,
+// as tcpdump refuses a bad filter at once; an interface that is missing
+// or down is retried later.
+func (d *Daemon) open() error {
+	filter := d.sources[0].liveOptions()
+	if err := d.cfg.Backend.CheckFilter(filter.BPF, filter); err != nil {
+		if d.cfg.Live.BPF != "" {
+			return fmt.Errorf("--bpf: %w", err)
+		}
+		return fmt.Errorf("the capture filter derived from the config: %w", err)
+	}
+	for _, s := range d.sources {
+		err := s.tryOpen()
+		switch {
+		case err == nil:
+		case live.Permanent(err):
+			return err
+		default:
+			d.log.Warn().Err(err).Str("interface", s.name).Msg("cannot open interface; will retry")
+		}
+	}
+	return nil
+}
+
 // listen opens every metrics listener before anything else, so a port in
 // use is an error at start, not a log line later.
 func (d *Daemon) listen() error {
@@ -242,6 +267,7 @@ func (d *Daemon) closeAll() {
 	for _, s := range d.sources {
 		if s.opened != nil {
 			s.opened.Close()
+			s.opened = nil
 		}
 	}
 }
@@ -251,6 +277,7 @@ func (d *Daemon) closeAll() {
 func (d *Daemon) housekeeping(ctx context.Context) {
 	tick := time.NewTicker(d.cfg.SuppressedReport)
 	defer tick.Stop()
+	reload := d.cfg.Reload
 	for {
 		select {
 		case <-ctx.Done():
@@ -258,9 +285,9 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 			return
 		case <-tick.C:
 			d.flowLog.summarise()
-		case _, ok := <-d.cfg.Reload:
+		case _, ok := <-reload:
 			if !ok {
-				d.cfg.Reload = nil
+				reload = nil
 				continue
 			}
 			_ = d.Reload()
@@ -269,46 +296,54 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 }
 
 // Reload reads the matrix and the site config again and, when both parse
-// and compile, puts them in force for every interface at once; flow state
-// is kept. On failure the old policy stays, the error is logged and
-// returned, and tpwatch_config_last_reload_successful is 0. Timeouts
-// changed by the new config apply after a restart.
+// and compile and every interface accepts the capture filter they give,
+// puts them in force in full for every interface at once: rules,
+// inventory, features, filter and timeouts (each flow table applies new
+// timeouts before its next batch of packets). Flow state is kept. On
+// failure nothing changes, the error is logged and returned, and
+// tpwatch_config_last_reload_successful is 0.
 func (d *Daemon) Reload() error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	pol, err := d.loadPolicy()
-	if err != nil {
+	fail := func(err error, what string) error {
 		d.reloads.Failure()
-		d.log.Error().Err(err).Str("config", d.cfg.ConfigFile).Msg("config reload failed; the previous config stays in force")
+		d.log.Error().Err(err).Str("config", d.cfg.ConfigFile).Msg("config reload failed: " + what + "; the previous config stays in force")
 		return err
 	}
+	pol, err := policy.Load(d.cfg.MatrixFile, d.cfg.ConfigFile)
+	if err != nil {
+		return fail(err, "cannot load it")
+	}
 	if d.cfg.ConfigFile == "" && d.cfg.MatrixFile == "" {
-		// Nothing was read from disk: keep the learned inventory.
+		// Nothing was read from disk.
 		d.reloads.Success(time.Now())
 		d.log.Info().Msg("reload: no --config or --matrix to read again")
 		return nil
 	}
+	filter := ""
 	if d.cfg.Live.BPF == "" {
-		filter := BPFFilter(pol)
+		filter = BPFFilter(pol)
+		if err := d.cfg.Backend.CheckFilter(filter, d.cfg.Live); err != nil {
+			return fail(err, "capture filter")
+		}
 		// Every interface must accept the filter before any changes, or a
 		// failed reload would leave them on different configs.
 		for _, s := range d.sources {
 			if err := s.checkFilter(filter); err != nil {
-				d.reloads.Failure()
-				d.log.Error().Err(err).Msg("config reload failed: capture filter; the previous config stays in force")
-				return err
+				return fail(err, "capture filter")
 			}
 		}
-		for _, s := range d.sources {
+	}
+	for _, s := range d.sources {
+		if filter != "" {
 			if err := s.setFilter(filter); err != nil {
-				// Checked above: only a handle reopened meanwhile on
+				// Checked above: only a capture reopened meanwhile on
 				// another link type gets here; it keeps its filter.
 				d.log.Error().Err(err).Str("interface", s.name).Msg("capture filter not changed on this interface")
 			}
 		}
+		s.setTimeouts(pol.Timeouts())
 	}
-	// A matrix reloaded without a config keeps what was learned.
-	pol.KeepLearned(d.policy.load())
 	// Stable rule numbers only grow, so a flow counted with the old
 	// numbering between these two lines still lands on its rule.
 	snap := d.policy.store(pol)
@@ -317,30 +352,8 @@ func (d *Daemon) Reload() error {
 	ev := d.log.Info().Str("config", d.cfg.ConfigFile).Int("rules", len(pol.Rules()))
 	if pol.Timeouts() != d.timeouts {
 		ev = ev.Bool("timeouts_changed", true)
-		d.log.Warn().Msg("the new config changes flow timeouts: they apply after a restart")
+		d.timeouts = pol.Timeouts()
 	}
 	ev.Msg("config reloaded")
 	return nil
-}
-
-func (d *Daemon) loadPolicy() (*policy.Policy, error) {
-	var (
-		m   *policy.Matrix
-		err error
-	)
-	if d.cfg.MatrixFile != "" {
-		m, err = policy.LoadMatrix(d.cfg.MatrixFile)
-	} else {
-		m, err = policy.DefaultMatrix()
-	}
-	if err != nil {
-		return nil, err
-	}
-	var c *policy.Config
-	if d.cfg.ConfigFile != "" {
-		if c, err = policy.LoadConfig(d.cfg.ConfigFile); err != nil {
-			return nil, err
-		}
-	}
-	return policy.Compile(m, c)
 }

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"github.com/tpwatch/tpwatch/report"
 	"net/netip"
 	"sync/atomic"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/tpwatch/tpwatch/classifier"
 	"github.com/tpwatch/tpwatch/metrics"
 	"github.com/tpwatch/tpwatch/policy"
+	"github.com/tpwatch/tpwatch/report"
 )
 
 // flowLog logs blocked and unexpected flows, once each, behind a token
@@ -40,7 +40,7 @@ var _ classifier.AliveSink = (*flowSink)(nil)
 // counter increment; a blocked or unexpected one also asks the bucket, and
 // only when it allows builds the log event.
 func (s *flowSink) Decided(r *classifier.FlowRecord) {
-	s.counters.Observe(r)
+	s.counters.Decided(r)
 	s.decided.Add(1)
 	if r.Verdict != classifier.Blocked && r.Verdict != classifier.Unexpected {
 		return
@@ -55,11 +55,11 @@ func (s *flowSink) Decided(r *classifier.FlowRecord) {
 
 // Final implements classifier.Sink: the daemon reports flows when they
 // are decided; at their end it only moves their rule's last-working time.
-func (s *flowSink) Final(r *classifier.FlowRecord) { s.counters.ObserveWorking(r) }
+func (s *flowSink) Final(r *classifier.FlowRecord) { s.counters.Final(r) }
 
 // Alive implements classifier.AliveSink: an allowed session still open
 // keeps its rule's last-working time current.
-func (s *flowSink) Alive(r *classifier.FlowRecord) { s.counters.ObserveWorking(r) }
+func (s *flowSink) Alive(r *classifier.FlowRecord) { s.counters.Alive(r) }
 
 // flow writes one flow event with the fields of the replay JSON output.
 // Rule numbers are the live policy's stable numbers (see livePolicy).

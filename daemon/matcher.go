@@ -17,8 +17,13 @@ import (
 // The numbers the tables see are therefore stable: a rule id keeps its
 // number for the daemon's lifetime, and the snapshot translates to and
 // from the numbers of the compiled policy.
+//
+// Without a site config the daemon learns its inventory from the traffic:
+// inventory is then that inventory, which outlives every reload (a reload
+// of the matrix alone keeps what was learned).
 type livePolicy struct {
-	p atomic.Pointer[ruleSnapshot]
+	p         atomic.Pointer[ruleSnapshot]
+	inventory *policy.Inventory // nil with a site config
 }
 
 // ruleSnapshot is one compiled policy and the stable numbering of its rules.
@@ -78,10 +83,22 @@ func (l *livePolicy) store(p *policy.Policy) *ruleSnapshot {
 	return s
 }
 
-func (l *livePolicy) Roles(a [16]byte) policy.RoleSet { return l.p.Load().policy.Roles(a) }
-func (l *livePolicy) Learn(tr policy.Transport, client, server [16]byte, port uint16) {
-	l.p.Load().policy.Learn(tr, client, server, port)
+// Roles returns the roles of a host: from the config in force, or from
+// the inventory the daemon learns when it has none.
+func (l *livePolicy) Roles(a [16]byte) policy.RoleSet {
+	if l.inventory != nil {
+		return l.inventory.Roles(a)
+	}
+	return l.p.Load().policy.Roles(a)
 }
+
+// Learn teaches the daemon's inventory, when it learns one.
+func (l *livePolicy) Learn(tr policy.Transport, client, server [16]byte, port uint16) {
+	if l.inventory != nil {
+		l.inventory.Learn(l.p.Load().policy, tr, client, server, port)
+	}
+}
+
 func (l *livePolicy) ServerPortScore(tr policy.Transport, port uint16, roles policy.RoleSet) int {
 	return l.p.Load().policy.ServerPortScore(tr, port, roles)
 }

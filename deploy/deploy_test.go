@@ -18,12 +18,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"gopkg.in/yaml.v3"
 
 	"github.com/tpwatch/tpwatch/classifier"
 	"github.com/tpwatch/tpwatch/metrics"
+	"github.com/tpwatch/tpwatch/pipeline"
 	"github.com/tpwatch/tpwatch/policy"
 
 	"github.com/tpwatch/tpwatch/internal/testenv"
@@ -61,17 +61,20 @@ func exporterFamilies(t *testing.T) []*dto.MetricFamily {
 	}
 	reload := &metrics.ReloadStatus{}
 	reload.Success(time.Now())
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(
-		flows,
-		metrics.NewCaptureCollector(func() map[string]metrics.CaptureStats {
-			return map[string]metrics.CaptureStats{"eth0": {Packets: 100, Bytes: 9000, KernelDrops: 1, Up: true}}
-		}),
-		metrics.NewFlowTableCollector(func() metrics.TableStats { return metrics.TableStats{Entries: 3, Capacity: 1024} }),
-		metrics.NewBuildInfoCollector("test", "test"),
-		reload,
-		&metrics.SuppressedLogEvents{},
-	)
+	reg, err := metrics.NewRegistry(metrics.Exporter{
+		Version: "test", Revision: "test",
+		Flows: flows,
+		Captures: func() map[string]metrics.CaptureStats {
+			return map[string]metrics.CaptureStats{"eth0": {Counts: pipeline.Counts{Records: 100, Bytes: 9000}, KernelDrops: 1, Up: true}}
+		},
+		Table:               func() classifier.Stats { return classifier.Stats{Active: 3, Capacity: 1024} },
+		Inventory:           func() policy.InventoryStats { return policy.InventoryStats{Hosts: 2} },
+		Reloads:             reload,
+		SuppressedLogEvents: &metrics.SuppressedLogEvents{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatalf("gather: %v", err)

@@ -1,17 +1,20 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
 
-// CaptureStats are the counters of one capture interface since it opened,
-// as the capture source keeps them.
+	"github.com/tpwatch/tpwatch/pipeline"
+)
+
+// CaptureStats are the counters of one capture (an interface, or a replay)
+// since it started.
 type CaptureStats struct {
-	Packets, Bytes uint64
+	// Counts are what the pipeline read and decoded.
+	pipeline.Counts
 	// KernelDrops are packets the kernel dropped for lack of buffer space
 	// (pcap_stats ps_drop); InterfaceDrops those the interface or driver
 	// dropped (ps_ifdrop).
 	KernelDrops, InterfaceDrops uint64
-	// Packets that could not be decoded, by why.
-	DecodeTruncated, DecodeMalformed, DecodeUnsupported uint64
 	// Up is true while the interface is open and delivering.
 	Up bool
 }
@@ -53,13 +56,13 @@ func (c *captureCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *captureCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, s := range c.get() {
 		counter := prometheus.CounterValue
-		ch <- constMetric(c.packets, counter, float64(s.Packets), name)
+		ch <- constMetric(c.packets, counter, float64(s.Records), name)
 		ch <- constMetric(c.bytes, counter, float64(s.Bytes), name)
 		ch <- constMetric(c.kernelDrops, counter, float64(s.KernelDrops), name)
 		ch <- constMetric(c.ifaceDrops, counter, float64(s.InterfaceDrops), name)
-		ch <- constMetric(c.decodeErrors, counter, float64(s.DecodeTruncated), name, "truncated")
-		ch <- constMetric(c.decodeErrors, counter, float64(s.DecodeMalformed), name, "malformed")
-		ch <- constMetric(c.decodeErrors, counter, float64(s.DecodeUnsupported), name, "unsupported_link")
+		ch <- constMetric(c.decodeErrors, counter, float64(s.Truncated), name, "truncated")
+		ch <- constMetric(c.decodeErrors, counter, float64(s.Malformed), name, "malformed")
+		ch <- constMetric(c.decodeErrors, counter, float64(s.Unsupported), name, "unsupported_link")
 		ch <- constMetric(c.up, prometheus.GaugeValue, boolValue(s.Up), name)
 	}
 }

@@ -8,12 +8,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/pipeline"
+	"github.com/tpwatch/tpwatch/policy"
 )
 
 func TestCaptureCollector(t *testing.T) {
 	stats := map[string]CaptureStats{
-		"eth0": {Packets: 10, Bytes: 1500, KernelDrops: 2, InterfaceDrops: 1,
-			DecodeTruncated: 3, DecodeMalformed: 4, DecodeUnsupported: 5, Up: true},
+		"eth0": {Counts: pipeline.Counts{Records: 10, Bytes: 1500, Truncated: 3, Malformed: 4, Unsupported: 5},
+			KernelDrops: 2, InterfaceDrops: 1, Up: true},
 		"eth1": {},
 	}
 	reg := prometheus.NewPedanticRegistry()
@@ -55,8 +59,8 @@ tpwatch_capture_up{interface="eth1"} 0
 
 func TestFlowTableCollector(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewFlowTableCollector(func() TableStats {
-		return TableStats{Entries: 3, Capacity: 1 << 20, Evictions: 4, Expired: 5, Fragments: 6}
+	reg.MustRegister(NewFlowTableCollector(func() classifier.Stats {
+		return classifier.Stats{Active: 3, Capacity: 1 << 20, FlowsEvicted: 4, FlowsExpired: 5, Fragments: 6}
 	}))
 	const want = `
 # HELP tpwatch_flow_table_entries Flows held in the flow table.
@@ -132,5 +136,21 @@ func TestSuppressedLogEvents(t *testing.T) {
 	s.Add(41)
 	if got := testutil.ToFloat64(&s); got != 42 {
 		t.Errorf("suppressed = %v, want 42", got)
+	}
+}
+
+func TestInventoryCollector(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewInventoryCollector(func() policy.InventoryStats { return policy.InventoryStats{Hosts: 12, Dropped: 3} }))
+	const want = `
+# HELP tpwatch_inventory_learned_hosts Hosts the inferred inventory has learned a role for (without a site config).
+# TYPE tpwatch_inventory_learned_hosts gauge
+tpwatch_inventory_learned_hosts 12
+# HELP tpwatch_inventory_learnings_dropped_total Hosts the inferred inventory did not learn because it was full.
+# TYPE tpwatch_inventory_learnings_dropped_total counter
+tpwatch_inventory_learnings_dropped_total 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }

@@ -13,8 +13,8 @@ import (
 // Sizes of the per-rule counter block: one cell per (verdict, reason), both
 // indexed by their numeric value, so counting is an array index.
 const (
-	numVerdicts    = int(classifier.Pending) + 1
-	numReasons     = int(classifier.NoRule) + 1
+	numVerdicts    = classifier.NumVerdicts
+	numReasons     = classifier.NumReasons
 	cellsPerSlot   = numVerdicts * numReasons
 	noRuleSlot     = 0 // slot of rule "" (rule index -1, or ignored flows)
 	nanosPerSecond = 1e9
@@ -164,6 +164,19 @@ func (c *FlowCounters) Observe(r *classifier.FlowRecord) {
 	}
 }
 
+// Decided implements classifier.Sink: it counts the flow (Observe).
+func (c *FlowCounters) Decided(r *classifier.FlowRecord) { c.Observe(r) }
+
+// Final implements classifier.Sink: an allowed flow's end is the last
+// time its rule was seen working (ObserveWorking).
+func (c *FlowCounters) Final(r *classifier.FlowRecord) { c.ObserveWorking(r) }
+
+// Alive implements classifier.AliveSink: an allowed session still open
+// keeps its rule's last-working time current.
+func (c *FlowCounters) Alive(r *classifier.FlowRecord) { c.ObserveWorking(r) }
+
+var _ classifier.AliveSink = (*FlowCounters)(nil)
+
 // ObserveWorking moves the rule's last-working time to r.Last for an
 // allowed flow that is still open or has just ended, without counting it
 // again: Observe saw the flow when it was decided, at its start, and a
@@ -254,20 +267,25 @@ func (c *FlowCounters) Collect(ch chan<- prometheus.Metric) {
 
 // alwaysExported says whether a series is exported at zero: the outcomes a
 // rule can have, so that increase() and absent() work from the first flow
-// on and a dashboard shows a rule that never failed with a 0.
+// on and a dashboard shows a rule that never failed with a 0. A rule can
+// be allowed, and blocked or unexpected for every reason of those verdicts
+// (feature_disabled only when it has a feature; no_rule never: that is a
+// flow no rule matched); flows without a rule are ignored or no_rule.
 func alwaysExported(slot int, ri RuleInfo, v, reason int) bool {
 	verdict, why := classifier.Verdict(v), classifier.Reason(reason)
 	if slot == noRuleSlot {
 		return (verdict == classifier.Ignored && why == classifier.ReasonNone) ||
 			(verdict == classifier.Unexpected && why == classifier.NoRule)
 	}
-	switch verdict {
-	case classifier.Allowed:
+	switch {
+	case verdict == classifier.Allowed:
 		return why == classifier.ReasonNone
-	case classifier.Blocked:
-		return why == classifier.Refused || why == classifier.ICMPUnreachable || why == classifier.NoResponse
-	case classifier.Unexpected:
-		return why == classifier.UnauthorizedClient || (why == classifier.FeatureDisabled && ri.Feature != "")
+	case why == classifier.NoRule:
+		return false
+	case why == classifier.FeatureDisabled:
+		return verdict == classifier.Unexpected && ri.Feature != ""
+	case verdict == classifier.Blocked || verdict == classifier.Unexpected:
+		return why.Verdict() == verdict
 	}
 	return false
 }

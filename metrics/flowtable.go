@@ -1,25 +1,21 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
 
-// TableStats are the flow table's numbers, summed over its shards.
-type TableStats struct {
-	Entries   uint64 // flows held now
-	Capacity  uint64 // flows it can hold
-	Evictions uint64 // flows dropped to make room, since start
-	Expired   uint64 // flows ended by their idle timeout, since start
-	Fragments uint64 // IP fragments seen, since start
-}
+	"github.com/tpwatch/tpwatch/classifier"
+)
 
 type flowTableCollector struct {
-	get func() TableStats
+	get func() classifier.Stats
 
 	entries, capacity, evictions, expired, fragments *prometheus.Desc
 }
 
 // NewFlowTableCollector exports the flow table's size and churn. get is
-// called once per scrape and returns a snapshot.
-func NewFlowTableCollector(get func() TableStats) prometheus.Collector {
+// called once per scrape and returns a snapshot (the sum of every table's
+// stats, where there are several).
+func NewFlowTableCollector(get func() classifier.Stats) prometheus.Collector {
 	return &flowTableCollector{
 		get: get,
 		entries: prometheus.NewDesc("tpwatch_flow_table_entries",
@@ -43,9 +39,9 @@ func (c *flowTableCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *flowTableCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.get()
-	ch <- constMetric(c.entries, prometheus.GaugeValue, float64(s.Entries))
+	ch <- constMetric(c.entries, prometheus.GaugeValue, float64(s.Active))
 	ch <- constMetric(c.capacity, prometheus.GaugeValue, float64(s.Capacity))
-	ch <- constMetric(c.evictions, prometheus.CounterValue, float64(s.Evictions))
-	ch <- constMetric(c.expired, prometheus.CounterValue, float64(s.Expired))
+	ch <- constMetric(c.evictions, prometheus.CounterValue, float64(s.FlowsEvicted))
+	ch <- constMetric(c.expired, prometheus.CounterValue, float64(s.FlowsExpired))
 	ch <- constMetric(c.fragments, prometheus.CounterValue, float64(s.Fragments))
 }

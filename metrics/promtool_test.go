@@ -12,8 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tpwatch/tpwatch/classifier"
-
 	"github.com/tpwatch/tpwatch/internal/testenv"
+	"github.com/tpwatch/tpwatch/pipeline"
+	"github.com/tpwatch/tpwatch/policy"
 )
 
 // promtool returns the path of promtool. Without it the test is skipped on
@@ -27,7 +28,6 @@ func promtool(t *testing.T) string {
 // fullRegistry registers every collector of the package, each with values,
 // as the daemon does.
 func fullRegistry() *prometheus.Registry {
-	reg := prometheus.NewPedanticRegistry()
 	flows := newTestCounters()
 	for _, r := range []classifier.FlowRecord{
 		record(0, classifier.Allowed, classifier.ReasonNone),
@@ -41,16 +41,21 @@ func fullRegistry() *prometheus.Registry {
 	reload.Success(time.Unix(1700000000, 0))
 	suppressed := &SuppressedLogEvents{}
 	suppressed.Add(3)
-	reg.MustRegister(
-		flows,
-		NewCaptureCollector(func() map[string]CaptureStats {
-			return map[string]CaptureStats{"eth0": {Packets: 5, Bytes: 600, Up: true}}
-		}),
-		NewFlowTableCollector(func() TableStats { return TableStats{Entries: 1, Capacity: 1024} }),
-		NewBuildInfoCollector("1.2.3", "abc123"),
-		reload,
-		suppressed,
-	)
+	reg, err := NewRegistry(Exporter{
+		Version: "1.2.3", Revision: "abc123",
+		Flows: flows,
+		Captures: func() map[string]CaptureStats {
+			return map[string]CaptureStats{"eth0": {Counts: pipeline.Counts{Records: 5, Bytes: 600}, Up: true}}
+		},
+		Table:               func() classifier.Stats { return classifier.Stats{Active: 1, Capacity: 1024} },
+		Inventory:           func() policy.InventoryStats { return policy.InventoryStats{Hosts: 2} },
+		Reloads:             reload,
+		SuppressedLogEvents: suppressed,
+		Runtime:             true,
+	})
+	if err != nil {
+		panic(err)
+	}
 	return reg
 }
 

@@ -10,15 +10,17 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/tpwatch/tpwatch/classifier"
 )
 
 func textfileRegistry() *prometheus.Registry {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewBuildInfoCollector("1.2.3", "abc123"))
-	reg.MustRegister(NewFlowTableCollector(func() TableStats { return TableStats{Entries: 7} }))
+	reg.MustRegister(NewFlowTableCollector(func() classifier.Stats { return classifier.Stats{Active: 7} }))
 	return reg
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/tpwatch/tpwatch/capture"
 	"github.com/tpwatch/tpwatch/classifier"
 	"github.com/tpwatch/tpwatch/pcaps"
+	"github.com/tpwatch/tpwatch/policy"
 	"github.com/tpwatch/tpwatch/report"
 )
 
@@ -48,7 +49,7 @@ func benchmarkReplayJSON(b *testing.B, seq bool) {
 	b.ResetTimer()
 	for range b.N {
 		w := report.NewJSONWriter(io.Discard, pol.Rules(), false)
-		tab := classifier.NewTable(classifier.DefaultOptions(), pol, w)
+		tab := classifier.NewTable(classifier.DefaultOptions(), policy.Bind(pol, nil), w)
 		src, err := capture.NewReader(bytes.NewReader(data), "bench.pcap")
 		if err != nil {
 			b.Fatal(err)

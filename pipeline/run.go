@@ -5,81 +5,26 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"time"
 
 	"github.com/tpwatch/tpwatch/capture"
 	"github.com/tpwatch/tpwatch/classifier"
 )
 
-// Batches of decoded packets travel from the reader to the flow table. 256
-// packets amortise the channel hand-off (about 100 ns) to well under a
-// nanosecond a packet, and 16 batches in flight absorb the reader's and
-// the table's uneven speeds (32 measured no faster on the benchmark
-// capture, and took 0.6 MiB more) without letting memory grow: 16 × (256
-// slim packets of 40 B and 64 whole ones), 270 KiB, and a DeferredSink's
+// 16 batches in flight absorb the reader's and the table's uneven speeds
+// (32 measured no faster on the benchmark capture, and took 0.6 MiB more)
+// without letting memory grow: 16 batches of 17 KiB, and a DeferredSink's
 // chunks, 280 KiB.
-const (
-	batchSize       = 256
-	batchesInFlight = 16
-	// wholePerBatch bounds the packets a batch carries whole: an IPv6
-	// capture gets batches of 64 packets, an IPv4 one does not pay 26 KiB
-	// a batch for room it does not use.
-	wholePerBatch = 64
-)
+const batchesInFlight = 16
 
+// batch is a classifier.Batch on its way to the table, and what the
+// reader tells the table besides its packets.
 type batch struct {
-	n int
+	*classifier.Batch
 	// advance, when non-zero, asks the table to move its clock to this
-	// packet time after the batch's packets (a live source's read timeout).
+	// time after the batch's packets: a live source had nothing to read
+	// for its read timeout.
 	advance int64
-	// slim holds the packets, and whole, in order, those of them marked
-	// Whole (an IPv6 packet, an ICMP error...): a batch ends when whole is
-	// full. Only the slim packets, half a cache line each, and the whole
-	// ones there are, cross to the table's core.
-	slim   [batchSize]classifier.Slim
-	whole  [wholePerBatch]capture.Packet
-	wholes int
-	seed   uint64 // the slim packets' flows are hashed with it; 0: none yet
-}
-
-// Table is the part of the classifier the pipeline drives.
-type Table interface {
-	Process(p *capture.Packet)
-	Advance(now int64)
-}
-
-// BatchTable is a Table that follows a batch of packets faster than one
-// Process call each, with the same effect: the pipeline hands it whole
-// batches (see classifier.Table.ProcessSlim).
-type BatchTable interface {
-	Table
-	ProcessSlim(slim []classifier.Slim, whole []capture.Packet, seed uint64)
-	// Seed is the table's hash seed, once it has one: the reading
-	// goroutine hashes the flows of the slim packets with it.
-	Seed() (uint64, bool)
-}
-
-var _ BatchTable = (*classifier.Table)(nil)
-
-// processBatch gives the table the batch's packets, then its Advance.
-func processBatch(table Table, b *batch) {
-	if bt, ok := table.(BatchTable); ok {
-		bt.ProcessSlim(b.slim[:b.n], b.whole[:b.wholes], b.seed)
-	} else {
-		var p capture.Packet
-		w := 0
-		for i := range b.n {
-			if b.slim[i].Whole {
-				table.Process(&b.whole[w])
-				w++
-			} else {
-				b.slim[i].Packet(&p)
-				table.Process(&p)
-			}
-		}
-	}
-	if b.advance != 0 {
-		table.Advance(b.advance)
-	}
 }
 
 // Options tune Run.
@@ -93,28 +38,45 @@ type Options struct {
 	// Deferred, when the table's sink, has its work done on the reading
 	// goroutine (see DeferredSink).
 	Deferred *DeferredSink
+	// Latency, when positive, bounds how long a packet waits in a batch
+	// that is not full, in packet time: a live capture whose packets
+	// trickle in hands them to the table (and notices a cancelled ctx)
+	// at least this often. Zero fills every batch (a replay), and a live
+	// source's read timeout still hands what it has.
+	Latency time.Duration
+	// BeforeBatch, when set, is called on the table's goroutine before
+	// each batch, and once before the first: the daemon applies a
+	// reloaded config's timeouts there, where the table may be touched.
+	BeforeBatch func()
 }
 
 // Run reads src until it ends, feeding every decoded IP packet to table,
 // and returns nil at a clean end of input. A read error is returned as it
 // came (it says where the source stopped); every record before it has been
 // classified. Cancelling ctx stops the run between batches.
-func Run(ctx context.Context, src capture.Reader, table Table, stats *SourceStats, opts Options) error {
-	if opts.Sequential || runtime.GOMAXPROCS(0) == 1 {
-		return runSequential(ctx, src, table, stats)
+func Run(ctx context.Context, src capture.Reader, table *classifier.Table, stats *SourceStats, opts Options) error {
+	if opts.BeforeBatch == nil {
+		opts.BeforeBatch = func() {}
 	}
+	opts.BeforeBatch()
+	if opts.Sequential || runtime.GOMAXPROCS(0) == 1 {
+		return runSequential(ctx, src, table, stats, opts)
+	}
+	// Made on this goroutine, the table's, before the reader starts: it
+	// reads the table's hash seed.
+	ld := table.NewLoader(true)
 	// full has room for every batch, so that the reader never waits to
 	// hand one over: it must stay free to hand a DeferredSink's chunks.
 	free := make(chan *batch, batchesInFlight)
 	full := make(chan *batch, batchesInFlight)
 	for range batchesInFlight {
-		free <- new(batch)
+		free <- &batch{Batch: ld.NewBatch()}
 	}
 	d := opts.Deferred
 	if d != nil {
 		d.start()
 	}
-	r := newReading(table) // before the reader starts: the table is this goroutine's
+	r := &reading{ld: ld, latency: int64(opts.Latency)}
 	readErr := make(chan error, 1)
 	go func() {
 		err := readBatches(ctx, src, r, stats, free, full, d)
@@ -128,6 +90,7 @@ func Run(ctx context.Context, src capture.Reader, table Table, stats *SourceStat
 		readErr <- err
 	}()
 	for b := range full {
+		opts.BeforeBatch()
 		processBatch(table, b)
 		free <- b
 	}
@@ -135,6 +98,14 @@ func Run(ctx context.Context, src capture.Reader, table Table, stats *SourceStat
 		d.finish()
 	}
 	return <-readErr
+}
+
+// processBatch gives the table the batch's packets, then its Advance.
+func processBatch(table *classifier.Table, b *batch) {
+	table.ProcessBatch(b.Batch)
+	if b.advance != 0 {
+		table.Advance(b.advance)
+	}
 }
 
 // readBatches is the reading goroutine: it fills free batches with the
@@ -154,9 +125,9 @@ func readBatches(ctx context.Context, src capture.Reader, r *reading, stats *Sou
 				continue
 			}
 		}
-		err := readBatch(src, r, b)
+		err := r.fill(src, b)
 		r.counts.publish(stats)
-		if b.n > 0 || b.advance != 0 {
+		if b.Len() > 0 || b.advance != 0 {
 			full <- b
 		} else {
 			free <- b // empty: back where Run counts its batches at the end
@@ -173,39 +144,20 @@ func readBatches(ctx context.Context, src capture.Reader, r *reading, stats *Sou
 	}
 }
 
-// WholeBatchTable is a Table that follows a batch of whole packets faster
-// than one Process call each (classifier.Table.ProcessBatch).
-type WholeBatchTable interface {
-	Table
-	ProcessBatch(pkts []capture.Packet)
-}
-
 // runSequential reads a batch, then classifies it, on the calling
-// goroutine. The packets stay whole: their slim form only pays for itself
-// when the batch crosses to another core.
-func runSequential(ctx context.Context, src capture.Reader, table Table, stats *SourceStats) error {
-	var (
-		pkts [batchSize]capture.Packet
-		r    reading
-	)
-	wb, batched := table.(WholeBatchTable)
+// goroutine.
+func runSequential(ctx context.Context, src capture.Reader, table *classifier.Table, stats *SourceStats, opts Options) error {
+	r := &reading{ld: table.NewLoader(false), latency: int64(opts.Latency)}
+	b := &batch{Batch: r.ld.NewBatch()}
 	defer r.counts.publish(stats)
 	for {
 		r.counts.publish(stats)
 		if ctx.Err() != nil {
 			return nil
 		}
-		n, advance, err := readWhole(src, &r, pkts[:])
-		if batched {
-			wb.ProcessBatch(pkts[:n])
-		} else {
-			for i := range pkts[:n] {
-				table.Process(&pkts[i])
-			}
-		}
-		if advance != 0 {
-			table.Advance(advance)
-		}
+		err := r.fill(src, b)
+		opts.BeforeBatch()
+		processBatch(table, b)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -215,127 +167,59 @@ func runSequential(ctx context.Context, src capture.Reader, table Table, stats *
 	}
 }
 
-// readWhole decodes records into pkts until it is full, the source
-// reports an idle moment (advance is then its time) or an error.
-func readWhole(src capture.Reader, r *reading, pkts []capture.Packet) (n int, advance int64, err error) {
-	for n < len(pkts) {
-		ok, advance, err := r.decodeNext(src, &pkts[n])
-		if err != nil || advance != 0 {
-			return n, advance, err
-		}
-		if ok {
-			n++
-		}
-	}
-	return n, 0, nil
+// reading is the reading goroutine's own state: the record it reads into,
+// the loader of its batches, and its counters.
+type reading struct {
+	rec     capture.Record
+	ld      *classifier.Loader
+	counts  localCounts
+	latency int64 // Options.Latency in ns; 0: none
 }
 
-// decodeNext reads the next record into p and counts it: ok when p is an
-// IP packet to follow; advance, when the source reports an idle moment,
-// is its time.
-func (r *reading) decodeNext(src capture.Reader, p *capture.Packet) (ok bool, advance int64, err error) {
-	idle, now, err := r.next(src)
-	if err != nil || idle {
-		return false, now, err
-	}
-	return r.decode(p), 0, nil
-}
-
-// next reads the next record into r.rec, or reports an idle moment of the
-// source (idle, at time now) and leaves r.rec as it was.
-func (r *reading) next(src capture.Reader) (idle bool, now int64, err error) {
-	if err := src.Next(&r.rec); err != nil {
-		var i *capture.Idle
-		if errors.As(err, &i) {
-			return true, i.Now, nil
+// fill decodes records into b until it is full, the source reports an
+// idle moment (b.advance is then set), the latency has passed since the
+// batch's first packet, or an error, which it returns.
+func (r *reading) fill(src capture.Reader, b *batch) error {
+	b.advance = 0
+	ld := r.ld
+	ld.Start(b.Batch)
+	defer ld.Finish()
+	first := int64(0)
+	for !ld.Full() {
+		if err := src.Next(&r.rec); err != nil {
+			var idle *capture.Idle
+			if errors.As(err, &idle) {
+				b.advance = idle.Now
+				return nil
+			}
+			return err
 		}
-		return false, 0, err
+		rec := &r.rec
+		// Most packets take the short way, straight into their slim form.
+		if ld.AddFrame(rec) {
+			r.tally(capture.StatusOK)
+		} else {
+			p := ld.Packet()
+			p.TS, p.WireLen = rec.TS, rec.WireLen
+			status := capture.Decode(rec.Link, rec.Data, p)
+			r.tally(status)
+			if status == capture.StatusOK {
+				ld.Add()
+			}
+		}
+		if r.latency > 0 {
+			if first == 0 {
+				first = rec.TS
+			} else if rec.TS-first >= r.latency {
+				return nil
+			}
+		}
 	}
-	return false, 0, nil
-}
-
-// decode decodes r.rec into p and counts it: true when p is an IP packet
-// to follow.
-func (r *reading) decode(p *capture.Packet) bool {
-	rec := &r.rec
-	p.TS, p.WireLen = rec.TS, rec.WireLen
-	status := capture.Decode(rec.Link, rec.Data, p)
-	r.tally(status)
-	return status == capture.StatusOK
+	return nil
 }
 
 // tally counts r.rec, decoded with status.
 func (r *reading) tally(status capture.Status) {
 	r.counts.count(status, r.rec.Link, r.rec.WireLen)
 	r.counts.lastTS = r.rec.TS
-}
-
-// reading is the reading goroutine's own state: the record and the packet
-// it decodes into, the batch's slim packets as they are made, and its
-// counters. The slim packets are staged here and copied into the batch
-// when it is complete: storing each one into the batch, whose lines were
-// last read on the table's core, made every store wait for a line from
-// the other core and took a third of the replay's CPU; one copy of the
-// whole batch moves the same lines many at a time.
-type reading struct {
-	rec    capture.Record
-	pkt    capture.Packet
-	flow4  capture.Flow4
-	counts localCounts
-	seed   uint64
-	seeded bool
-	stage  [batchSize]classifier.Slim
-}
-
-// newReading returns the reading state for table, with its seed if it
-// has one.
-func newReading(table Table) *reading {
-	r := new(reading)
-	if bt, ok := table.(BatchTable); ok {
-		r.seed, r.seeded = bt.Seed()
-	}
-	return r
-}
-
-// readBatch decodes records into b until it is full, the source reports
-// an idle moment (b.advance is then set) or an error, which it returns.
-// Flows are hashed with r's seed; a reader without one (a table without
-// one) takes it from the packet the table would take it from.
-func readBatch(src capture.Reader, r *reading, b *batch) error {
-	b.n, b.advance, b.wholes = 0, 0, 0
-	err := stageBatch(src, r, b)
-	copy(b.slim[:b.n], r.stage[:b.n])
-	b.seed = r.seed
-	return err
-}
-
-func stageBatch(src capture.Reader, r *reading, b *batch) error {
-	p := &r.pkt
-	for b.n < batchSize && b.wholes < wholePerBatch {
-		idle, now, err := r.next(src)
-		if err != nil || idle {
-			b.advance = now
-			return err
-		}
-		// Most packets take the short way, straight into their slim form
-		// (the first, which seeds the hash, the general one).
-		rec := &r.rec
-		if r.seeded && rec.Link == capture.LinkEthernet && capture.DecodeFlow4(rec.Data, &r.flow4) {
-			r.tally(capture.StatusOK)
-			r.stage[b.n].SetFlow4(&r.flow4, rec.TS, rec.WireLen, r.seed)
-			b.n++
-			continue
-		}
-		if r.decode(p) {
-			if !r.seeded {
-				r.seed, r.seeded = classifier.SeedFrom(p)
-			}
-			if r.stage[b.n].Set(p, r.seed) {
-				b.whole[b.wholes] = *p
-				b.wholes++
-			}
-			b.n++
-		}
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tpwatch/tpwatch/capture"
 	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/policy"
 )
 
 // fakeSource yields n raw IPv4/UDP records with distinct source ports, then
@@ -20,9 +21,10 @@ type fakeSource struct {
 	n, i          int
 	frame, frame6 []byte
 	end           error
-	idle          int // yield an Idle every idle records (0: never)
-	v6            int // make every v6-th record IPv6 (0: none)
-	gapAt         int // records after this one are two minutes later (0: none)
+	idle          int   // yield an Idle every idle records (0: never)
+	idleAt        int64 // the Idles' time (0: the record's number)
+	v6            int   // make every v6-th record IPv6 (0: none)
+	gapAt         int   // records after this one are two minutes later (0: none)
 }
 
 func newFakeSource(n int, end error) *fakeSource {
@@ -52,6 +54,9 @@ func (s *fakeSource) Next(r *capture.Record) error {
 	}
 	s.i++
 	if s.idle > 0 && s.i%s.idle == 0 {
+		if s.idleAt != 0 {
+			return &capture.Idle{Now: s.idleAt}
+		}
 		return &capture.Idle{Now: int64(s.i)}
 	}
 	frame, port := s.frame, 20
@@ -69,29 +74,63 @@ func (s *fakeSource) Next(r *capture.Record) error {
 
 func (s *fakeSource) Close() error { return nil }
 
-// recordingTable remembers the order of what it was given.
-type recordingTable struct {
-	ports    []uint16
-	advances []int64
+// portLog is a sink that records the source port of every flow decided
+// (the fake sources send from port i to 1434), and how many flows it saw
+// decided blocked.
+type portLog struct {
+	ports   []uint16
+	blocked int
 }
 
-func (t *recordingTable) Process(p *capture.Packet) { t.ports = append(t.ports, p.SrcPort) }
-func (t *recordingTable) Advance(now int64)         { t.advances = append(t.advances, now) }
+func (l *portLog) Decided(r *classifier.FlowRecord) {
+	l.ports = append(l.ports, r.ClientPort+r.ServerPort-1434)
+	if r.Verdict == classifier.Blocked {
+		l.blocked++
+	}
+}
+func (l *portLog) Final(*classifier.FlowRecord) {}
+
+// replyRule is a policy of one rule for every host and port: a UDP
+// request that wants a reply, so a datagram nothing answers is an attempt
+// that time decides.
+type replyRule struct{}
+
+func (replyRule) Roles([16]byte) policy.RoleSet                      { return 1 << policy.Agent }
+func (replyRule) Learn(policy.Transport, [16]byte, [16]byte, uint16) {}
+func (replyRule) ServerPortScore(_ policy.Transport, port uint16, _ policy.RoleSet) int {
+	if port == 1434 {
+		return 2
+	}
+	return 0
+}
+func (replyRule) Match(policy.Transport, policy.RoleSet, policy.RoleSet, uint16) policy.Match {
+	return policy.Match{Kind: policy.MatchAllowed, Rule: 0}
+}
+func (replyRule) Reply(int32) bool { return true }
+
+// ignoring returns a table that ignores every flow, deciding each as it
+// is created: the sink's calls are then in the order of the packets, one
+// flow a packet in the fake sources (each has its own source port).
+func ignoring(log *portLog) *classifier.Table {
+	return classifier.NewTable(classifier.DefaultOptions(), nil, log)
+}
 
 func TestRunDeliversEveryPacketInOrder(t *testing.T) {
 	for _, seq := range []bool{false, true} {
 		src := newFakeSource(10000, io.EOF)
-		var tab recordingTable
+		var log portLog
+		tab := ignoring(&log)
 		var stats SourceStats
-		if err := Run(context.Background(), src, &tab, &stats, Options{Sequential: seq}); err != nil {
+		if err := Run(context.Background(), src, tab, &stats, Options{Sequential: seq}); err != nil {
 			t.Fatalf("sequential=%v: %v", seq, err)
 		}
-		if len(tab.ports) != 10000 {
-			t.Fatalf("sequential=%v: %d packets, want 10000", seq, len(tab.ports))
+		tab.Advance(0) // publishes its counters
+		if len(log.ports) != 10000 || tab.Stats().Packets != 10000 {
+			t.Fatalf("sequential=%v: %d flows of %d packets, want 10000", seq, len(log.ports), tab.Stats().Packets)
 		}
-		for i, p := range tab.ports {
+		for i, p := range log.ports {
 			if p != uint16(i+1) {
-				t.Fatalf("sequential=%v: packet %d has port %d: order lost", seq, i, p)
+				t.Fatalf("sequential=%v: flow %d has port %d: order lost", seq, i, p)
 			}
 		}
 		if stats.Records.Load() != 10000 || stats.Bytes.Load() != 280000 || stats.LastTS.Load() != 10000 {
@@ -100,53 +139,30 @@ func TestRunDeliversEveryPacketInOrder(t *testing.T) {
 	}
 }
 
-// recordingBatchTable remembers the order of the packets of its batches.
-type recordingBatchTable struct {
-	recordingTable
-	batches, wholes int
-}
-
-func (t *recordingBatchTable) Seed() (uint64, bool) { return 0, false }
-
-func (t *recordingBatchTable) ProcessSlim(slim []classifier.Slim, whole []capture.Packet, seed uint64) {
-	t.batches++
-	for i := range slim {
-		if slim[i].Whole {
-			t.ports = append(t.ports, whole[0].SrcPort)
-			whole = whole[1:]
-			t.wholes++
-		} else {
-			var p capture.Packet
-			slim[i].Packet(&p)
-			t.ports = append(t.ports, p.SrcPort)
-		}
-	}
-	if len(whole) != 0 {
-		panic("whole packets left over")
-	}
-}
-
-// TestRunMixesSlimAndWholeInOrder sends IPv4 packets, carried slim, and
-// IPv6 ones, carried whole, more of them than a batch holds whole.
+// TestRunMixesSlimAndWholeInOrder sends IPv4 packets, which cross to the
+// table in their slim form, and IPv6 ones, carried whole, more of them
+// than a batch holds whole: the order must survive, and batches end when
+// their room for whole packets is full.
 func TestRunMixesSlimAndWholeInOrder(t *testing.T) {
 	for _, seq := range []bool{false, true} {
 		src := newFakeSource(10000, io.EOF)
 		src.v6 = 2
-		var tab recordingBatchTable
-		if err := Run(context.Background(), src, &tab, nil, Options{Sequential: seq}); err != nil {
+		var log portLog
+		batches := 0
+		if err := Run(context.Background(), src, ignoring(&log), nil, Options{Sequential: seq, BeforeBatch: func() { batches++ }}); err != nil {
 			t.Fatal(err)
 		}
-		// Sequential, packets stay whole and go to Process one by one.
-		if len(tab.ports) != 10000 || !seq && tab.wholes != 5000 {
-			t.Fatalf("sequential=%v: %d packets, %d whole, want 10000 and 5000", seq, len(tab.ports), tab.wholes)
+		if len(log.ports) != 10000 {
+			t.Fatalf("sequential=%v: %d flows, want 10000", seq, len(log.ports))
 		}
-		for i, p := range tab.ports {
+		for i, p := range log.ports {
 			if p != uint16(i+1) {
-				t.Fatalf("sequential=%v: packet %d has port %d: order lost", seq, i, p)
+				t.Fatalf("sequential=%v: flow %d has port %d: order lost", seq, i, p)
 			}
 		}
-		if want := 10000 / (2 * wholePerBatch); !seq && tab.batches < want {
-			t.Errorf("sequential=%v: %d batches, want at least %d (%d whole packets a batch)", seq, tab.batches, want, wholePerBatch)
+		// 5000 IPv6 packets, at most 64 whole a crossing batch.
+		if want := 5000 / 64; !seq && batches < want {
+			t.Errorf("sequential=%v: %d batches, want at least %d", seq, batches, want)
 		}
 	}
 }
@@ -154,30 +170,59 @@ func TestRunMixesSlimAndWholeInOrder(t *testing.T) {
 func TestRunReturnsReadErrorAfterClassifyingWhatCameBefore(t *testing.T) {
 	boom := errors.New("record 1001 at byte 9999: truncated")
 	for _, seq := range []bool{false, true} {
-		var tab recordingTable
-		err := Run(context.Background(), newFakeSource(1000, boom), &tab, nil, Options{Sequential: seq})
+		var log portLog
+		err := Run(context.Background(), newFakeSource(1000, boom), ignoring(&log), nil, Options{Sequential: seq})
 		if !errors.Is(err, boom) {
 			t.Errorf("sequential=%v: err %v, want the read error", seq, err)
 		}
-		if len(tab.ports) != 1000 {
-			t.Errorf("sequential=%v: %d packets classified before the error, want 1000", seq, len(tab.ports))
+		if len(log.ports) != 1000 {
+			t.Errorf("sequential=%v: %d packets classified before the error, want 1000", seq, len(log.ports))
 		}
 	}
 }
 
+// TestRunAdvancesOnIdle: an idle moment of the source moves the table's
+// clock to its time, which decides the attempts whose timeout has passed
+// by then, before the packets read after it.
 func TestRunAdvancesOnIdle(t *testing.T) {
 	for _, seq := range []bool{false, true} {
 		src := newFakeSource(1000, io.EOF)
 		src.idle = 100
-		var tab recordingTable
-		if err := Run(context.Background(), src, &tab, nil, Options{Sequential: seq}); err != nil {
+		src.idleAt = int64(time.Hour)
+		var log portLog
+		tab := classifier.NewTable(classifier.DefaultOptions(), replyRule{}, &log)
+		if err := Run(context.Background(), src, tab, nil, Options{Sequential: seq}); err != nil {
 			t.Fatal(err)
 		}
-		if len(tab.advances) != 10 || tab.advances[0] != 100 {
-			t.Errorf("sequential=%v: advances %v", seq, tab.advances)
+		// The first idle, after 99 datagrams, is an hour later: the 99
+		// requests, unanswered, are blocked then, and nothing after.
+		if log.blocked != 99 || len(log.ports) != 99 {
+			t.Errorf("sequential=%v: %d flows decided, %d blocked; want 99 blocked at the first idle", seq, len(log.ports), log.blocked)
 		}
-		if len(tab.ports) != 990 {
-			t.Errorf("sequential=%v: %d packets", seq, len(tab.ports))
+		tab.Advance(0)
+		if got := tab.Stats().Packets; got != 990 {
+			t.Errorf("sequential=%v: %d packets", seq, got)
+		}
+	}
+}
+
+// TestRunLatency: with a latency, a batch is handed on once its first
+// packet is that old in packet time, full or not.
+func TestRunLatency(t *testing.T) {
+	for _, seq := range []bool{false, true} {
+		src := newFakeSource(1000, io.EOF) // a packet each nanosecond
+		var log portLog
+		batches := 0
+		opts := Options{Sequential: seq, Latency: 10, BeforeBatch: func() { batches++ }}
+		if err := Run(context.Background(), src, ignoring(&log), nil, opts); err != nil {
+			t.Fatal(err)
+		}
+		if len(log.ports) != 1000 {
+			t.Fatalf("sequential=%v: %d flows, want 1000", seq, len(log.ports))
+		}
+		// 11 packets a batch at most; BeforeBatch also runs once first.
+		if batches < 1000/11 {
+			t.Errorf("sequential=%v: %d batches for 1000 packets, want one every 11 packets at most", seq, batches)
 		}
 	}
 }
@@ -185,36 +230,34 @@ func TestRunAdvancesOnIdle(t *testing.T) {
 func TestRunCountsUndecodable(t *testing.T) {
 	src := newFakeSource(10, io.EOF)
 	src.frame[0] = 0x15 // IP version 1: not a packet Decode follows
-	var tab recordingTable
+	var log portLog
+	tab := ignoring(&log)
 	var stats SourceStats
-	if err := Run(context.Background(), src, &tab, &stats, Options{}); err != nil {
+	if err := Run(context.Background(), src, tab, &stats, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if len(tab.ports) != 0 || stats.Records.Load() != 10 || stats.DecodeErrors()+stats.NotIP.Load() != 10 {
-		t.Errorf("packets %d records %d errors %d notip %d", len(tab.ports), stats.Records.Load(), stats.DecodeErrors(), stats.NotIP.Load())
+	tab.Advance(0)
+	if tab.Stats().Packets != 0 || stats.Records.Load() != 10 || stats.DecodeErrors()+stats.NotIP.Load() != 10 {
+		t.Errorf("packets %d records %d errors %d notip %d", tab.Stats().Packets, stats.Records.Load(), stats.DecodeErrors(), stats.NotIP.Load())
 	}
 }
 
 func BenchmarkRunParallel(b *testing.B)   { benchmarkRun(b, false) }
 func BenchmarkRunSequential(b *testing.B) { benchmarkRun(b, true) }
 
-type countingTable struct{ n int }
-
-func (t *countingTable) Process(*capture.Packet) { t.n++ }
-func (t *countingTable) Advance(int64)           {}
-
-// benchmarkRun measures the pipeline's own cost (hand-off, decode) with a
-// table that does nothing.
+// benchmarkRun measures the pipeline with a table that ignores every flow:
+// the hand-off, the decoding and the table's work for a new flow.
 func benchmarkRun(b *testing.B, seq bool) {
 	b.ReportAllocs()
 	src := newFakeSource(b.N, io.EOF)
-	var tab countingTable
+	tab := classifier.NewTable(classifier.DefaultOptions(), nil, nil)
 	b.ResetTimer()
-	if err := Run(context.Background(), src, &tab, nil, Options{Sequential: seq}); err != nil {
+	if err := Run(context.Background(), src, tab, nil, Options{Sequential: seq}); err != nil {
 		b.Fatal(err)
 	}
-	if tab.n != b.N {
-		b.Fatalf("%d of %d", tab.n, b.N)
+	tab.Advance(0)
+	if n := tab.Stats().Packets; n != uint64(b.N) {
+		b.Fatalf("%d of %d", n, b.N)
 	}
 }
 

@@ -28,6 +28,28 @@ func (s *SourceStats) DecodeErrors() uint64 {
 	return s.Truncated.Load() + s.Malformed.Load() + s.Unsupported.Load()
 }
 
+// Counts are a SourceStats' values at one moment.
+type Counts struct {
+	Records, Bytes, NotIP, Truncated, Malformed, Unsupported uint64
+	// LastTS is the packet time of the last record, Unix ns.
+	LastTS int64
+	// UnsupportedLink is the last link type seen that Decode does not
+	// know.
+	UnsupportedLink capture.LinkType
+}
+
+// Counts returns the counters' values now.
+func (s *SourceStats) Counts() Counts {
+	return Counts{
+		Records: s.Records.Load(), Bytes: s.Bytes.Load(), NotIP: s.NotIP.Load(),
+		Truncated: s.Truncated.Load(), Malformed: s.Malformed.Load(), Unsupported: s.Unsupported.Load(),
+		LastTS: s.LastTS.Load(), UnsupportedLink: capture.LinkType(s.UnsupportedLink.Load()),
+	}
+}
+
+// DecodeErrors is the number of records whose headers could not be decoded.
+func (c *Counts) DecodeErrors() uint64 { return c.Truncated + c.Malformed + c.Unsupported }
+
 // localCounts is the reading goroutine's private copy of SourceStats.
 type localCounts struct {
 	records, bytes, notIP, truncated, malformed, unsupported uint64

@@ -3,6 +3,8 @@ package policy
 import (
 	"net/netip"
 	"slices"
+	"sync"
+	"sync/atomic"
 )
 
 // hostTable answers "which roles does this address hold" for a configured
@@ -65,47 +67,74 @@ func (t *hostTable) lookup(addr [16]byte) RoleSet {
 	return s
 }
 
-// Roles returns the roles addr holds: from the config, or learned so far
-// when the inventory is inferred. addr is 16 bytes, IPv4 IPv4-mapped
-// (::ffff:a.b.c.d).
+// Roles returns the roles the site config gives addr (none when the
+// inventory is inferred: see Inventory). addr is 16 bytes, IPv4
+// IPv4-mapped (::ffff:a.b.c.d).
 func (p *Policy) Roles(addr [16]byte) RoleSet {
-	if !p.inferred {
-		return p.static.lookup(addr)
+	if p.inferred {
+		return 0
 	}
-	p.mu.RLock()
-	s := p.learned[addr]
-	p.mu.RUnlock()
+	return p.static.lookup(addr)
+}
+
+// DefaultMaxInferredHosts bounds an inferred inventory, so a scan or a
+// spoofed flood cannot grow it without limit.
+const DefaultMaxInferredHosts = 65536
+
+// Inventory is the inventory learned from the traffic when no site config
+// names the hosts: which roles each host has shown it holds. It belongs to
+// whoever follows the traffic (a replay, the daemon), not to a Policy:
+// a daemon keeps it across config reloads, and a compiled Policy stays
+// immutable. Its methods are safe for concurrent use.
+type Inventory struct {
+	mu      sync.RWMutex // guards learned
+	learned map[[16]byte]RoleSet
+	max     int
+	dropped atomic.Uint64
+}
+
+// InventoryStats are the numbers of an inferred inventory.
+type InventoryStats struct {
+	// Hosts is the number of hosts that hold a role.
+	Hosts int
+	// Dropped counts the hosts not learned because the inventory was full.
+	Dropped uint64
+}
+
+// NewInventory returns an empty inventory of at most maxHosts hosts
+// (DefaultMaxInferredHosts when maxHosts <= 0).
+func NewInventory(maxHosts int) *Inventory {
+	if maxHosts <= 0 {
+		maxHosts = DefaultMaxInferredHosts
+	}
+	return &Inventory{learned: map[[16]byte]RoleSet{}, max: maxHosts}
+}
+
+// Stats returns the inventory's numbers.
+func (v *Inventory) Stats() InventoryStats {
+	v.mu.RLock()
+	n := len(v.learned)
+	v.mu.RUnlock()
+	return InventoryStats{Hosts: n, Dropped: v.dropped.Load()}
+}
+
+// Roles returns the roles addr has been seen to hold.
+func (v *Inventory) Roles(addr [16]byte) RoleSet {
+	v.mu.RLock()
+	s := v.learned[addr]
+	v.mu.RUnlock()
 	return s
 }
 
-// SetMaxInferredHosts bounds the number of hosts Learn remembers; n <= 0
-// restores DefaultMaxInferredHosts. Hosts already learned are kept.
-func (p *Policy) SetMaxInferredHosts(n int) {
-	if n <= 0 {
-		n = DefaultMaxInferredHosts
-	}
-	p.mu.Lock()
-	p.maxInferred = n
-	p.mu.Unlock()
-}
-
-// InferOverflow returns how many times Learn refused a new host because the
-// inferred inventory was full.
-func (p *Policy) InferOverflow() uint64 { return p.overflow.Load() }
-
-// Learn teaches the inferred inventory what a flow of transport tr from
-// client to server's serverPort says about its hosts. It does nothing when
-// the inventory comes from a config.
+// Learn teaches the inventory what a flow of transport tr from client to
+// server's serverPort says about its hosts, under the rules of p.
 //
 // The first rule, in rule order, that names the port and infers something
 // decides: the server takes its server role; for an InferBoth rule the
 // client takes its client role, unless the client already holds a role that
 // a rule on this port admits towards this server (a Threat Manager known
 // from 10000 stays one when it opens 1433, where its own rule admits it).
-func (p *Policy) Learn(tr Transport, client, server [16]byte, serverPort uint16) {
-	if !p.inferred {
-		return
-	}
+func (v *Inventory) Learn(p *Policy, tr Transport, client, server [16]byte, serverPort uint16) {
 	cands := p.candidates(tr, serverPort)
 	rule := -1
 	for _, i := range cands {
@@ -117,30 +146,26 @@ func (p *Policy) Learn(tr Transport, client, server [16]byte, serverPort uint16)
 	if rule < 0 {
 		return
 	}
+	r := &p.rules[rule]
 	// Most flows teach nothing new: decide under the read lock first.
-	p.mu.RLock()
-	changes := p.lessonNeeded(cands, &p.rules[rule], client, server)
-	p.mu.RUnlock()
+	v.mu.RLock()
+	clientRoles, serverRoles := v.lesson(p, cands, r, client, server)
+	changes := clientRoles != v.learned[client] || serverRoles != v.learned[server]
+	v.mu.RUnlock()
 	if !changes {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r := &p.rules[rule]
-	clientRoles, serverRoles := p.lesson(cands, r, client, server)
-	p.learn(server, serverRoles)
-	p.learn(client, clientRoles)
-}
-
-func (p *Policy) lessonNeeded(cands []uint16, r *Rule, client, server [16]byte) bool {
-	clientRoles, serverRoles := p.lesson(cands, r, client, server)
-	return clientRoles != p.learned[client] || serverRoles != p.learned[server]
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	clientRoles, serverRoles = v.lesson(p, cands, r, client, server)
+	v.learn(server, serverRoles)
+	v.learn(client, clientRoles)
 }
 
 // lesson returns the roles client and server hold once rule r is learned.
-// The caller holds p.mu.
-func (p *Policy) lesson(cands []uint16, r *Rule, client, server [16]byte) (RoleSet, RoleSet) {
-	clientRoles, serverRoles := p.learned[client], p.learned[server].With(r.Server)
+// The caller holds v.mu.
+func (v *Inventory) lesson(p *Policy, cands []uint16, r *Rule, client, server [16]byte) (RoleSet, RoleSet) {
+	clientRoles, serverRoles := v.learned[client], v.learned[server].With(r.Server)
 	if r.Infer != InferBoth || r.AnyClient {
 		return clientRoles, serverRoles
 	}
@@ -153,54 +178,62 @@ func (p *Policy) lesson(cands []uint16, r *Rule, client, server [16]byte) (RoleS
 	return clientRoles.With(r.Client), serverRoles
 }
 
-// learn stores the roles of addr, within the cap. The caller holds p.mu
+// learn stores the roles of addr, within the cap. The caller holds v.mu
 // for writing.
-func (p *Policy) learn(addr [16]byte, roles RoleSet) {
-	old, known := p.learned[addr]
+func (v *Inventory) learn(addr [16]byte, roles RoleSet) {
+	old, known := v.learned[addr]
 	if roles == old {
 		return
 	}
-	if !known && len(p.learned) >= p.maxInferred {
-		p.overflow.Add(1)
+	if !known && len(v.learned) >= v.max {
+		v.dropped.Add(1)
 		return
 	}
-	p.learned[addr] = roles
+	v.learned[addr] = roles
 }
 
-// InventoryConfig returns the inventory as a Config, for --print-inventory:
-// the config given to Compile, or what was learned so far with every
-// feature off. Addresses are sorted; the result shares nothing with the
-// policy.
-func (p *Policy) InventoryConfig() *Config {
+// Config returns what was learned as a Config, for --print-inventory: the
+// roles, every feature off. Addresses are sorted; the result shares
+// nothing with the inventory.
+func (v *Inventory) Config() *Config {
 	c := &Config{Roles: map[Role][]netip.Prefix{}, Features: map[string]bool{}}
-	if !p.inferred {
-		for r, prefixes := range p.config.Roles {
-			if len(prefixes) > 0 {
-				c.Roles[r] = sortedPrefixes(prefixes)
-			}
-		}
-		for name, on := range p.config.Features {
-			c.Features[name] = on
-		}
-		c.SIEMPorts = slices.Clone(p.config.SIEMPorts)
-		for _, r := range p.config.Allow {
-			r.Ports = slices.Clone(r.Ports)
-			c.Allow = append(c.Allow, r)
-		}
-		c.Timeouts = p.config.Timeouts
-		return c
-	}
-	p.mu.RLock()
-	for addr, roles := range p.learned {
+	v.mu.RLock()
+	for addr, roles := range v.learned {
 		a := netip.AddrFrom16(addr).Unmap()
 		for _, r := range roles.Roles() {
 			c.Roles[r] = append(c.Roles[r], netip.PrefixFrom(a, a.BitLen()))
 		}
 	}
-	p.mu.RUnlock()
+	v.mu.RUnlock()
 	for r, prefixes := range c.Roles {
 		c.Roles[r] = sortedPrefixes(prefixes)
 	}
+	return c
+}
+
+// InventoryConfig returns a copy of the site config the policy was
+// compiled with, or nil when its inventory is inferred (see
+// Inventory.Config). Addresses are sorted; the result shares nothing with
+// the policy.
+func (p *Policy) InventoryConfig() *Config {
+	if p.inferred {
+		return nil
+	}
+	c := &Config{Roles: map[Role][]netip.Prefix{}, Features: map[string]bool{}}
+	for r, prefixes := range p.config.Roles {
+		if len(prefixes) > 0 {
+			c.Roles[r] = sortedPrefixes(prefixes)
+		}
+	}
+	for name, on := range p.config.Features {
+		c.Features[name] = on
+	}
+	c.SIEMPorts = slices.Clone(p.config.SIEMPorts)
+	for _, r := range p.config.Allow {
+		r.Ports = slices.Clone(r.Ports)
+		c.Allow = append(c.Allow, r)
+	}
+	c.Timeouts = p.config.Timeouts
 	return c
 }
 
@@ -217,21 +250,51 @@ func sortedPrefixes(prefixes []netip.Prefix) []netip.Prefix {
 	return slices.Compact(out)
 }
 
-// KeepLearned copies into p what old learned from the traffic, so that a
-// reload of the matrix alone (no --config) does not forget the inferred
-// inventory. It does nothing unless both infer their inventory.
-func (p *Policy) KeepLearned(old *Policy) {
-	if p == old || !p.Inferred() || old == nil || !old.Inferred() {
-		return
+// Bound is a policy bound to the inventory its flows are classified with:
+// the classifier's view (a classifier.Matcher). With a site config, roles
+// come from the config and nothing is learned; without one, from inv,
+// which Learn teaches.
+type Bound struct {
+	p   *Policy
+	inv *Inventory
+}
+
+// Bind binds p to inv, which may be nil when p has a site config.
+func Bind(p *Policy, inv *Inventory) *Bound {
+	if p.inferred && inv == nil {
+		inv = NewInventory(0)
 	}
-	old.mu.RLock()
-	defer old.mu.RUnlock()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for addr, roles := range old.learned {
-		if len(p.learned) >= p.maxInferred {
-			break
-		}
-		p.learned[addr] = p.learned[addr] | roles
+	return &Bound{p: p, inv: inv}
+}
+
+// Policy returns the bound policy.
+func (b *Bound) Policy() *Policy { return b.p }
+
+// Roles returns the roles of a host (IPv4-mapped for IPv4).
+func (b *Bound) Roles(addr [16]byte) RoleSet {
+	if b.p.inferred {
+		return b.inv.Roles(addr)
+	}
+	return b.p.static.lookup(addr)
+}
+
+// Learn tells the inventory about a new flow (inference); nothing when
+// the policy has a site config.
+func (b *Bound) Learn(tr Transport, client, server [16]byte, serverPort uint16) {
+	if b.p.inferred {
+		b.inv.Learn(b.p, tr, client, server, serverPort)
 	}
 }
+
+// ServerPortScore is Policy.ServerPortScore.
+func (b *Bound) ServerPortScore(tr Transport, port uint16, roles RoleSet) int {
+	return b.p.ServerPortScore(tr, port, roles)
+}
+
+// Match is Policy.Match.
+func (b *Bound) Match(tr Transport, client, server RoleSet, port uint16) Match {
+	return b.p.Match(tr, client, server, port)
+}
+
+// Reply is Policy.Reply.
+func (b *Bound) Reply(rule int32) bool { return b.p.Reply(rule) }

@@ -8,11 +8,20 @@ import (
 	"testing"
 )
 
-func TestLearn(t *testing.T) {
-	p := compileSite(t, "")
-	if !p.Inferred() {
+// learning returns an inferred policy bound to a new inventory of at
+// most maxHosts hosts (0: the default).
+func learning(t *testing.T, maxHosts int) (*Bound, *Inventory) {
+	t.Helper()
+	pol := compileSite(t, "")
+	if !pol.Inferred() {
 		t.Fatal("a policy without config is not inferred")
 	}
+	inv := NewInventory(maxHosts)
+	return Bind(pol, inv), inv
+}
+
+func TestLearn(t *testing.T) {
+	p, inv := learning(t, 0)
 	var (
 		agent   = addr("198.51.100.7")
 		em      = addr("192.0.2.10")
@@ -57,16 +66,16 @@ func TestLearn(t *testing.T) {
 			t.Errorf("Roles(%s) = %q, want nothing learned", a, got)
 		}
 	}
-	if m := p.Match(TCP, p.Roles(tm), p.Roles(sql), 1433); m.Kind != MatchAllowed || ruleID(p, m) != "tm-sql-tds" {
-		t.Errorf("Threat Manager to SQL after learning: %s %q, want allowed tm-sql-tds", m.Kind, ruleID(p, m))
+	if m := p.Match(TCP, p.Roles(tm), p.Roles(sql), 1433); m.Kind != MatchAllowed || ruleID(p.Policy(), m) != "tm-sql-tds" {
+		t.Errorf("Threat Manager to SQL after learning: %s %q, want allowed tm-sql-tds", m.Kind, ruleID(p.Policy(), m))
 	}
-	if p.InferOverflow() != 0 {
-		t.Errorf("InferOverflow() = %d with room to spare", p.InferOverflow())
+	if st := inv.Stats(); st.Dropped != 0 || st.Hosts != len(want) {
+		t.Errorf("Stats() = %+v, want %d hosts and none dropped", st, len(want))
 	}
 }
 
 func TestLearnSeveralRoles(t *testing.T) {
-	p := compileSite(t, "")
+	p, _ := learning(t, 0)
 	box, agent, console := addr("192.0.2.10"), addr("198.51.100.7"), addr("198.51.100.8")
 	p.Learn(TCP, agent, box, 3741)
 	p.Learn(TCP, console, box, 3740)
@@ -91,7 +100,7 @@ func TestLearnSeveralRoles(t *testing.T) {
 }
 
 func TestLearnWithConfigIsNoOp(t *testing.T) {
-	p := compileSite(t, "roles: {agent: [198.51.100.7]}\n")
+	p := Bind(compileSite(t, "roles: {agent: [198.51.100.7]}\n"), NewInventory(0))
 	p.Learn(TCP, addr("198.51.100.7"), addr("192.0.2.10"), 3741)
 	if got := p.Roles(addr("192.0.2.10")); got != 0 {
 		t.Errorf("a configured policy learned %q", got)
@@ -99,14 +108,13 @@ func TestLearnWithConfigIsNoOp(t *testing.T) {
 }
 
 func TestLearnCap(t *testing.T) {
-	p := compileSite(t, "")
-	p.SetMaxInferredHosts(3)
+	p, inv := learning(t, 3)
 	p.Learn(TCP, addr("10.0.0.1"), addr("10.0.0.100"), 3741) // 2 hosts
 	p.Learn(TCP, addr("10.0.0.2"), addr("10.0.0.100"), 3741) // 3 hosts
 	p.Learn(TCP, addr("10.0.0.3"), addr("10.0.0.100"), 3741) // client refused
 	p.Learn(TCP, addr("10.0.0.4"), addr("10.0.0.101"), 3741) // both refused
-	if got := p.InferOverflow(); got != 3 {
-		t.Errorf("InferOverflow() = %d, want 3", got)
+	if got := inv.Stats(); got.Dropped != 3 || got.Hosts != 3 {
+		t.Errorf("Stats() = %+v, want 3 hosts and 3 dropped", got)
 	}
 	if got := p.Roles(addr("10.0.0.3")); got != 0 {
 		t.Errorf("refused host has roles %q", got)
@@ -116,13 +124,13 @@ func TestLearnCap(t *testing.T) {
 	if got, want := p.Roles(addr("10.0.0.100")), roles(EnterpriseManager, SQLServer); got != want {
 		t.Errorf("known host at the cap: %q, want %q", got, want)
 	}
-	if got := len(p.InventoryConfig().Roles[Agent]); got != 2 {
+	if got := len(inv.Config().Roles[Agent]); got != 2 {
 		t.Errorf("%d agents in the inventory, want 2", got)
 	}
 }
 
 func TestLearnSteadyStateAllocs(t *testing.T) {
-	p := compileSite(t, "")
+	p, _ := learning(t, 0)
 	client, server := addr("198.51.100.7"), addr("192.0.2.10")
 	p.Learn(TCP, client, server, 3741)
 	if n := testing.AllocsPerRun(1000, func() {
@@ -137,7 +145,7 @@ func TestLearnSteadyStateAllocs(t *testing.T) {
 // TestLearnConcurrent is for the race detector: Learn and Roles from
 // several goroutines.
 func TestLearnConcurrent(t *testing.T) {
-	p := compileSite(t, "")
+	p, inv := learning(t, 0)
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
@@ -158,18 +166,18 @@ func TestLearnConcurrent(t *testing.T) {
 	if got := p.Roles(addr("10.1.0.1")); got != roles(EnterpriseManager) {
 		t.Errorf("Roles(10.1.0.1) = %q after concurrent learning", got)
 	}
-	if got := len(p.InventoryConfig().Roles[Agent]); got != 4*256 {
+	if got := len(inv.Config().Roles[Agent]); got != 4*256 {
 		t.Errorf("%d agents learned, want %d", got, 4*256)
 	}
 }
 
 func TestInventoryConfigInferred(t *testing.T) {
-	p := compileSite(t, "")
+	p, inv := learning(t, 0)
 	p.Learn(TCP, addr("2001:db8::7"), addr("192.0.2.10"), 3741)
 	p.Learn(TCP, addr("198.51.100.9"), addr("192.0.2.10"), 3741)
 	p.Learn(TCP, addr("198.51.100.10"), addr("192.0.2.10"), 3741)
 	p.Learn(TCP, addr("198.51.100.2"), addr("192.0.2.10"), 3741)
-	c := p.InventoryConfig()
+	c := inv.Config()
 	wantAgents := []netip.Prefix{
 		netip.MustParsePrefix("198.51.100.2/32"), netip.MustParsePrefix("198.51.100.9/32"),
 		netip.MustParsePrefix("198.51.100.10/32"), netip.MustParsePrefix("2001:db8::7/128"),
@@ -218,18 +226,8 @@ func TestInventoryConfigGiven(t *testing.T) {
 	}
 }
 
-func TestKeepLearned(t *testing.T) {
-	old := compileSite(t, "")
-	agent, em := addr("198.51.100.7"), addr("192.0.2.10")
-	old.Learn(TCP, agent, em, 3741)
-	reloaded := compileSite(t, "")
-	reloaded.KeepLearned(old)
-	if reloaded.Roles(agent) != roles(Agent) || reloaded.Roles(em) != roles(EnterpriseManager) {
-		t.Errorf("after KeepLearned: agent %v, em %v", reloaded.Roles(agent), reloaded.Roles(em))
-	}
-	withConfig := compileSite(t, "roles:\n  sql-server: [192.0.2.11]\n")
-	withConfig.KeepLearned(old)
-	if withConfig.Roles(agent) != 0 {
-		t.Errorf("a config's inventory took learned roles: %v", withConfig.Roles(agent))
+func TestInventoryConfigOfInferredPolicy(t *testing.T) {
+	if c := compileSite(t, "").InventoryConfig(); c != nil {
+		t.Errorf("an inferred policy's InventoryConfig is %+v, want nil (the Inventory has it)", c)
 	}
 }

@@ -3,19 +3,14 @@ package policy
 import (
 	"fmt"
 	"strconv"
-	"sync"
-	"sync/atomic"
 )
-
-// DefaultMaxInferredHosts bounds the inferred inventory, so a scan or a
-// spoofed flood cannot grow it without limit.
-const DefaultMaxInferredHosts = 65536
 
 // maxRules keeps rule indices within the uint16 of the port index.
 const maxRules = 1<<16 - 1
 
-// Policy is a matrix compiled with a site inventory: what the classifier
-// asks once per new flow. Its methods are safe for concurrent use.
+// Policy is a matrix compiled with a site config: what the classifier asks
+// once per new flow (through Bind, which adds the inventory). It is never
+// changed once compiled, so it may be shared by any number of goroutines.
 type Policy struct {
 	rules    []Rule
 	enabled  []bool // per rule: no feature, or its feature is on
@@ -23,31 +18,24 @@ type Policy struct {
 	tcp, udp *portIndex
 	timeouts Timeouts
 
-	config *Config // nil when the inventory is inferred
-	static hostTable
-
-	inferred    bool
-	mu          sync.RWMutex // guards learned and maxInferred
-	learned     map[[16]byte]RoleSet
-	maxInferred int
-	overflow    atomic.Uint64
+	config   *Config // nil when the inventory is inferred
+	static   hostTable
+	inferred bool
 }
 
 // Compile builds the policy of matrix m and site config c. A nil c means
 // no --config: every feature is off and the inventory is learned from the
-// traffic (see Learn). The SIEM ports and allow rules of c are appended to
-// the matrix rules, in that order.
+// traffic (see Inventory). The SIEM ports and allow rules of c are
+// appended to the matrix rules, in that order.
 func Compile(m *Matrix, c *Config) (*Policy, error) {
 	if m == nil {
 		return nil, fmt.Errorf("compile policy: no matrix")
 	}
 	p := &Policy{
-		features:    map[string]bool{},
-		timeouts:    c.EffectiveTimeouts(),
-		inferred:    c == nil,
-		learned:     map[[16]byte]RoleSet{},
-		maxInferred: DefaultMaxInferredHosts,
-		config:      c,
+		features: map[string]bool{},
+		timeouts: c.EffectiveTimeouts(),
+		inferred: c == nil,
+		config:   c,
 	}
 	p.rules = append(p.rules, m.Rules...)
 	if c != nil {
@@ -134,6 +122,37 @@ func (p *Policy) Rules() []Rule { return p.rules }
 // Inferred reports whether the inventory is learned from traffic (no
 // --config).
 func (p *Policy) Inferred() bool { return p.inferred }
+
+// Config returns the site config the policy was compiled with, nil when
+// the inventory is inferred. It must not be modified.
+func (p *Policy) Config() *Config { return p.config }
+
+// Load reads the matrix (the embedded one when matrixFile is empty) and
+// the site config (none when configFile is empty: the inventory is then
+// inferred) and compiles them: the one way every command and the daemon
+// load a policy. Errors name the file, and a ConfigErrors lists every
+// problem of a file with its line.
+func Load(matrixFile, configFile string) (*Policy, error) {
+	var (
+		m   *Matrix
+		err error
+	)
+	if matrixFile != "" {
+		m, err = LoadMatrix(matrixFile)
+	} else {
+		m, err = DefaultMatrix()
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c *Config
+	if configFile != "" {
+		if c, err = LoadConfig(configFile); err != nil {
+			return nil, err
+		}
+	}
+	return Compile(m, c)
+}
 
 // Timeouts returns the flow timeouts, defaults filled in.
 func (p *Policy) Timeouts() Timeouts { return p.timeouts }

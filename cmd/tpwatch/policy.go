@@ -19,34 +19,15 @@ func (f *policyFlags) register(cmd *cobra.Command, configHelp string) {
 	cmd.Flags().StringVar(&f.config, "config", "", configHelp)
 }
 
-// load reads the matrix and the config and compiles them. Errors are
+// loadPolicy reads the matrix and the config and compiles them. Errors are
 // printed one per line (a config may have several) and come back as an
 // exitStatus with code 2.
-func (a *app) loadPolicy(f *policyFlags) (*policy.Policy, *policy.Config, error) {
-	var (
-		m   *policy.Matrix
-		err error
-	)
-	if f.matrix != "" {
-		m, err = policy.LoadMatrix(f.matrix)
-	} else {
-		m, err = policy.DefaultMatrix()
-	}
+func (a *app) loadPolicy(f *policyFlags) (*policy.Policy, error) {
+	p, err := policy.Load(f.matrix, f.config)
 	if err != nil {
-		return nil, nil, a.printErrors(err)
+		return nil, a.printErrors(err)
 	}
-	var cfg *policy.Config
-	if f.config != "" {
-		cfg, err = policy.LoadConfig(f.config)
-		if err != nil {
-			return nil, nil, a.printErrors(err)
-		}
-	}
-	p, err := policy.Compile(m, cfg)
-	if err != nil {
-		return nil, nil, a.printErrors(err)
-	}
-	return p, cfg, nil
+	return p, nil
 }
 
 // printErrors writes err to stderr, one line per configuration error.
@@ -82,7 +63,7 @@ FEATURE column says whether each feature is on.`,
   tpwatch policy check --config site.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, _, err := a.loadPolicy(&flags)
+			p, err := a.loadPolicy(&flags)
 			if err != nil {
 				return err
 			}
@@ -121,10 +102,11 @@ it is not.`,
 			if flags.config == "" {
 				return &exitStatus{code: exitError, err: errors.New("policy check needs --config FILE")}
 			}
-			p, cfg, err := a.loadPolicy(&flags)
+			p, err := a.loadPolicy(&flags)
 			if err != nil {
 				return err
 			}
+			cfg := p.Config()
 			hosts := 0
 			for _, addrs := range cfg.Roles {
 				hosts += len(addrs)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tpwatch/tpwatch/capture"
+	"github.com/tpwatch/tpwatch/capture/live"
 	"github.com/tpwatch/tpwatch/daemon"
 )
 
@@ -72,7 +72,7 @@ Capturing needs root, or CAP_NET_RAW (and CAP_NET_ADMIN for --promiscuous);
 	fl.StringArrayVarP(&f.interfaces, "interface", "i", nil, "interface to capture on (repeatable; each gets its own flow table; \"any\" on Linux captures all)")
 	fl.BoolVar(&f.promiscuous, "promiscuous", false, "put the interfaces in promiscuous mode (a sensor on a SPAN or mirror port)")
 	fl.StringVar(&f.bpf, "bpf", "", "capture filter (pcap-filter syntax) instead of the one derived from the config")
-	fl.IntVar(&f.snaplen, "snaplen", capture.DefaultLiveSnaplen, "bytes captured of each packet (headers are enough)")
+	fl.IntVar(&f.snaplen, "snaplen", live.DefaultSnaplen, "bytes captured of each packet (headers are enough)")
 	fl.IntVar(&f.bufferSize, "buffer-size", 0, "kernel capture buffer in bytes (0: libpcap's default); raise it if tpwatch_capture_kernel_drops_total grows")
 	fl.StringArrayVar(&f.listen, "web.listen-address", []string{daemon.DefaultListenAddress}, "address to serve metrics on (repeatable)")
 	fl.StringVar(&f.telemetryPath, "web.telemetry-path", daemon.DefaultTelemetryPath, "path of the metrics")
@@ -130,7 +130,7 @@ func (a *app) runDaemon(ctx context.Context, f *runFlags) error {
 
 	cfg := daemon.Config{
 		Interfaces: f.interfaces,
-		Live: capture.LiveOptions{
+		Live: live.Options{
 			Snaplen:     f.snaplen,
 			Promiscuous: f.promiscuous,
 			BPF:         f.bpf,

@@ -1,30 +1,33 @@
 //go:build cgo || windows
 
-package capture
+package live
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcap"
+
+	"github.com/tpwatch/tpwatch/capture"
 )
 
-// Live reads packets from a network interface through libpcap (Npcap on
+// Handle reads packets from a network interface through libpcap (Npcap on
 // Windows, where gopacket loads wpcap.dll when the program starts, so no
-// cgo is needed there). It is a Reader: a record's Data is a slice of
-// libpcap's own ring buffer, valid until the next call to Next, so reading
-// allocates nothing per packet.
-type Live struct {
+// cgo is needed there). It is a capture.Reader: a record's Data is a slice
+// of libpcap's own ring buffer, valid until the next call to Next, so
+// reading allocates nothing per packet.
+type Handle struct {
 	iface  string
 	handle *pcap.Handle
-	link   LinkType
+	link   capture.LinkType
 	snap   int
-	// inVLANs: see LiveOptions.BPFInVLANs.
+	// inVLANs: see Options.BPFInVLANs.
 	inVLANs bool
 
 	// filter is a filter SetFilter validated, for Next to apply: libpcap
@@ -34,17 +37,17 @@ type Live struct {
 	closeOnce sync.Once
 }
 
-var _ Reader = (*Live)(nil)
+var _ capture.Reader = (*Handle)(nil)
 
-// OpenLive opens iface ("any" on Linux captures every interface) for
-// capture with options o, and applies o.BPF in the kernel. Opening needs
-// the right to capture: root, CAP_NET_RAW (and CAP_NET_ADMIN for
-// promiscuous mode) on Linux, Npcap's driver on Windows.
-func OpenLive(iface string, o LiveOptions) (*Live, error) {
+// Open opens iface ("any" on Linux captures every interface) for capture
+// with options o, and applies o.BPF in the kernel. Opening needs the right
+// to capture: root, CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode)
+// on Linux, Npcap's driver on Windows.
+func Open(iface string, o Options) (*Handle, error) {
 	o = o.withDefaults()
 	inactive, err := pcap.NewInactiveHandle(iface)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", iface, err)
+		return nil, openError(iface, err)
 	}
 	defer inactive.CleanUp()
 	set := []struct {
@@ -72,22 +75,44 @@ func OpenLive(iface string, o LiveOptions) (*Live, error) {
 	}
 	h, err := inactive.Activate()
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", iface, err)
+		return nil, openError(iface, err)
 	}
-	l := &Live{iface: iface, handle: h, link: linkTypeOfDLT(int(h.LinkType())), snap: o.Snaplen, inVLANs: o.BPFInVLANs}
+	l := &Handle{iface: iface, handle: h, link: linkTypeOfDLT(int(h.LinkType())), snap: o.Snaplen, inVLANs: o.BPFInVLANs}
 	if o.BPF != "" {
 		expr := l.expr(o.BPF)
 		if err := h.SetBPFFilter(expr); err != nil {
 			h.Close()
-			return nil, fmt.Errorf("open %s: filter %q: %w", iface, expr, err)
+			return nil, fmt.Errorf("open %s: %w %q: %v", iface, ErrBadFilter, expr, err)
 		}
 	}
 	return l, nil
 }
 
+// openError says what kind of failure libpcap reported. gopacket keeps
+// pcap_activate's status in an unexported type, whose messages are fixed
+// strings; a generic failure carries libpcap's own text.
+func openError(iface string, err error) error {
+	msg := err.Error()
+	kind := error(nil)
+	switch {
+	case msg == "Permission Denied", strings.Contains(msg, "Operation not permitted"),
+		strings.Contains(msg, "ermission"):
+		kind = ErrPermission
+	case msg == "No Such Device", strings.Contains(msg, "No such device"),
+		strings.Contains(msg, "doesn't exist"), strings.Contains(msg, "No such device exists"):
+		kind = ErrNoDevice
+	case msg == "Interface Not Up":
+		kind = ErrNotUp
+	}
+	if kind == nil {
+		return fmt.Errorf("open %s: %w", iface, err)
+	}
+	return fmt.Errorf("open %s: %w (%v)", iface, kind, err)
+}
+
 // expr is the filter expression for this handle's link type.
-func (l *Live) expr(bpf string) string {
-	if l.inVLANs && l.link == LinkEthernet {
+func (l *Handle) expr(bpf string) string {
+	if l.inVLANs && l.link == capture.LinkEthernet {
 		return InVLANs(bpf)
 	}
 	return bpf
@@ -98,17 +123,17 @@ func (l *Live) expr(bpf string) string {
 // or 14 depending on the system. gopacket keeps DLTs in 8 bits, so link
 // types above 255 (SLL2) never reach here: tpwatch never asks for one, and
 // Linux's "any" device defaults to SLL.
-func linkTypeOfDLT(dlt int) LinkType {
-	return LinkType(dlt).normalize()
+func linkTypeOfDLT(dlt int) capture.LinkType {
+	return capture.NormalLinkType(dlt)
 }
 
 // Link returns the link type of the interface's packets.
-func (l *Live) Link() LinkType { return l.link }
+func (l *Handle) Link() capture.LinkType { return l.link }
 
 // Next reads the next packet into r. When the read timeout passes with no
-// packet it returns an *Idle holding the wall-clock time; after Close it
-// returns io.EOF.
-func (l *Live) Next(r *Record) error {
+// packet it returns a *capture.Idle holding the wall-clock time; after
+// Close it returns io.EOF.
+func (l *Handle) Next(r *capture.Record) error {
 	if l.filter.Load() != nil {
 		if err := l.applyFilter(); err != nil {
 			return err
@@ -119,7 +144,7 @@ func (l *Live) Next(r *Record) error {
 		var nextErr pcap.NextError
 		switch {
 		case errors.As(err, &nextErr) && nextErr == pcap.NextErrorTimeoutExpired:
-			return &Idle{Now: time.Now().UnixNano()}
+			return &capture.Idle{Now: time.Now().UnixNano()}
 		case errors.Is(err, io.EOF):
 			return io.EOF
 		}
@@ -141,10 +166,10 @@ func (l *Live) Next(r *Record) error {
 // error leaves the old filter in force; the new one applies from the next
 // call to Next, on the goroutine that reads. It is safe to call while
 // another goroutine is in Next.
-func (l *Live) SetFilter(expr string) error {
+func (l *Handle) SetFilter(expr string) error {
 	expr = l.expr(expr)
-	if err := l.compile(expr); err != nil {
-		return err
+	if err := compile(l.link, l.snap, expr); err != nil {
+		return fmt.Errorf("%s: %w", l.iface, err)
 	}
 	l.filter.Store(&expr)
 	return nil
@@ -152,18 +177,32 @@ func (l *Live) SetFilter(expr string) error {
 
 // CheckFilter says whether SetFilter would accept expr, without changing
 // anything: a reload checks every interface before it changes any.
-func (l *Live) CheckFilter(expr string) error {
-	return l.compile(l.expr(expr))
-}
-
-func (l *Live) compile(expr string) error {
-	if _, err := pcap.CompileBPFFilter(layers.LinkType(l.link), l.snap, expr); err != nil {
-		return fmt.Errorf("filter %q for %s: %w", expr, l.iface, err)
+func (l *Handle) CheckFilter(expr string) error {
+	if err := compile(l.link, l.snap, l.expr(expr)); err != nil {
+		return fmt.Errorf("%s: %w", l.iface, err)
 	}
 	return nil
 }
 
-func (l *Live) applyFilter() error {
+// CheckFilter says whether libpcap accepts expr on a link of this type,
+// without an interface: `tpwatch run` refuses a bad --bpf at once rather
+// than retry an interface forever.
+func CheckFilter(expr string, link capture.LinkType, o Options) error {
+	o = o.withDefaults()
+	if o.BPFInVLANs && link == capture.LinkEthernet {
+		expr = InVLANs(expr)
+	}
+	return compile(link, o.Snaplen, expr)
+}
+
+func compile(link capture.LinkType, snap int, expr string) error {
+	if _, err := pcap.CompileBPFFilter(layers.LinkType(link), snap, expr); err != nil {
+		return fmt.Errorf("%w %q: %v", ErrBadFilter, expr, err)
+	}
+	return nil
+}
+
+func (l *Handle) applyFilter() error {
 	expr := l.filter.Swap(nil)
 	if expr == nil {
 		return nil
@@ -174,22 +213,20 @@ func (l *Live) applyFilter() error {
 	return nil
 }
 
-// Stats returns libpcap's counters since the handle opened: packets the
-// filter accepted, packets the kernel dropped for lack of buffer space, and
-// packets the interface or driver dropped (not every system counts these).
-func (l *Live) Stats() (received, kernelDrops, ifDrops uint64, err error) {
+// Stats returns libpcap's counters since the handle opened.
+func (l *Handle) Stats() (Stats, error) {
 	s, err := l.handle.Stats()
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("stats of %s: %w", l.iface, err)
+		return Stats{}, fmt.Errorf("stats of %s: %w", l.iface, err)
 	}
 	// libpcap's counters are unsigned ints that gopacket passes as int.
-	return uint64(uint32(s.PacketsReceived)), uint64(uint32(s.PacketsDropped)), uint64(uint32(s.PacketsIfDropped)), nil
+	return Stats{Received: uint32(s.PacketsReceived), KernelDrops: uint32(s.PacketsDropped), InterfaceDrops: uint32(s.PacketsIfDropped)}, nil
 }
 
 // Close releases the handle. It waits for a Next in progress, at most the
 // read timeout, and may be called more than once and from another
 // goroutine than Next's.
-func (l *Live) Close() error {
+func (l *Handle) Close() error {
 	l.closeOnce.Do(l.handle.Close)
 	return nil
 }

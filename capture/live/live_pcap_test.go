@@ -1,6 +1,6 @@
 //go:build cgo
 
-package capture
+package live
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tpwatch/tpwatch/capture"
 	"github.com/tpwatch/tpwatch/internal/testenv"
 )
 
@@ -36,7 +37,7 @@ func freeUDPPort(t *testing.T) int {
 func TestLiveLoopbackUDP(t *testing.T) {
 	needCaptureRights(t)
 	port := freeUDPPort(t)
-	live, err := OpenLive("lo", LiveOptions{BPF: "udp dst port " + strconv.Itoa(port), ReadTimeout: 50 * time.Millisecond})
+	live, err := Open("lo", Options{BPF: "udp dst port " + strconv.Itoa(port), ReadTimeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("OpenLive: %v", err)
 	}
@@ -64,15 +65,15 @@ func TestLiveLoopbackUDP(t *testing.T) {
 	}
 
 	var (
-		rec      Record
-		pkt      Packet
+		rec      capture.Record
+		pkt      capture.Packet
 		got      int
 		idles    int
 		deadline = time.Now().Add(5 * time.Second)
 	)
 	for got < sent && time.Now().Before(deadline) {
 		err := live.Next(&rec)
-		var idle *Idle
+		var idle *capture.Idle
 		if errors.As(err, &idle) {
 			idles++
 			if idle.Now < before {
@@ -89,10 +90,10 @@ func TestLiveLoopbackUDP(t *testing.T) {
 		if rec.TS < before-int64(time.Second) || rec.TS > time.Now().UnixNano()+int64(time.Second) {
 			t.Errorf("record time %d is not about now", rec.TS)
 		}
-		if st := Decode(rec.Link, rec.Data, &pkt); st != StatusOK {
+		if st := capture.Decode(rec.Link, rec.Data, &pkt); st != capture.StatusOK {
 			t.Fatalf("Decode of a loopback UDP packet: %v", st)
 		}
-		if pkt.Proto != ProtoUDP || int(pkt.DstPort) != port || pkt.PayloadLen != uint32(len(payload)) {
+		if pkt.Proto != capture.ProtoUDP || int(pkt.DstPort) != port || pkt.PayloadLen != uint32(len(payload)) {
 			t.Fatalf("decoded proto %d dst port %d payload %d; want udp %d %d", pkt.Proto, pkt.DstPort, pkt.PayloadLen, port, len(payload))
 		}
 		if pkt.Dst != [16]byte{10: 0xff, 11: 0xff, 12: 127, 15: 1} {
@@ -106,16 +107,16 @@ func TestLiveLoopbackUDP(t *testing.T) {
 
 	// Nothing more matches the filter: the next reads time out as Idle.
 	err = live.Next(&rec)
-	var idle *Idle
+	var idle *capture.Idle
 	if !errors.As(err, &idle) {
 		t.Fatalf("Next on a quiet filter: %v, want *Idle", err)
 	}
-	received, kernelDrops, _, err := live.Stats()
+	st, err := live.Stats()
 	if err != nil {
 		t.Fatalf("Stats: %v", err)
 	}
-	if received < sent || kernelDrops != 0 {
-		t.Errorf("Stats: received %d, kernel drops %d; want >= %d and 0", received, kernelDrops, sent)
+	if st.Received < sent || st.KernelDrops != 0 {
+		t.Errorf("Stats: received %d, kernel drops %d; want >= %d and 0", st.Received, st.KernelDrops, sent)
 	}
 }
 
@@ -124,7 +125,7 @@ func TestLiveLoopbackUDP(t *testing.T) {
 func TestLiveNextAllocs(t *testing.T) {
 	needCaptureRights(t)
 	port := freeUDPPort(t)
-	live, err := OpenLive("lo", LiveOptions{BPF: "udp dst port " + strconv.Itoa(port)})
+	live, err := Open("lo", Options{BPF: "udp dst port " + strconv.Itoa(port)})
 	if err != nil {
 		t.Fatalf("OpenLive: %v", err)
 	}
@@ -146,7 +147,7 @@ func TestLiveNextAllocs(t *testing.T) {
 		}
 	}
 	var (
-		rec    Record
+		rec    capture.Record
 		failed error
 	)
 	allocs := testing.AllocsPerRun(runs, func() {
@@ -164,10 +165,10 @@ func TestLiveNextAllocs(t *testing.T) {
 
 func TestOpenLiveErrors(t *testing.T) {
 	needCaptureRights(t)
-	if _, err := OpenLive("tpwatch-no-such-if0", LiveOptions{}); err == nil {
+	if _, err := Open("tpwatch-no-such-if0", Options{}); err == nil {
 		t.Error("OpenLive of a missing interface succeeded")
 	}
-	_, err := OpenLive("lo", LiveOptions{BPF: "udp port and nonsense"})
+	_, err := Open("lo", Options{BPF: "udp port and nonsense"})
 	if err == nil {
 		t.Fatal("OpenLive with a bad filter succeeded")
 	}
@@ -185,7 +186,7 @@ func TestLiveSetFilter(t *testing.T) {
 	for newPort == oldPort {
 		newPort = freeUDPPort(t)
 	}
-	live, err := OpenLive("lo", LiveOptions{BPF: "udp dst port " + strconv.Itoa(oldPort), ReadTimeout: 50 * time.Millisecond})
+	live, err := Open("lo", Options{BPF: "udp dst port " + strconv.Itoa(oldPort), ReadTimeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("OpenLive: %v", err)
 	}
@@ -196,10 +197,10 @@ func TestLiveSetFilter(t *testing.T) {
 	if err := live.SetFilter("udp dst port " + strconv.Itoa(newPort)); err != nil {
 		t.Fatalf("SetFilter: %v", err)
 	}
-	var rec Record
+	var rec capture.Record
 	// The first Next applies the new filter; it times out on a quiet port.
 	if err := live.Next(&rec); err != nil {
-		var idle *Idle
+		var idle *capture.Idle
 		if !errors.As(err, &idle) {
 			t.Fatalf("Next: %v", err)
 		}
@@ -214,7 +215,7 @@ func TestLiveSetFilter(t *testing.T) {
 	}
 	send(oldPort)
 	send(newPort)
-	var pkt Packet
+	var pkt capture.Packet
 	ports := map[uint16]int{}
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
@@ -222,7 +223,7 @@ func TestLiveSetFilter(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		if Decode(rec.Link, rec.Data, &pkt) == StatusOK && pkt.Proto == ProtoUDP {
+		if capture.Decode(rec.Link, rec.Data, &pkt) == capture.StatusOK && pkt.Proto == capture.ProtoUDP {
 			ports[pkt.DstPort]++
 		}
 	}

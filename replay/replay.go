@@ -1,0 +1,331 @@
+package replay
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tpwatch/tpwatch/capture"
+	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/metrics"
+	"github.com/tpwatch/tpwatch/pipeline"
+	"github.com/tpwatch/tpwatch/policy"
+	"github.com/tpwatch/tpwatch/report"
+)
+
+// Config is what a replay is asked to do.
+type Config struct {
+	// Policy is the matrix and site config to classify with (policy.Load).
+	// Without a site config the inventory is inferred from the capture.
+	Policy *policy.Policy
+	// ConfigName names the site config in the report ("" when inferred).
+	ConfigName string
+	// Files are the capture files; see Run for their order.
+	Files []string
+
+	// JSON, when set, receives one JSON object per reported flow
+	// (NDJSON); All also reports the ignored flows.
+	JSON io.Writer
+	All  bool
+	// MetricsOut, when set, is a file that receives the daemon's metrics
+	// for this replay, in the node_exporter textfile format.
+	MetricsOut string
+	// Version and Revision are exported in tpwatch_build_info.
+	Version, Revision string
+
+	// MaxFlows bounds the flow table (0: the classifier's default).
+	MaxFlows int
+	// Sequential reads and classifies on one goroutine (same result).
+	Sequential bool
+
+	// Progress, when set, is called about once a second while the files
+	// are read, and once with done set after the last.
+	Progress func(p Progress, done bool)
+	// AfterRead, when set, is called after the last packet is read and
+	// before the flows still open are ended (a heap profile is taken
+	// there).
+	AfterRead func()
+	// Log receives diagnostics (the order of the files, a full table).
+	Log zerolog.Logger
+}
+
+// Progress is how far a replay has come.
+type Progress struct {
+	Packets, Bytes uint64
+	Elapsed        time.Duration
+}
+
+// Result is what a replay found.
+type Result struct {
+	// Summary holds the flows' verdicts, for the report and the exit
+	// status (Summary.Problems).
+	Summary *report.Summary
+	// Files are the files in the order they were read.
+	Files []string
+	// Counts are what was read and decoded, Table the flow table's stats.
+	Counts pipeline.Counts
+	Table  classifier.Stats
+	// Inventory is the inventory the flows were classified with: the
+	// site config's, or the one learned from the capture when Inferred.
+	Inventory *policy.Config
+	Inferred  bool
+	// ReadErrors say which files could not be read, or not to their end
+	// (every packet before the error was classified), and whether the
+	// replay was interrupted.
+	ReadErrors []error
+}
+
+// Header is the report's description of the input.
+func (r *Result) Header(configName string) report.Header {
+	return report.Header{Files: r.Files, Packets: r.Counts.Records, Inventory: r.inventoryLine(configName)}
+}
+
+func (r *Result) inventoryLine(configName string) string {
+	if !r.Inferred {
+		return "from " + configName
+	}
+	hosts := 0
+	for _, addrs := range r.Inventory.Roles {
+		hosts += len(addrs)
+	}
+	if hosts == 0 {
+		return "inferred from the traffic: no Threat Prevention host seen (pass --config to name them)"
+	}
+	return fmt.Sprintf("inferred from the traffic: %d host(s) in %d role(s) (--print-inventory writes it as a config file to check and pass with --config)",
+		hosts, len(r.Inventory.Roles))
+}
+
+// Run replays cfg.Files as one capture: it classifies every flow, writes
+// the JSON lines and the metrics textfile asked for, and returns what it
+// found. Files are read in the order of their first packet, as mergecap
+// would merge captures that follow one another (shell globs sort cap_10
+// before cap_9, and ring buffers wrap); packet time must not run backwards
+// from one file to the next. An error is returned for what makes the
+// replay impossible (a metrics file that cannot be written); files that
+// cannot be read are in Result.ReadErrors, after what could be read.
+// Cancelling ctx stops reading; the flows read so far are still reported.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("replay: no policy")
+	}
+	pol := cfg.Policy
+	var inv *policy.Inventory
+	if pol.Inferred() {
+		inv = policy.NewInventory(0)
+	}
+	res := &Result{Summary: report.NewSummary(pol.Rules()), Inferred: pol.Inferred()}
+	sinks := teeSink{res.Summary}
+	var jsonOut *report.JSONWriter
+	if cfg.JSON != nil {
+		jsonOut = report.NewJSONWriter(cfg.JSON, pol.Rules(), cfg.All)
+		sinks = append(sinks, jsonOut)
+	}
+	var stats pipeline.SourceStats
+	var table *classifier.Table
+	var textfile *textfileMetrics
+	if cfg.MetricsOut != "" {
+		// A path that cannot be written is found before a long replay,
+		// not after it.
+		if err := checkWritableDir(cfg.MetricsOut); err != nil {
+			return nil, fmt.Errorf("--metrics-out %s: %w", cfg.MetricsOut, err)
+		}
+		var err error
+		textfile, err = newTextfileMetrics(cfg, &stats, func() classifier.Stats { return table.Stats() }, inv)
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, textfile.flows)
+	}
+	opts := classifier.OptionsFor(pol.Timeouts())
+	if cfg.MaxFlows > 0 {
+		opts.MaxFlows = cfg.MaxFlows
+	}
+	deferred := pipeline.NewDeferredSink(sinks)
+	table = classifier.NewTable(opts, policy.Bind(pol, inv), deferred.TableSink())
+
+	stopProgress := startProgress(cfg.Progress, &stats)
+	res.Files = inTimeOrder(cfg.Files, cfg.Log)
+	for _, name := range res.Files {
+		if err := replayFile(ctx, name, table, &stats, pipeline.Options{Sequential: cfg.Sequential, Deferred: deferred}); err != nil {
+			res.ReadErrors = append(res.ReadErrors, err)
+		}
+		if ctx.Err() != nil {
+			res.ReadErrors = append(res.ReadErrors, fmt.Errorf("interrupted: flows after %s were not read", name))
+			break
+		}
+	}
+	stopProgress()
+	if cfg.AfterRead != nil {
+		cfg.AfterRead()
+	}
+	table.Flush(stats.LastTS.Load())
+	res.Counts, res.Table = stats.Counts(), table.Stats()
+	if inv != nil {
+		res.Inventory = inv.Config()
+	} else {
+		res.Inventory = pol.InventoryConfig()
+	}
+	if jsonOut != nil {
+		if err := jsonOut.Flush(); err != nil {
+			return res, fmt.Errorf("write output: %w", err)
+		}
+	}
+	if textfile != nil {
+		if err := metrics.WriteTextfile(cfg.MetricsOut, textfile.registry); err != nil {
+			return res, err
+		}
+	}
+	logSummary(cfg.Log, res)
+	return res, nil
+}
+
+// replayFile runs the pipeline on one file.
+func replayFile(ctx context.Context, name string, table *classifier.Table, stats *pipeline.SourceStats, opts pipeline.Options) error {
+	src, err := capture.OpenFile(name)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	before, unsupportedBefore := stats.Records.Load(), stats.Unsupported.Load()
+	err = pipeline.Run(ctx, src, table, stats, opts)
+	if err != nil {
+		return fmt.Errorf("%w (the %d packets before it were classified)", err, stats.Records.Load()-before)
+	}
+	if n := stats.Unsupported.Load() - unsupportedBefore; n > 0 {
+		return fmt.Errorf("%s: %d of %d packets have link type %s, which tpwatch does not decode (it reads Ethernet, 802.1Q/QinQ, Linux SLL and SLL2, raw IPv4/IPv6 and BSD loopback)",
+			name, n, stats.Records.Load()-before, capture.LinkType(stats.UnsupportedLink.Load()))
+	}
+	return nil
+}
+
+func logSummary(log zerolog.Logger, res *Result) {
+	c, ts := &res.Counts, &res.Table
+	log.Debug().
+		Uint64("packets", c.Records).
+		Uint64("not_ip", c.NotIP).
+		Uint64("decode_errors", c.DecodeErrors()).
+		Uint64("flows", ts.FlowsCreated).
+		Uint64("evicted", ts.FlowsEvicted).
+		Uint64("fragments", ts.Fragments).
+		Uint64("table_capacity", ts.Capacity).
+		Uint64("expired", ts.FlowsExpired).
+		Uint64("peak_rss_bytes", peakRSS()).
+		Msg("replay done")
+	if n := c.DecodeErrors(); n > 0 {
+		log.Warn().Uint64("truncated", c.Truncated).Uint64("malformed", c.Malformed).
+			Uint64("unsupported_link", c.Unsupported).Msg("some packets could not be decoded and were skipped")
+	}
+	if ts.FlowsEvicted > 0 {
+		log.Warn().Uint64("evicted", ts.FlowsEvicted).Msg("the flow table was full; raise --max-flows")
+	}
+}
+
+// startProgress calls report about once a second until stop is called,
+// then once with done set.
+func startProgress(report func(Progress, bool), stats *pipeline.SourceStats) (stop func()) {
+	if report == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	now := func() Progress {
+		return Progress{Packets: stats.Records.Load(), Bytes: stats.Bytes.Load(), Elapsed: time.Since(start)}
+	}
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				report(now(), true)
+				return
+			case <-tick.C:
+				report(now(), false)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// teeSink hands every flow to several sinks, in order.
+type teeSink []classifier.Sink
+
+func (t teeSink) Decided(r *classifier.FlowRecord) {
+	for _, s := range t {
+		s.Decided(r)
+	}
+}
+
+func (t teeSink) Final(r *classifier.FlowRecord) {
+	for _, s := range t {
+		s.Final(r)
+	}
+}
+
+// inTimeOrder returns the files in the order of their first packet. A file
+// whose first packet cannot be read keeps its place relative to the
+// others at the end, where reading it reports the error.
+func inTimeOrder(files []string, log zerolog.Logger) []string {
+	if len(files) < 2 {
+		return files
+	}
+	type dated struct {
+		name string
+		ts   int64
+		ok   bool
+	}
+	list := make([]dated, len(files))
+	for i, name := range files {
+		list[i] = dated{name: name}
+		src, err := capture.OpenFile(name)
+		if err != nil {
+			continue
+		}
+		var rec capture.Record
+		if src.Next(&rec) == nil {
+			list[i].ts, list[i].ok = rec.TS, true
+		}
+		src.Close()
+	}
+	slices.SortStableFunc(list, func(x, y dated) int {
+		if x.ok != y.ok {
+			if x.ok {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(x.ts, y.ts)
+	})
+	ordered := make([]string, len(list))
+	moved := false
+	for i, d := range list {
+		ordered[i] = d.name
+		moved = moved || d.name != files[i]
+	}
+	if moved {
+		log.Info().Strs("files", ordered).Msg("reading the files in the order of their first packet")
+	}
+	return ordered
+}
+
+// checkWritableDir checks that a file can be created beside path, as the
+// atomic write of the textfile will do.
+func checkWritableDir(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tpwatch-check-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
