@@ -36,16 +36,25 @@ demo: build
 	  st=$$?; echo "(exit status $$st: 0 all allowed, 1 something blocked or unexpected, 2 error)"; \
 	  [ $$st -le 1 ]
 
+# Packages that run goroutines of their own, tested again under the race
+# detector.
+RACE_PACKAGES := ./classifier ./pipeline ./policy ./metrics ./replay ./daemon
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 ## test: every test, as CI runs it
 test: deps lint
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 15m $(RACE_PACKAGES)
 	GOOS=windows CGO_ENABLED=0 $(GO) build ./...
 	GOOS=freebsd CGO_ENABLED=0 $(GO) build ./...  # the Unix files that are not Linux
 
+## lint: gofmt, go vet and staticcheck (fetched through the Go module proxy
+## by go run, at the version named above)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 ## deps: Debian packages the tests need (promtool and prometheus for the metric,
 ## rule and dashboard checks; libpcap-dev for live capture; ip, nft and

@@ -13,11 +13,10 @@ import (
 
 // manifestEntry is what MANIFEST.tsv says tshark found in one capture.
 type manifestEntry struct {
-	path      string
-	tsharkOK  bool
-	packets   int // -1 when not a number
-	format    string
-	malformed string
+	path     string
+	tsharkOK bool
+	packets  int // -1 when not a number
+	format   string
 }
 
 func readManifest(t testing.TB, corpus string) []manifestEntry {

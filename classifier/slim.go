@@ -85,9 +85,3 @@ func (s *slim) packet(p *capture.Packet) {
 	binary.BigEndian.PutUint64(p.Src[8:], word4(src))
 	binary.BigEndian.PutUint64(p.Dst[8:], word4(dst))
 }
-
-// key returns the canonical key of a slim packet and whether the sender
-// is endpoint A.
-func (s *slim) key() (flowKey, bool) {
-	return flowKey{word4(s.A), word4(s.B), s.PortA, s.PortB, s.Proto}, s.SrcIsA
-}

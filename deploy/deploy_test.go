@@ -1,4 +1,4 @@
-// Tests of the deployment files: the Grafana dashboard, the Prometheus
+// Package deploy_test tests the deployment files: the Grafana dashboard, the Prometheus
 // rules and config, and the systemd unit. They check the files against the
 // metrics tpwatch really exports (gathered from the metrics package), and
 // run promtool and systemd-analyze where those are installed.
