@@ -73,14 +73,25 @@ type Result struct {
 	// Counts are what was read and decoded, Table the flow table's stats.
 	Counts pipeline.Counts
 	Table  classifier.Stats
-	// Inventory is the inventory the flows were classified with: the
-	// site config's, or the one learned from the capture when Inferred.
-	Inventory *policy.Config
-	Inferred  bool
+	// Inferred says the inventory was learned from the capture (see
+	// Inventory).
+	Inferred bool
 	// ReadErrors say which files could not be read, or not to their end
 	// (every packet before the error was classified), and whether the
 	// replay was interrupted.
 	ReadErrors []error
+
+	pol *policy.Policy
+	inv *policy.Inventory // the learned inventory, when Inferred
+}
+
+// Inventory returns the inventory the flows were classified with: the
+// site config's, or the one learned from the capture when Inferred.
+func (r *Result) Inventory() *policy.Config {
+	if r.inv != nil {
+		return r.inv.Config()
+	}
+	return r.pol.InventoryConfig()
 }
 
 // Header is the report's description of the input.
@@ -92,15 +103,16 @@ func (r *Result) inventoryLine(configName string) string {
 	if !r.Inferred {
 		return "from " + configName
 	}
+	inv := r.Inventory()
 	hosts := 0
-	for _, addrs := range r.Inventory.Roles {
+	for _, addrs := range inv.Roles {
 		hosts += len(addrs)
 	}
 	if hosts == 0 {
 		return "inferred from the traffic: no Threat Prevention host seen (pass --config to name them)"
 	}
 	return fmt.Sprintf("inferred from the traffic: %d host(s) in %d role(s) (--print-inventory writes it as a config file to check and pass with --config)",
-		hosts, len(r.Inventory.Roles))
+		hosts, len(inv.Roles))
 }
 
 // Run replays cfg.Files as one capture: it classifies every flow, writes
@@ -121,7 +133,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if pol.Inferred() {
 		inv = policy.NewInventory(0)
 	}
-	res := &Result{Summary: report.NewSummary(pol.Rules()), Inferred: pol.Inferred()}
+	res := &Result{Summary: report.NewSummary(pol.Rules()), Inferred: pol.Inferred(), pol: pol, inv: inv}
 	sinks := teeSink{res.Summary}
 	var jsonOut *report.JSONWriter
 	if cfg.JSON != nil {
@@ -168,11 +180,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	table.Flush(stats.LastTS.Load())
 	res.Counts, res.Table = stats.Counts(), table.Stats()
-	if inv != nil {
-		res.Inventory = inv.Config()
-	} else {
-		res.Inventory = pol.InventoryConfig()
-	}
 	if jsonOut != nil {
 		if err := jsonOut.Flush(); err != nil {
 			return res, fmt.Errorf("write output: %w", err)

@@ -138,7 +138,7 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 	}
 	switch {
 	case f.printInventory:
-		if err := policy.WriteConfig(a.stdout, res.Inventory); err != nil {
+		if err := policy.WriteConfig(a.stdout, res.Inventory()); err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("write inventory: %w", err)}
 		}
 	case f.format == "table" && res.Counts.Records == 0 && len(res.ReadErrors) > 0:
