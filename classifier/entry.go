@@ -24,8 +24,10 @@ type entry struct {
 	last              int64
 	bytesOut, bytesIn uint64
 	// history holds, in bits 0-47, the codes of the history letters
-	// (letter number + 1, 4 bits each) in order of first occurrence, and
-	// in bits 48-59 a bit per letter seen (letter + 6 for the server).
+	// (letter number + 1, 4 bits each) in order of first occurrence, in
+	// bits 48-59 a bit per letter seen (letter + 6 for the server), and in
+	// bits 60 and 61 whether the client and the server sent a segment with
+	// ACK and without RST (ackedShift).
 	history         uint64
 	pktsOut, pktsIn uint32
 
@@ -36,12 +38,21 @@ type entry struct {
 	reason       Reason
 }
 
-// entryMeta is the rest of a live flow (see entry).
+// entryMeta is the rest of a live flow (see entry). What few flows need
+// (an ICMP error's type, code and sender) is kept in a map beside the
+// table (icmpInfo), so that this stays 16 bytes.
 type entryMeta struct {
 	first                    int64
 	clientRoles, serverRoles roles16
 	rule                     ruleRef
-	icmpType, icmpCode       uint8
+	outcome                  Outcome
+	_                        uint8
+}
+
+// icmpInfo is what an ICMP error that decided a flow said, and who sent it.
+type icmpInfo struct {
+	typ, code uint8
+	src       [16]byte
 }
 
 // roles16 is a policy.RoleSet in 16 bits: role numbers start at 1, so bit
@@ -72,7 +83,22 @@ const (
 	// for its behaviour.
 	flagRuleAllowed
 	flagReplyExpected // the (UDP) rule expects a reply
+	// flagAwaitOutcome: the flow is unexpected (its reason and rule are
+	// set) and waits to know its outcome to be decided.
+	flagAwaitOutcome
+	// flagLearning: with an inferred inventory, the flow may teach its
+	// hosts' roles; it is matched when it shows what it is (it worked, or
+	// it failed).
+	flagLearning
+	// flagICMP: the table's icmp map holds the ICMP error that decided it.
+	flagICMP
+	// flagTaught: the inventory has had the flow's evidence (a learning
+	// flow, when it was decided), and must not count it again at its end.
+	flagTaught
 )
+
+// flagsJudged are the flags of a flow whose own behaviour decides it.
+const flagsJudged = flagRuleAllowed | flagAwaitOutcome | flagLearning
 
 func (e *entry) is(k *flowKey) bool {
 	return e.a == k.a && e.b == k.b && e.portA == k.portA && e.portB == k.portB && e.proto == k.proto
@@ -98,8 +124,15 @@ const (
 
 const historyLetters = "SHADFRshadfr"
 
-// seenShift is where the letters-seen bits start in entry.history.
-const seenShift = 48
+// seenShift is where the letters-seen bits start in entry.history;
+// ackedShift where the client's and the server's acknowledged bits are.
+const (
+	seenShift   = 48
+	seenMask    = (1<<(2*serverLetters) - 1) << seenShift
+	ackedShift  = 60
+	clientAcked = 1 << ackedShift
+	serverAcked = 1 << (ackedShift + 1)
+)
 
 func (e *entry) saw(letter int, client bool) bool {
 	if !client {
@@ -117,7 +150,7 @@ func (e *entry) mark(letter int, client bool) {
 	if e.history&bit != 0 {
 		return
 	}
-	pos := bits.OnesCount64(e.history >> seenShift)
+	pos := bits.OnesCount64(e.history & seenMask)
 	e.history |= bit | uint64(letter+1)<<(4*pos)
 }
 
@@ -144,6 +177,13 @@ func (e *entry) count(p *seg, fromClient bool) {
 		return
 	}
 	f := p.flags
+	if f&(capture.TCPAck|capture.TCPRst) == capture.TCPAck {
+		if fromClient {
+			e.history |= clientAcked
+		} else {
+			e.history |= serverAcked
+		}
+	}
 	switch {
 	case f&capture.TCPSyn != 0 && f&capture.TCPAck != 0:
 		e.mark(letterSynAck, fromClient)
@@ -161,6 +201,33 @@ func (e *entry) count(p *seg, fromClient bool) {
 	if f&capture.TCPRst != 0 {
 		e.mark(letterRst, fromClient)
 	}
+}
+
+// evidence is what the flow has shown of its ends so far: the server
+// answered (a SYN-ACK, a segment with ACK, data or a FIN, a datagram), and
+// the client went on after that (the ACK of the handshake, data, a FIN; for
+// UDP, the reply to its request is enough).
+func (e *entry) evidence() policy.Evidence {
+	var ev policy.Evidence
+	if e.proto != capture.ProtoTCP {
+		if e.pktsIn > 0 {
+			ev = policy.ServerAnswered
+			if e.pktsOut > 0 {
+				ev |= policy.ClientCompleted
+			}
+		}
+		return ev
+	}
+	if e.history&serverAcked != 0 {
+		ev |= policy.ServerAnswered
+	}
+	// A client segment with ACK proves it had the server's SYN-ACK (RFC
+	// 9293, 3.10.7), even where the sensor missed the answer; a FIN scan's
+	// bare FIN has no ACK.
+	if e.history&clientAcked != 0 {
+		ev |= policy.ServerAnswered | policy.ClientCompleted
+	}
+	return ev
 }
 
 // closed reports a TCP flow that both sides finished or one side reset.
@@ -245,14 +312,16 @@ func (t *Table) record(i uint32, r *FlowRecord) {
 		Rule:        m.rule.index(),
 		Verdict:     e.verdict,
 		Reason:      e.reason,
+		Outcome:     m.outcome,
 		ConnState:   e.connState(),
 		PacketsOut:  uint64(e.pktsOut),
 		PacketsIn:   uint64(e.pktsIn),
 		BytesOut:    e.bytesOut,
 		BytesIn:     e.bytesIn,
-		ICMP:        e.reason == ICMPUnreachable,
-		ICMPType:    m.icmpType,
-		ICMPCode:    m.icmpCode,
+	}
+	if e.has(flagICMP) {
+		info := t.icmp[e.key()]
+		r.ICMP, r.ICMPType, r.ICMPCode, r.ICMPSrc = true, info.typ, info.code, info.src
 	}
 	if !e.has(flagClientIsA) {
 		r.Client, r.Server = b, a

@@ -16,6 +16,7 @@ const (
 	A, E   = "10.0.0.2", "10.0.0.1" // an agent, the Enterprise Manager
 	A6, E6 = "2001:db8::2", "2001:db8::1"
 	C      = "10.0.0.3" // an admin console
+	EA     = "10.0.0.4" // an Enterprise Manager that runs an agent
 	X, Y   = "192.0.2.1", "192.0.2.2"
 	router = "10.0.0.254"
 )
@@ -195,22 +196,53 @@ func TestTCPVerdicts(t *testing.T) {
 	}})
 }
 
+// TestUnexpectedAndIgnored: an unexpected flow is decided once its
+// outcome is known (an answer, a refusal, an ICMP error, its attempt
+// timeout, its end), with that outcome, so that an unauthorized client that
+// got in and one that was turned away are two findings.
 func TestUnexpectedAndIgnored(t *testing.T) {
+	syn4 := tcpPkt(0, C, 50000, E, 3741, syn, 0)
 	runScenarios(t, []scenario{{
-		name:  "feature disabled",
+		name:  "feature disabled, nothing back yet",
 		pkts:  []capture.Packet{tcpPkt(0, E, 50000, A, 135, syn, 0)},
 		flush: -1,
-		want:  []string{`decided tcp 10.0.0.1:50000>10.0.0.2:135 unexpected/feature_disabled rule=3 S0 "S" out=1/100 in=0/0`},
+		want:  nil,
 	}, {
-		name:  "unauthorized client",
-		pkts:  []capture.Packet{tcpPkt(0, C, 50000, E, 3741, syn, 0)},
+		name:  "feature disabled, no response",
+		pkts:  []capture.Packet{tcpPkt(0, E, 50000, A, 135, syn, 0)},
+		flush: 30 * sec,
+		want: []string{
+			`decided tcp 10.0.0.1:50000>10.0.0.2:135 unexpected/feature_disabled outcome=no_response rule=3 S0 "S" out=1/100 in=0/0`,
+			`final tcp 10.0.0.1:50000>10.0.0.2:135 unexpected/feature_disabled outcome=no_response rule=3 S0 "S" out=1/100 in=0/0`,
+		},
+	}, {
+		name:  "unauthorized client got in",
+		pkts:  handshake(C, 50000, E, 3741, 0),
 		flush: -1,
-		want:  []string{`decided tcp 10.0.0.3:50000>10.0.0.1:3741 unexpected/unauthorized_client rule=0 S0 "S" out=1/100 in=0/0`},
+		want:  []string{`decided tcp 10.0.0.3:50000>10.0.0.1:3741 unexpected/unauthorized_client outcome=worked rule=0 S1 "Sh" out=1/100 in=1/100`},
 	}, {
-		name:  "no rule",
+		name:  "unauthorized client turned away",
+		pkts:  []capture.Packet{syn4, tcpPkt(1*ms, E, 3741, C, 50000, rstack, 0)},
+		flush: -1,
+		want:  []string{`decided tcp 10.0.0.3:50000>10.0.0.1:3741 unexpected/unauthorized_client outcome=refused rule=0 REJ "Sr" out=1/100 in=1/100`},
+	}, {
+		name:  "unauthorized client blocked by a firewall",
+		pkts:  []capture.Packet{syn4, icmpErr(1*ms, router, 3, 13, syn4)},
+		flush: -1,
+		want:  []string{`decided tcp 10.0.0.3:50000>10.0.0.1:3741 unexpected/unauthorized_client outcome=icmp_unreachable rule=0 S0 "S" out=1/100 in=0/0 icmp=3/13 from 10.0.0.254`},
+	}, {
+		name:  "no rule, the capture ends before the timeout: unknown",
 		pkts:  []capture.Packet{tcpPkt(0, A, 50000, E, 8080, syn, 0)},
+		flush: 1 * sec,
+		want: []string{
+			`decided tcp 10.0.0.2:50000>10.0.0.1:8080 unexpected/no_rule outcome=unknown rule=-1 S0 "S" out=1/100 in=0/0`,
+			`final tcp 10.0.0.2:50000>10.0.0.1:8080 unexpected/no_rule outcome=unknown rule=-1 S0 "S" out=1/100 in=0/0`,
+		},
+	}, {
+		name:  "no rule, mid-stream: the first segment says it worked",
+		pkts:  []capture.Packet{tcpPkt(0, A, 50000, E, 22, pshack, 10)},
 		flush: -1,
-		want:  []string{`decided tcp 10.0.0.2:50000>10.0.0.1:8080 unexpected/no_rule rule=-1 S0 "S" out=1/100 in=0/0`},
+		want:  []string{`decided tcp 10.0.0.2:50000>10.0.0.1:22 unexpected/no_rule outcome=worked rule=-1 OTH "D" out=1/100 in=0/0`},
 	}, {
 		name: "ignored, and a SYN-ACK does not change it",
 		pkts: []capture.Packet{
@@ -223,6 +255,75 @@ func TestUnexpectedAndIgnored(t *testing.T) {
 			`final tcp 192.0.2.1:50000>192.0.2.2:80 ignored rule=-1 S1 "Sh" out=1/100 in=1/100`,
 		},
 	}})
+}
+
+// TestLearningFromEvidence: with an inferred inventory, a flow to a port
+// that teaches is decided when it shows what it is, and only what it
+// showed teaches: the server that answered, the client that went on.
+func TestLearningFromEvidence(t *testing.T) {
+	const S, Z = "10.0.0.9", "10.0.0.8" // a stranger, a server nobody knows yet
+	for _, tt := range []struct {
+		name  string
+		pkts  []capture.Packet
+		flush time.Duration
+		want  []string
+		roles map[string]policy.RoleSet // what the inventory holds at the end
+	}{{
+		name: "a handshake teaches both ends",
+		pkts: handshake(S, 40000, Z, 3741, 0),
+		want: []string{`decided tcp 10.0.0.9:40000>10.0.0.8:3741 allowed rule=0 S1 "ShA" out=2/200 in=1/100`},
+		roles: map[string]policy.RoleSet{
+			S: policy.RoleSet(0).With(policy.Agent), Z: policy.RoleSet(0).With(policy.EnterpriseManager),
+		},
+	}, {
+		name: "a scan: the server answered, the client reset",
+		pkts: []capture.Packet{
+			tcpPkt(0, S, 40000, E, 3741, syn, 0),
+			tcpPkt(1*ms, E, 3741, S, 40000, synack, 0),
+			tcpPkt(2*ms, S, 40000, E, 3741, rst, 0),
+		},
+		want:  []string{`decided tcp 10.0.0.9:40000>10.0.0.1:3741 unexpected/unauthorized_client outcome=worked rule=0 RSTO "ShR" out=2/200 in=1/100`},
+		roles: map[string]policy.RoleSet{S: 0},
+	}, {
+		name:  "nothing answers a stranger's SYN to nobody: ignored, nothing learned",
+		pkts:  []capture.Packet{tcpPkt(0, S, 40000, Z, 3741, syn, 0)},
+		flush: 30 * sec,
+		want: []string{
+			`decided tcp 10.0.0.9:40000>10.0.0.8:3741 ignored rule=-1 S0 "S" out=1/100 in=0/0`,
+			`final tcp 10.0.0.9:40000>10.0.0.8:3741 ignored rule=-1 S0 "S" out=1/100 in=0/0`,
+		},
+		roles: map[string]policy.RoleSet{S: 0, Z: 0},
+	}, {
+		name:  "nothing answers a stranger's SYN to the Enterprise Manager: an agent that cannot reach it",
+		pkts:  []capture.Packet{tcpPkt(0, S, 40000, E, 3741, syn, 0)},
+		flush: 30 * sec,
+		want: []string{
+			`decided tcp 10.0.0.9:40000>10.0.0.1:3741 blocked/no_response rule=0 S0 "S" out=1/100 in=0/0`,
+			`final tcp 10.0.0.9:40000>10.0.0.1:3741 blocked/no_response rule=0 S0 "S" out=1/100 in=0/0`,
+		},
+		roles: map[string]policy.RoleSet{S: 0},
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newFakeMatcher()
+			m.learns = true
+			rec := newRecorder(t)
+			tab := NewTable(testOptions(), m, rec)
+			for i := range tt.pkts {
+				tab.Process(&tt.pkts[i])
+			}
+			if tt.flush > 0 {
+				tab.Flush(at(tt.flush))
+			}
+			if !slices.Equal(rec.lines, tt.want) {
+				t.Errorf("sink calls:\n  got  %s\n  want %s", strings.Join(rec.lines, "\n       "), strings.Join(tt.want, "\n       "))
+			}
+			for host, want := range tt.roles {
+				if got := m.roles[addr(host)]; got != want {
+					t.Errorf("%s holds %q, want %q", host, got, want)
+				}
+			}
+		})
+	}
 }
 
 func TestUDPVerdicts(t *testing.T) {
@@ -254,9 +355,17 @@ func TestUDPVerdicts(t *testing.T) {
 			`final udp 10.0.0.2:50000>10.0.0.1:10001 allowed rule=1 S0 "D" out=2/200 in=0/0`,
 		},
 	}, {
-		name:  "one-way rule, replay ends inside the timeout: pending",
+		name:  "one-way rule: allowed once the ICMP wait has passed, though the capture ends soon after",
 		pkts:  []capture.Packet{udpPkt(0, A, 50000, E, 10001, 40)},
-		flush: 10*sec - 1,
+		flush: 2 * sec,
+		want: []string{
+			`decided udp 10.0.0.2:50000>10.0.0.1:10001 allowed rule=1 S0 "D" out=1/100 in=0/0`,
+			`final udp 10.0.0.2:50000>10.0.0.1:10001 allowed rule=1 S0 "D" out=1/100 in=0/0`,
+		},
+	}, {
+		name:  "one-way rule, replay ends inside the ICMP wait: pending",
+		pkts:  []capture.Packet{udpPkt(0, A, 50000, E, 10001, 40)},
+		flush: 2*sec - 1,
 		want: []string{
 			`decided udp 10.0.0.2:50000>10.0.0.1:10001 pending rule=1 S0 "D" out=1/100 in=0/0`,
 			`final udp 10.0.0.2:50000>10.0.0.1:10001 pending rule=1 S0 "D" out=1/100 in=0/0`,
@@ -285,14 +394,35 @@ func TestICMPErrors(t *testing.T) {
 		name:  "ICMP administratively prohibited blocks a SYN",
 		pkts:  []capture.Packet{syn4, icmpErr(5*ms, router, 3, 13, syn4)},
 		flush: -1,
-		want:  []string{`decided tcp 10.0.0.2:40000>10.0.0.1:3741 blocked/icmp_unreachable rule=0 S0 "S" out=1/100 in=0/0 icmp=3/13`},
+		want:  []string{`decided tcp 10.0.0.2:40000>10.0.0.1:3741 blocked/icmp_unreachable rule=0 S0 "S" out=1/100 in=0/0 icmp=3/13 from 10.0.0.254`},
 	}, {
 		name:  "ICMPv6 unreachable blocks a UDP request",
 		pkts:  []capture.Packet{udp6, icmpErr(5*ms, "2001:db8::fe", 1, 1, udp6)},
 		flush: 1 * sec,
 		want: []string{
-			`decided udp 2001:db8::2:50000>2001:db8::1:5353 blocked/icmp_unreachable rule=2 S0 "D" out=1/100 in=0/0 icmp=1/1`,
-			`final udp 2001:db8::2:50000>2001:db8::1:5353 blocked/icmp_unreachable rule=2 S0 "D" out=1/100 in=0/0 icmp=1/1`,
+			`decided udp 2001:db8::2:50000>2001:db8::1:5353 blocked/icmp_unreachable rule=2 S0 "D" out=1/100 in=0/0 icmp=1/1 from 2001:db8::fe`,
+			`final udp 2001:db8::2:50000>2001:db8::1:5353 blocked/icmp_unreachable rule=2 S0 "D" out=1/100 in=0/0 icmp=1/1 from 2001:db8::fe`,
+		},
+	}, {
+		name:  "fragmentation needed is path-MTU discovery, not a block",
+		pkts:  []capture.Packet{udpPkt(0, A, 50000, E, 10001, 1400), icmpErr(1*ms, router, 3, 4, udpPkt(0, A, 50000, E, 10001, 1400))},
+		flush: 3 * sec,
+		want: []string{
+			`decided udp 10.0.0.2:50000>10.0.0.1:10001 allowed rule=1 S0 "D" out=1/100 in=0/0`,
+			`final udp 10.0.0.2:50000>10.0.0.1:10001 allowed rule=1 S0 "D" out=1/100 in=0/0`,
+		},
+	}, {
+		// The client's own port unreachable about the server's datagram
+		// says nothing of whether the client reached the server.
+		name: "the client's error about the server's datagram does not block the client",
+		pkts: []capture.Packet{
+			udpPkt(0, A, 50000, E, 10001, 40),
+			icmpErr(1*ms, A, 3, 3, udpPkt(0, E, 10001, A, 50000, 40)),
+		},
+		flush: 3 * sec,
+		want: []string{
+			`decided udp 10.0.0.2:50000>10.0.0.1:10001 allowed rule=1 S0 "D" out=1/100 in=0/0`,
+			`final udp 10.0.0.2:50000>10.0.0.1:10001 allowed rule=1 S0 "D" out=1/100 in=0/0`,
 		},
 	}, {
 		name:  "an error after the flow worked changes nothing",
@@ -348,6 +478,21 @@ func TestOrientation(t *testing.T) {
 		pkts:  []capture.Packet{udpPkt(0, Y, 123, X, 123, 48)},
 		flush: -1,
 		want:  []string{`decided udp 192.0.2.2:123>192.0.2.1:123 ignored rule=-1 S0 "D" out=1/100 in=0/0`},
+	}, {
+		// The agent's port is in the DCOM range of a rule of its role; the
+		// Enterprise Manager's 445 is a service's port, and that wins.
+		name:  "mid-stream: a well-known port beats a wide range",
+		pkts:  []capture.Packet{tcpPkt(0, A, 64952, E, 445, pshack, 10)},
+		flush: -1,
+		want:  []string{`decided tcp 10.0.0.2:64952>10.0.0.1:445 unexpected/no_rule outcome=worked rule=-1 OTH "D" out=1/100 in=0/0`},
+	}, {
+		// Both ports are in wide ranges of their hosts' roles: the end a
+		// rule admits the other as a client of is the server, whatever
+		// the lower port.
+		name:  "mid-stream, two wide ranges: the rule that admits the other end decides",
+		pkts:  []capture.Packet{tcpPkt(0, A, 50500, EA, 49999, pshack, 10)},
+		flush: -1,
+		want:  []string{`decided tcp 10.0.0.4:49999>10.0.0.2:50500 allowed rule=4 OTH "d" out=0/0 in=1/100`},
 	}})
 }
 
@@ -423,14 +568,14 @@ func TestPortReuse(t *testing.T) {
 	}
 }
 
-func TestLearnBeforeMatchAndRolesAtDecision(t *testing.T) {
+func TestMatchOnceAndRolesAtDecision(t *testing.T) {
 	m := newFakeMatcher()
 	m.log = true
 	rec := newRecorder(t)
 	tab := NewTable(testOptions(), m, rec)
 	p := tcpPkt(0, A, 40000, E, 3741, syn, 0)
 	tab.Process(&p)
-	want := []string{"learn tcp 10.0.0.2 10.0.0.1 3741", "match tcp 3741"}
+	want := []string{"match tcp 3741"}
 	if !slices.Equal(m.calls, want) {
 		t.Errorf("matcher calls %q, want %q", m.calls, want)
 	}

@@ -33,9 +33,10 @@ const (
 // fakeMatcher is a small policy: a few rules keyed by port, roles by
 // address. With log set it records the calls it gets.
 type fakeMatcher struct {
-	roles map[[16]byte]policy.RoleSet
-	log   bool
-	calls []string
+	roles  map[[16]byte]policy.RoleSet
+	log    bool
+	learns bool // an inferred inventory: 3741 teaches (see Learn)
+	calls  []string
 }
 
 func addr(s string) [16]byte { return netip.MustParseAddr(s).As16() }
@@ -47,6 +48,7 @@ func newFakeMatcher() *fakeMatcher {
 		addr(agentAddr):   policy.RoleSet(0).With(policy.Agent),
 		addr(agent6Addr):  policy.RoleSet(0).With(policy.Agent),
 		addr(consoleAddr): policy.RoleSet(0).With(policy.AdminConsole),
+		addr("10.0.0.4"):  policy.RoleSet(0).With(policy.EnterpriseManager).With(policy.Agent),
 	}}
 }
 
@@ -58,25 +60,51 @@ func (f *fakeMatcher) note(format string, args ...any) {
 
 func (f *fakeMatcher) Roles(a [16]byte) policy.RoleSet { return f.roles[a] }
 
-func (f *fakeMatcher) Learn(tr policy.Transport, client, server [16]byte, port uint16) {
+func (f *fakeMatcher) Learns(tr policy.Transport, port uint16) bool { return f.learns }
+
+// Learn records the evidence of a flow and, like an inventory learning
+// the roles of one rule, makes the server of a 3741 flow that answered an
+// Enterprise Manager and its client an agent once the flow worked.
+func (f *fakeMatcher) Learn(fl policy.Flow, ev policy.Evidence) {
 	if f.log {
-		f.note("learn %v %v %v %d", tr, netip.AddrFrom16(client).Unmap(), netip.AddrFrom16(server).Unmap(), port)
+		f.note("learn %v %v %v %d ev=%d", fl.Transport, netip.AddrFrom16(fl.Client).Unmap(), netip.AddrFrom16(fl.Server).Unmap(), fl.Port, ev)
 	}
+	if !f.learns || fl.Transport != policy.TCP || fl.Port != 3741 {
+		return
+	}
+	if ev&policy.ServerAnswered != 0 {
+		f.roles[fl.Server] = f.roles[fl.Server].With(policy.EnterpriseManager)
+	}
+	if ev&policy.ClientCompleted != 0 {
+		f.roles[fl.Client] = f.roles[fl.Client].With(policy.Agent)
+	}
+}
+
+// MatchAttempt takes an unknown client of an Enterprise Manager's 3741 for
+// an agent, when learning.
+func (f *fakeMatcher) MatchAttempt(fl policy.Flow) policy.Match {
+	if f.learns && fl.ClientRoles == 0 && fl.Transport == policy.TCP && fl.Port == 3741 && fl.ServerRoles.Has(policy.EnterpriseManager) {
+		fl.ClientRoles = fl.ClientRoles.With(policy.Agent)
+	}
+	return f.Match(fl)
 }
 
 func (f *fakeMatcher) ServerPortScore(tr policy.Transport, port uint16, roles policy.RoleSet) int {
 	switch {
 	case roles.Has(policy.EnterpriseManager) && (tr == policy.TCP && port == 3741 || tr == policy.UDP && (port == 10001 || port == 5353)):
-		return 2
+		return policy.ScoreNamed
 	case roles.Has(policy.Agent) && (tr == policy.TCP && port == 135):
-		return 2
+		return policy.ScoreNamed
+	case port < 1024:
+		return policy.ScoreWellKnown
 	case roles.Has(policy.Agent) && tr == policy.TCP && port >= 49152:
-		return 1
+		return policy.ScoreRange
 	}
-	return 0
+	return policy.ScoreNone
 }
 
-func (f *fakeMatcher) Match(tr policy.Transport, client, server policy.RoleSet, port uint16) policy.Match {
+func (f *fakeMatcher) Match(fl policy.Flow) policy.Match {
+	tr, client, server, port := fl.Transport, fl.ClientRoles, fl.ServerRoles, fl.Port
 	if f.log {
 		f.note("match %v %d", tr, port)
 	}
@@ -163,10 +191,13 @@ func describe(r *FlowRecord) string {
 	if r.Reason != ReasonNone {
 		fmt.Fprintf(&b, "/%s", r.Reason)
 	}
+	if r.Verdict == Unexpected {
+		fmt.Fprintf(&b, " outcome=%s", r.Outcome)
+	}
 	fmt.Fprintf(&b, " rule=%d %s %q out=%d/%d in=%d/%d", r.Rule, r.ConnState, r.HistoryString(),
 		r.PacketsOut, r.BytesOut, r.PacketsIn, r.BytesIn)
 	if r.ICMP {
-		fmt.Fprintf(&b, " icmp=%d/%d", r.ICMPType, r.ICMPCode)
+		fmt.Fprintf(&b, " icmp=%d/%d from %s", r.ICMPType, r.ICMPCode, netip.AddrFrom16(r.ICMPSrc).Unmap())
 	}
 	if r.Evicted {
 		b.WriteString(" evicted")

@@ -96,6 +96,9 @@ func (t *Table) remove(i uint32) {
 		lastHash = lk.hash(t.seed)
 	}
 	t.unslot(t.slotOf(h, i))
+	if t.entries[i].has(flagICMP) {
+		delete(t.icmp, k)
+	}
 	t.wide.releaseKey(k.a, k.b)
 	if i != last {
 		t.entries[i] = t.entries[last]

@@ -12,10 +12,14 @@ type Options struct {
 	// AttemptTimeout is how long a TCP attempt (the client's first SYN)
 	// waits for an answer before it is blocked/no_response.
 	AttemptTimeout time.Duration
-	// UDPReplyTimeout is how long the first packet of a UDP flow waits for
-	// a reply: then the flow is blocked/no_response when its rule expects
-	// a reply, else allowed.
+	// UDPReplyTimeout is how long the first packet of a UDP flow whose
+	// rule expects a reply waits for it: then the flow is
+	// blocked/no_response.
 	UDPReplyTimeout time.Duration
+	// UDPICMPWait is how long the first packet of a one-way UDP flow (a
+	// rule that expects no reply) waits for an ICMP error: then, with
+	// none, the flow is allowed.
+	UDPICMPWait time.Duration
 	// TCPIdle and UDPIdle end a flow that long after its last packet.
 	TCPIdle, UDPIdle time.Duration
 	// TCPClosed ends a closed TCP flow (both FINs, or a RST) that long
@@ -35,7 +39,8 @@ const maxMaxFlows = 1 << 28
 
 // DefaultOptions returns the defaults: the timeouts of
 // policy.DefaultTimeouts (the documented config defaults: attempts 30 s,
-// UDP replies 10 s, TCP idle 5 min, UDP idle 1 min, closed TCP linger 5 s),
+// UDP replies 10 s, one-way UDP's wait for an ICMP error 2 s, TCP idle
+// 5 min, UDP idle 1 min, closed TCP linger 5 s),
 // at most 1<<20 flows, 4096 to start with.
 func DefaultOptions() Options {
 	return OptionsFor(policy.DefaultTimeouts())
@@ -46,6 +51,7 @@ func OptionsFor(t policy.Timeouts) Options {
 	return Options{
 		AttemptTimeout:  t.TCPAttempt,
 		UDPReplyTimeout: t.UDPReply,
+		UDPICMPWait:     t.UDPICMPWait,
 		TCPIdle:         t.TCPIdle,
 		UDPIdle:         t.UDPIdle,
 		TCPClosed:       t.TCPClosed,
@@ -64,6 +70,7 @@ func (o Options) withDefaults() Options {
 	}
 	orDefault(&o.AttemptTimeout, d.AttemptTimeout)
 	orDefault(&o.UDPReplyTimeout, d.UDPReplyTimeout)
+	orDefault(&o.UDPICMPWait, d.UDPICMPWait)
 	orDefault(&o.TCPIdle, d.TCPIdle)
 	orDefault(&o.UDPIdle, d.UDPIdle)
 	orDefault(&o.TCPClosed, d.TCPClosed)

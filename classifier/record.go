@@ -41,6 +41,8 @@ const (
 	FeatureDisabled           // unexpected: a rule matches but its feature is off
 	UnauthorizedClient        // unexpected: a documented server port, a client the rule does not admit
 	NoRule                    // unexpected: both ends known, no rule for this port and these roles
+	NotProduct                // ignored: both ends known, but neither a product port nor a product host
+	SiteIgnore                // ignored: the site config's ignore list matches it
 	numReasons
 )
 
@@ -51,8 +53,8 @@ const NumReasons = int(numReasons)
 // A reason's name (its metric label and JSON value) and the verdict it
 // explains.
 var (
-	reasonNames    = [...]string{"", "refused", "icmp_unreachable", "no_response", "feature_disabled", "unauthorized_client", "no_rule"}
-	reasonVerdicts = [...]Verdict{VerdictUndecided, Blocked, Blocked, Blocked, Unexpected, Unexpected, Unexpected}
+	reasonNames    = [...]string{"", "refused", "icmp_unreachable", "no_response", "feature_disabled", "unauthorized_client", "no_rule", "not_product", "site_ignore"}
+	reasonVerdicts = [...]Verdict{VerdictUndecided, Blocked, Blocked, Blocked, Unexpected, Unexpected, Unexpected, Ignored, Ignored}
 )
 
 // One name a verdict, one name and one verdict a reason: a constant
@@ -79,6 +81,48 @@ func (r Reason) Verdict() Verdict {
 		return reasonVerdicts[r]
 	}
 	return VerdictUndecided
+}
+
+// Outcome says whether a flow worked, and if not, how it failed. Every
+// unexpected flow has one: an unauthorized client that got in and one that
+// was turned away are two different findings.
+type Outcome uint8
+
+const (
+	OutcomeNone            Outcome = iota // not known yet
+	OutcomeWorked                         // the server answered
+	OutcomeRefused                        // the server reset the SYN
+	OutcomeNoResponse                     // nothing came back before the attempt timeout
+	OutcomeICMPUnreachable                // an ICMP destination unreachable quoted it
+	OutcomeUnknown                        // the flow ended with nothing that shows either
+	numOutcomes
+)
+
+// NumOutcomes bounds the Outcome values (OutcomeNone included).
+const NumOutcomes = int(numOutcomes)
+
+var outcomeNames = [...]string{"", "worked", "refused", "no_response", "icmp_unreachable", "unknown"}
+
+const _ = uint(len(outcomeNames)-NumOutcomes) + uint(NumOutcomes-len(outcomeNames))
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "invalid"
+}
+
+// outcomeOfReason is the outcome a blocked flow's reason says.
+func outcomeOfReason(r Reason) Outcome {
+	switch r {
+	case Refused:
+		return OutcomeRefused
+	case ICMPUnreachable:
+		return OutcomeICMPUnreachable
+	case NoResponse:
+		return OutcomeNoResponse
+	}
+	return OutcomeNone
 }
 
 // FlowRecord is the public view of one flow, handed to sinks. It holds no
@@ -110,9 +154,17 @@ type FlowRecord struct {
 	PacketsOut, PacketsIn uint64 // client→server, server→client
 	BytesOut, BytesIn     uint64 // IP bytes, as Zeek's orig_ip_bytes
 
-	// ICMP is set when an ICMP/ICMPv6 error decided the flow.
+	// Outcome is how the flow went: worked, or how it failed (set once the
+	// flow is decided; an allowed flow worked, a blocked one failed as its
+	// reason says).
+	Outcome Outcome
+
+	// ICMP is set when an ICMP/ICMPv6 error decided the flow: its type and
+	// code, and ICMPSrc, the host that sent it (the filtering device a
+	// network team needs to find).
 	ICMP               bool
 	ICMPType, ICMPCode uint8
+	ICMPSrc            [16]byte
 
 	// Evicted is set when the flow table dropped the flow to make room.
 	Evicted bool

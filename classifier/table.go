@@ -21,9 +21,10 @@ type Table struct {
 	live    int
 	index   []slot
 	seed    uint64
-	seeded  bool      // seed is set: from the first flow's packet, or by a crossing Batch
-	maps    *mapped   // the arrays the system mapped (arena.go)
-	wide    wideAddrs // the IPv6 addresses of live flows' keys
+	seeded  bool                 // seed is set: from the first flow's packet, or by a crossing Batch
+	maps    *mapped              // the arrays the system mapped (arena.go)
+	wide    wideAddrs            // the IPv6 addresses of live flows' keys
+	icmp    map[flowKey]icmpInfo // the ICMP errors of live flows that have flagICMP
 
 	now    int64      // packet clock, Unix ns
 	cursor int        // the sweep's next entry
@@ -164,6 +165,7 @@ func (t *Table) Flush(end int64) {
 	}
 	t.live, t.cursor, t.credit = 0, 0, 0
 	clear(t.index)
+	clear(t.icmp)
 	t.wide.reset()
 	t.publish()
 }
@@ -276,10 +278,10 @@ func (t *Table) follow(i uint32, sg *seg, srcIsA, created bool, match policy.Mat
 	wasClosed, wasUndecided := closing && e.closed(), e.verdict == VerdictUndecided
 	fromClient := e.has(flagClientIsA) == srcIsA
 	e.count(sg, fromClient)
-	switch {
-	case created && match.Kind != policy.MatchAllowed:
-		t.decideMatch(i, match)
-	case e.verdict == VerdictUndecided && e.has(flagRuleAllowed):
+	if created {
+		t.setUp(i, match)
+	}
+	if e.verdict == VerdictUndecided && e.flags&flagsJudged != 0 {
 		t.judge(i, sg.flags, fromClient)
 	}
 	// A later last packet only moves the flow's deadline later, which
@@ -291,14 +293,20 @@ func (t *Table) follow(i uint32, sg *seg, srcIsA, created bool, match policy.Mat
 }
 
 // processICMPError attributes an ICMP or ICMPv6 destination unreachable to
-// the flow of the packet it quotes: an attempt that had not worked yet is
-// blocked by it.
+// the flow of the packet it quotes: an attempt that had not worked yet
+// failed on it. Two errors are no such answer: "fragmentation needed"
+// (ICMP type 3 code 4) is path-MTU discovery, and the client's own error
+// about a datagram of the server (its port unreachable) says nothing of
+// whether the server is reachable.
 func (t *Table) processICMPError(p *capture.Packet) {
 	t.counts.icmpErrors++
 	if p.QProto != capture.ProtoTCP && p.QProto != capture.ProtoUDP {
 		return
 	}
-	k, _, known := t.wide.keyOf(&p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto, false)
+	if p.Proto == capture.ProtoICMP && p.ICMPType == 3 && p.ICMPCode == 4 {
+		return
+	}
+	k, srcIsA, known := t.wide.keyOf(&p.QSrc, &p.QDst, p.QSrcPort, p.QDstPort, p.QProto, false)
 	if !known {
 		return
 	}
@@ -308,16 +316,22 @@ func (t *Table) processICMPError(p *capture.Packet) {
 	}
 	t.counts.icmpMatched++
 	e := &t.entries[i]
-	if e.verdict == VerdictUndecided && e.has(flagRuleAllowed) {
-		t.meta[i].icmpType, t.meta[i].icmpCode = p.ICMPType, p.ICMPCode
-		t.decide(i, Blocked, ICMPUnreachable)
-		t.setDue(i, t.nextDue(i))
+	if e.verdict != VerdictUndecided || e.flags&flagsJudged == 0 || e.has(flagClientIsA) != srcIsA {
+		return
 	}
+	e.flags |= flagICMP
+	if t.icmp == nil {
+		t.icmp = map[flowKey]icmpInfo{}
+	}
+	t.icmp[k] = icmpInfo{typ: p.ICMPType, code: p.ICMPCode, src: p.Src}
+	t.conclude(i, OutcomeICMPUnreachable)
+	t.setDue(i, t.nextDue(i))
 }
 
 // create adds the flow of packet p, which is not in the table, and returns
-// its entry number and the policy's match. The flow is oriented, taught to
-// the inventory, then matched.
+// its entry number and the policy's match. The flow is oriented, then
+// matched with the roles its ends hold; with an inferred inventory, a flow
+// no enabled rule admits that may teach a role is marked flagLearning.
 func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (uint32, policy.Match) {
 	if t.live == len(t.entries) {
 		t.makeRoom(h)
@@ -327,13 +341,12 @@ func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (ui
 	}
 	tr := policy.Transport(p.Proto)
 	srcIsClient := t.srcIsClient(p, tr)
-	client, server, serverPort := p.Src, p.Dst, p.DstPort
+	f := policy.Flow{Transport: tr, Client: p.Src, Server: p.Dst, Port: p.DstPort}
 	if !srcIsClient {
-		client, server, serverPort = p.Dst, p.Src, p.SrcPort
+		f.Client, f.Server, f.Port = p.Dst, p.Src, p.SrcPort
 	}
-	t.m.Learn(tr, client, server, serverPort)
-	clientRoles, serverRoles := t.m.Roles(client), t.m.Roles(server)
-	match := t.m.Match(tr, clientRoles, serverRoles, serverPort)
+	f.ClientRoles, f.ServerRoles = t.m.Roles(f.Client), t.m.Roles(f.Server)
+	match := t.m.Match(f)
 
 	var flags uint8
 	if srcIsClient == srcIsA {
@@ -343,13 +356,8 @@ func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (ui
 	if tr == policy.UDP || syn {
 		flags |= flagAttempt
 	}
-	rule := int32(-1)
-	if match.Kind == policy.MatchAllowed {
-		flags |= flagRuleAllowed
-		rule = match.Rule
-		if tr == policy.UDP && t.m.Reply(rule) {
-			flags |= flagReplyExpected
-		}
+	if match.Kind != policy.MatchAllowed && t.m.Learns(tr, f.Port) {
+		flags |= flagLearning
 	}
 	i := uint32(t.live)
 	t.live++
@@ -365,8 +373,8 @@ func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (ui
 	}
 	t.meta[i] = entryMeta{
 		first:       t.now,
-		rule:        refRule(rule),
-		clientRoles: packRoles(clientRoles), serverRoles: packRoles(serverRoles),
+		rule:        refRule(-1),
+		clientRoles: packRoles(f.ClientRoles), serverRoles: packRoles(f.ServerRoles),
 	}
 	place(t.index, slot{tag: uint32(h), ref: i + 1})
 	t.counts.created++
@@ -374,20 +382,38 @@ func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (ui
 }
 
 // srcIsClient orients a new flow by its first packet: the sender of a SYN
-// is the client, of a SYN-ACK the server; otherwise the endpoint whose port
-// its roles make a server port is the server, else the lower port, else the
-// first packet's receiver.
+// is the client, of a SYN-ACK the server; otherwise the end whose port
+// looks most like a server port is the server (a port a rule names, then a
+// well-known port, then one a wide range covers: policy.ServerPortScore);
+// between two equally likely ones, the end a rule would admit the other
+// as a client of (a CEE server's RPC port and an agent's: the agent is the
+// CEE server's server); else the lower port, else the first packet's
+// receiver.
 func (t *Table) srcIsClient(p *capture.Packet, tr policy.Transport) bool {
 	if tr == policy.TCP && p.TCPFlags&capture.TCPSyn != 0 {
 		return p.TCPFlags&capture.TCPAck == 0
 	}
-	srcScore := t.m.ServerPortScore(tr, p.SrcPort, t.m.Roles(p.Src))
-	dstScore := t.m.ServerPortScore(tr, p.DstPort, t.m.Roles(p.Dst))
+	srcRoles, dstRoles := t.m.Roles(p.Src), t.m.Roles(p.Dst)
+	srcScore := t.m.ServerPortScore(tr, p.SrcPort, srcRoles)
+	dstScore := t.m.ServerPortScore(tr, p.DstPort, dstRoles)
 	switch {
 	case srcScore != dstScore:
 		return dstScore > srcScore
-	case p.SrcPort != p.DstPort:
+	case srcScore != policy.ScoreNone:
+		toDst := admits(t.m.Match(policy.Flow{Transport: tr, Client: p.Src, Server: p.Dst, ClientRoles: srcRoles, ServerRoles: dstRoles, Port: p.DstPort}))
+		toSrc := admits(t.m.Match(policy.Flow{Transport: tr, Client: p.Dst, Server: p.Src, ClientRoles: dstRoles, ServerRoles: srcRoles, Port: p.SrcPort}))
+		if toDst != toSrc {
+			return toDst
+		}
+	}
+	if p.SrcPort != p.DstPort {
 		return p.DstPort < p.SrcPort
 	}
 	return true
+}
+
+// admits reports a match by a rule that admits the flow's client (enabled
+// or not).
+func admits(m policy.Match) bool {
+	return m.Kind == policy.MatchAllowed || m.Kind == policy.MatchFeatureDisabled
 }

@@ -7,27 +7,74 @@ import (
 	"github.com/tpwatch/tpwatch/policy"
 )
 
-// decideMatch decides, at creation, a flow that no enabled rule admits: its
-// verdict does not depend on how it behaves.
-func (t *Table) decideMatch(i uint32, m policy.Match) {
-	meta := &t.meta[i]
-	switch m.Kind {
-	case policy.MatchFeatureDisabled:
+// A new flow is matched once, when it is created (create), and then:
+//
+//   - a flow an enabled rule admits (flagRuleAllowed) waits for its own
+//     behaviour: allowed when it works, blocked when it fails;
+//   - a flow no enabled rule admits that concerns the product
+//     (flagAwaitOutcome) is unexpected, and waits for its outcome: the
+//     verdict alone would not say whether the client got in;
+//   - with an inferred inventory, a flow that may teach its hosts' roles
+//     (flagLearning) waits until it shows what it is, then teaches the
+//     inventory what it showed and is matched with the roles its ends hold
+//     then;
+//   - any other flow is ignored at once.
+//
+// A waiting flow is decided by a packet (judge), an ICMP error
+// (processICMPError), its attempt timeout (decideAtDeadline) or its end
+// (finish).
+
+// setUp records what the match of a new flow i means, and decides at once
+// what nothing the flow does can change. create has marked a flow that may
+// teach an inferred inventory flagLearning.
+func (t *Table) setUp(i uint32, m policy.Match) {
+	e, meta := &t.entries[i], &t.meta[i]
+	switch {
+	case m.Kind == policy.MatchAllowed:
+		e.flags |= flagRuleAllowed
 		meta.rule = refRule(m.Rule)
-		t.decideWithRoles(i, Unexpected, FeatureDisabled)
-	case policy.MatchUnauthorizedClient:
-		meta.rule = refRule(m.Rule)
-		t.decideWithRoles(i, Unexpected, UnauthorizedClient)
-	case policy.MatchNoRule:
-		meta.rule = refRule(m.Rule)
-		t.decideWithRoles(i, Unexpected, NoRule)
+		if e.proto == capture.ProtoUDP && t.m.Reply(m.Rule) {
+			e.flags |= flagReplyExpected
+		}
+	case e.has(flagLearning):
+		// The rule the flow will most likely be matched with says whether
+		// a UDP flow waits for a reply or only for an ICMP error.
+		if e.proto == capture.ProtoUDP {
+			if a := t.m.MatchAttempt(t.flowOf(i)); a.Kind == policy.MatchAllowed && t.m.Reply(a.Rule) {
+				e.flags |= flagReplyExpected
+			}
+		}
 	default:
-		t.decideWithRoles(i, Ignored, ReasonNone)
+		v, r := verdictOf(m.Kind)
+		if v == Unexpected {
+			e.flags |= flagAwaitOutcome | flagReplyExpected
+			e.reason, meta.rule = r, refRule(m.Rule)
+			return
+		}
+		t.decideWithRoles(i, v, r)
 	}
 }
 
-// judge looks at a packet of a flow whose rule admits it and that is not
-// decided yet: did it work, or was it refused?
+// verdictOf is the verdict and reason of a flow matched m that no rule
+// admits.
+func verdictOf(m policy.MatchKind) (Verdict, Reason) {
+	switch m {
+	case policy.MatchFeatureDisabled:
+		return Unexpected, FeatureDisabled
+	case policy.MatchUnauthorizedClient:
+		return Unexpected, UnauthorizedClient
+	case policy.MatchNoRule:
+		return Unexpected, NoRule
+	case policy.MatchNotProduct:
+		return Ignored, NotProduct
+	case policy.MatchSiteIgnored:
+		return Ignored, SiteIgnore
+	}
+	return Ignored, ReasonNone
+}
+
+// judge looks at a packet of an undecided flow that its behaviour decides:
+// did it work, or was it refused?
 //
 // TCP works when a SYN-ACK comes back, and also on any other segment
 // carrying ACK (but not RST): a TCP stack sets ACK only once it has the
@@ -39,32 +86,140 @@ func (t *Table) decideMatch(i uint32, m policy.Match) {
 // client's SYN and before any SYN-ACK is a refusal.
 //
 // UDP works as soon as anything comes from the server.
+//
+// A learning flow waits for more: the client going on after the answer
+// (which a scan never does) or resetting it.
 func (t *Table) judge(i uint32, f uint8, fromClient bool) {
 	e := &t.entries[i]
-	if e.proto != capture.ProtoTCP {
-		if !fromClient {
-			t.decide(i, Allowed, ReasonNone)
-		}
-		return
-	}
+	var outcome Outcome
 	switch {
+	case e.proto != capture.ProtoTCP:
+		if !fromClient {
+			outcome = OutcomeWorked
+		}
 	case f&capture.TCPRst != 0:
-		if !fromClient && e.saw(letterSyn, true) {
-			t.decide(i, Blocked, Refused)
+		switch {
+		case !fromClient && e.saw(letterSyn, true) && e.history&serverAcked == 0:
+			outcome = OutcomeRefused
+		case e.has(flagLearning) && e.history&serverAcked != 0:
+			// The client reset what the server answered: a scan. The
+			// server answered; that is all it showed.
+			outcome = OutcomeWorked
 		}
 	case f&capture.TCPAck != 0:
-		t.decide(i, Allowed, ReasonNone)
-	case !e.saw(letterSyn, true) && e.pktsOut > 0 && e.pktsIn > 0:
-		t.decide(i, Allowed, ReasonNone)
+		if !e.has(flagLearning) || fromClient {
+			outcome = OutcomeWorked
+		}
+	case !e.saw(letterSyn, true) && e.pktsOut > 0 && e.pktsIn > 0 && !e.has(flagLearning):
+		outcome = OutcomeWorked
+	}
+	if outcome != OutcomeNone {
+		t.conclude(i, outcome)
 	}
 }
 
-// attemptTimeout is how long the flow's attempt waits for an answer.
-func (t *Table) attemptTimeout(e *entry) time.Duration {
-	if e.proto == capture.ProtoTCP {
-		return t.opts.AttemptTimeout
+// conclude decides waiting flow i, whose outcome is now known.
+func (t *Table) conclude(i uint32, outcome Outcome) {
+	e, meta := &t.entries[i], &t.meta[i]
+	switch {
+	case e.has(flagLearning):
+		t.decideLearning(i, outcome)
+	case e.has(flagAwaitOutcome):
+		meta.outcome = outcome
+		t.decide(i, Unexpected, e.reason)
+	case outcome == OutcomeWorked:
+		meta.outcome = outcome
+		t.decide(i, Allowed, ReasonNone)
+	case outcome == OutcomeUnknown:
+		t.decide(i, Pending, ReasonNone)
+	default:
+		meta.outcome = outcome
+		t.decide(i, Blocked, failure(outcome))
 	}
-	return t.opts.UDPReplyTimeout
+}
+
+// failure is the blocked reason of a failed outcome.
+func failure(o Outcome) Reason {
+	switch o {
+	case OutcomeRefused:
+		return Refused
+	case OutcomeICMPUnreachable:
+		return ICMPUnreachable
+	}
+	return NoResponse
+}
+
+// decideLearning decides a learning flow: it teaches the inventory what
+// the flow showed, then matches it with the roles its ends hold now. An
+// attempt that failed before its server answered is matched as an
+// attempt (Matcher.MatchAttempt): the agent that cannot reach the
+// Enterprise Manager has shown nothing else.
+func (t *Table) decideLearning(i uint32, outcome Outcome) {
+	e, meta := &t.entries[i], &t.meta[i]
+	e.flags &^= flagLearning
+	ev := e.evidence()
+	f := t.flowOf(i)
+	if ev != 0 {
+		t.m.Learn(f, ev)
+		e.flags |= flagTaught
+		f.ClientRoles, f.ServerRoles = t.m.Roles(f.Client), t.m.Roles(f.Server)
+	}
+	var m policy.Match
+	if ev&policy.ServerAnswered == 0 && outcome != OutcomeWorked {
+		m = t.m.MatchAttempt(f)
+	} else {
+		m = t.m.Match(f)
+	}
+	switch m.Kind {
+	case policy.MatchAllowed:
+		e.flags |= flagRuleAllowed
+		meta.rule = refRule(m.Rule)
+		if outcome == OutcomeNoResponse && e.proto == capture.ProtoUDP && !t.m.Reply(m.Rule) {
+			outcome = OutcomeWorked // a one-way rule: no ICMP error came back
+		}
+		t.conclude(i, outcome)
+	default:
+		v, r := verdictOf(m.Kind)
+		meta.rule = refRule(m.Rule)
+		if v == Unexpected {
+			meta.outcome = outcome
+		}
+		t.decide(i, v, r)
+	}
+}
+
+// flowOf is flow i as the policy sees it, with the roles its ends hold
+// now.
+func (t *Table) flowOf(i uint32) policy.Flow {
+	e := &t.entries[i]
+	client, server := t.endpoints(e)
+	return policy.Flow{
+		Transport: policy.Transport(e.proto),
+		Client:    client, Server: server,
+		ClientRoles: t.m.Roles(client), ServerRoles: t.m.Roles(server),
+		Port: serverPort(e),
+	}
+}
+
+// serverPort is the flow's server port.
+func serverPort(e *entry) uint16 {
+	if e.has(flagClientIsA) {
+		return e.portB
+	}
+	return e.portA
+}
+
+// attemptTimeout is how long the flow's attempt waits for an answer: a
+// TCP attempt for its SYN-ACK, a UDP request for its reply, and datagrams
+// of a one-way UDP rule only for an ICMP error.
+func (t *Table) attemptTimeout(e *entry) time.Duration {
+	switch {
+	case e.proto == capture.ProtoTCP:
+		return t.opts.AttemptTimeout
+	case e.has(flagReplyExpected):
+		return t.opts.UDPReplyTimeout
+	}
+	return t.opts.UDPICMPWait
 }
 
 // attemptDue reports flow i as an undecided attempt whose deadline has
@@ -77,19 +232,19 @@ func (t *Table) attemptDue(i uint32) bool {
 // attempting reports an undecided attempt: its deadline is still to
 // judge.
 func (e *entry) attempting() bool {
-	const want = flagAttempt | flagRuleAllowed
-	return e.verdict == VerdictUndecided && e.flags&want == want
+	return e.verdict == VerdictUndecided && e.flags&flagAttempt != 0 && e.flags&flagsJudged != 0
 }
 
 // decideAtDeadline decides an attempt nothing answered in time: blocked,
 // unless it is UDP on a one-way rule, which works when its packets flow
 // and no ICMP error comes back.
 func (t *Table) decideAtDeadline(i uint32) {
-	if e := &t.entries[i]; e.proto == capture.ProtoUDP && !e.has(flagReplyExpected) {
-		t.decide(i, Allowed, ReasonNone)
+	e := &t.entries[i]
+	if e.has(flagRuleAllowed) && e.proto == capture.ProtoUDP && !e.has(flagReplyExpected) {
+		t.conclude(i, OutcomeWorked)
 		return
 	}
-	t.decide(i, Blocked, NoResponse)
+	t.conclude(i, OutcomeNoResponse)
 }
 
 // endAt is when the flow ends: an idle timeout after its last packet (the
@@ -125,6 +280,7 @@ func (t *Table) decide(i uint32, v Verdict, r Reason) {
 func (t *Table) decideWithRoles(i uint32, v Verdict, r Reason) {
 	e := &t.entries[i]
 	e.verdict, e.reason = v, r
+	e.flags &^= flagAwaitOutcome | flagLearning
 	t.record(i, &t.rec)
 	t.sink.Decided(&t.rec)
 }
@@ -140,14 +296,22 @@ const (
 )
 
 // finish ends a flow: an undecided one is decided first (as at its
-// deadline if that has come, else pending), then the sink gets its final
-// record. The caller removes the entry.
+// deadline if that has come, else with what it showed), then the sink gets
+// its final record. The caller removes the entry.
 func (t *Table) finish(i uint32, cause endCause) {
-	if t.entries[i].verdict == VerdictUndecided {
+	e := &t.entries[i]
+	if e.verdict == VerdictUndecided {
 		if t.attemptDue(i) {
 			t.decideAtDeadline(i)
 		} else {
-			t.decide(i, Pending, ReasonNone)
+			t.conclude(i, OutcomeUnknown)
+		}
+	}
+	if e.verdict == Allowed && !e.has(flagTaught) && t.m.Learns(policy.Transport(e.proto), serverPort(e)) {
+		// A flow that worked between hosts the inventory knows counts as
+		// evidence of their roles (nothing when a config names them).
+		if ev := e.evidence(); ev != 0 {
+			t.m.Learn(t.flowOf(i), ev)
 		}
 	}
 	t.record(i, &t.rec)

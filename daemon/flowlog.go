@@ -84,7 +84,11 @@ func (l *flowLog) flow(iface string, r *classifier.FlowRecord, rules []policy.Ru
 		Strs("dst_roles", roleNames(r.ServerRoles)).
 		Str("rule", rule).
 		Str("verdict", r.Verdict.String()).
-		Str("reason", r.Reason.String()).
+		Str("reason", r.Reason.String())
+	if r.Verdict == classifier.Unexpected {
+		e = e.Str("outcome", r.Outcome.String())
+	}
+	e = e.
 		Str("conn_state", r.ConnState.String()).
 		Str("history", r.HistoryString()).
 		Uint64("packets_out", r.PacketsOut).
@@ -92,7 +96,11 @@ func (l *flowLog) flow(iface string, r *classifier.FlowRecord, rules []policy.Ru
 		Uint64("bytes_out", r.BytesOut).
 		Uint64("bytes_in", r.BytesIn)
 	if r.ICMP {
-		e = e.Uint8("icmp_type", r.ICMPType).Uint8("icmp_code", r.ICMPCode)
+		e = e.Uint8("icmp_type", r.ICMPType).Uint8("icmp_code", r.ICMPCode).
+			Str("icmp_src", netip.AddrFrom16(r.ICMPSrc).Unmap().String())
+	}
+	if r.Evicted {
+		e = e.Bool("evicted", true)
 	}
 	e.Msg(r.Verdict.String() + " flow")
 }

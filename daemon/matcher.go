@@ -92,10 +92,16 @@ func (l *livePolicy) Roles(a [16]byte) policy.RoleSet {
 	return l.p.Load().policy.Roles(a)
 }
 
+// Learns reports whether a flow to this port may teach the daemon's
+// inventory, when it learns one.
+func (l *livePolicy) Learns(tr policy.Transport, port uint16) bool {
+	return l.inventory != nil && l.p.Load().policy.Learns(tr, port)
+}
+
 // Learn teaches the daemon's inventory, when it learns one.
-func (l *livePolicy) Learn(tr policy.Transport, client, server [16]byte, port uint16) {
+func (l *livePolicy) Learn(f policy.Flow, ev policy.Evidence) {
 	if l.inventory != nil {
-		l.inventory.Learn(l.p.Load().policy, tr, client, server, port)
+		l.inventory.Learn(l.p.Load().policy, f, ev)
 	}
 }
 
@@ -105,9 +111,20 @@ func (l *livePolicy) ServerPortScore(tr policy.Transport, port uint16, roles pol
 
 // Match matches with the policy in force and returns the rule's stable
 // number.
-func (l *livePolicy) Match(tr policy.Transport, client, server policy.RoleSet, port uint16) policy.Match {
+func (l *livePolicy) Match(f policy.Flow) policy.Match {
 	s := l.p.Load()
-	m := s.policy.Match(tr, client, server, port)
+	return s.stable(s.policy.Match(f))
+}
+
+// MatchAttempt is Match for an attempt that failed before its server
+// answered (policy.Policy.MatchAttempt).
+func (l *livePolicy) MatchAttempt(f policy.Flow) policy.Match {
+	s := l.p.Load()
+	return s.stable(s.policy.MatchAttempt(f))
+}
+
+// stable gives m the stable number of its rule.
+func (s *ruleSnapshot) stable(m policy.Match) policy.Match {
 	if m.Rule >= 0 && int(m.Rule) < len(s.toStable) {
 		m.Rule = s.toStable[m.Rule]
 	}

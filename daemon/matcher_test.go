@@ -32,7 +32,7 @@ func TestRuleNumbersSurviveReload(t *testing.T) {
 	var live livePolicy
 	live.store(compileTest(t, roles+rdp))
 	console, agent := policy.RoleSet(0).With(policy.AdminConsole), policy.RoleSet(0).With(policy.Agent)
-	before := live.Match(policy.TCP, console, agent, 3389)
+	before := live.Match(policy.Flow{Transport: policy.TCP, ClientRoles: console, ServerRoles: agent, Port: 3389})
 	if before.Kind != policy.MatchAllowed || live.snapshot().rules[before.Rule].ID != "rdp-admin" {
 		t.Fatalf("before the reload: %+v", before)
 	}
@@ -42,11 +42,11 @@ func TestRuleNumbersSurviveReload(t *testing.T) {
 	if got := snap.rules[before.Rule].ID; got != "rdp-admin" {
 		t.Errorf("after the reload, the number of rdp-admin names %q", got)
 	}
-	after := live.Match(policy.TCP, console, agent, 3389)
+	after := live.Match(policy.Flow{Transport: policy.TCP, ClientRoles: console, ServerRoles: agent, Port: 3389})
 	if after.Rule != before.Rule {
 		t.Errorf("rdp-admin's number changed from %d to %d", before.Rule, after.Rule)
 	}
-	siem := live.Match(policy.UDP, policy.RoleSet(0).With(policy.EnterpriseManager), policy.RoleSet(0).With(policy.SIEM), 514)
+	siem := live.Match(policy.Flow{Transport: policy.UDP, ClientRoles: policy.RoleSet(0).With(policy.EnterpriseManager), ServerRoles: policy.RoleSet(0).With(policy.SIEM), Port: 514})
 	if siem.Kind != policy.MatchAllowed || snap.rules[siem.Rule].ID != "em-siem-udp-514" {
 		t.Errorf("new SIEM rule: %+v", siem)
 	}
@@ -57,7 +57,7 @@ func TestRuleNumbersSurviveReload(t *testing.T) {
 	if snap.rules[before.Rule].ID != "rdp-admin" || snap.fromStable[before.Rule] != -1 {
 		t.Errorf("dropped rule: number names %q, in force as %d", snap.rules[before.Rule].ID, snap.fromStable[before.Rule])
 	}
-	if m := live.Match(policy.TCP, console, agent, 3389); m.Kind == policy.MatchAllowed {
+	if m := live.Match(policy.Flow{Transport: policy.TCP, ClientRoles: console, ServerRoles: agent, Port: 3389}); m.Kind == policy.MatchAllowed {
 		t.Errorf("dropped rule still allows: %+v", m)
 	}
 	for i, r := range live.load().Rules() {

@@ -144,14 +144,14 @@ func (c *FlowCounters) Observe(r *classifier.FlowRecord) {
 	if r.Verdict == classifier.VerdictUndecided || v >= numVerdicts || reason >= numReasons {
 		return // not a decision; nothing sensible to count
 	}
+	if r.Reason.Verdict() != r.Verdict {
+		reason = int(classifier.ReasonNone) // a reason of another verdict means nothing here
+	}
 	c.mu.RLock()
 	t := c.table
 	slot := int32(noRuleSlot)
 	if r.Verdict != classifier.Ignored && r.Rule >= 0 && int(r.Rule) < len(t.slotOf) {
 		slot = t.slotOf[r.Rule]
-	}
-	if r.Verdict == classifier.Ignored {
-		reason = int(classifier.ReasonNone)
 	}
 	t.counts[int(slot)*cellsPerSlot+v*numReasons+reason].Add(1)
 	if r.Verdict == classifier.Allowed && slot != noRuleSlot {
@@ -270,11 +270,12 @@ func (c *FlowCounters) Collect(ch chan<- prometheus.Metric) {
 // on and a dashboard shows a rule that never failed with a 0. A rule can
 // be allowed, and blocked or unexpected for every reason of those verdicts
 // (feature_disabled only when it has a feature; no_rule never: that is a
-// flow no rule matched); flows without a rule are ignored or no_rule.
+// flow no rule matched); flows without a rule are ignored (for each of its
+// reasons) or no_rule.
 func alwaysExported(slot int, ri RuleInfo, v, reason int) bool {
 	verdict, why := classifier.Verdict(v), classifier.Reason(reason)
 	if slot == noRuleSlot {
-		return (verdict == classifier.Ignored && why == classifier.ReasonNone) ||
+		return (verdict == classifier.Ignored && (why == classifier.ReasonNone || why.Verdict() == classifier.Ignored)) ||
 			(verdict == classifier.Unexpected && why == classifier.NoRule)
 	}
 	switch {

@@ -51,12 +51,13 @@ func TestFlowCountersGather(t *testing.T) {
 	earlier.Last -= 60e9 // a shard reporting late must not move the time back
 	refused := record(0, classifier.Blocked, classifier.Refused)
 	unauthorized := record(0, classifier.Unexpected, classifier.UnauthorizedClient)
-	unauthorized.ClientRoles = 0
+	unauthorized.ClientRoles, unauthorized.Outcome = 0, classifier.OutcomeWorked
 	featureOff := record(1, classifier.Unexpected, classifier.FeatureDisabled)
 	featureOff.ServerPort = 135
 	featureOff.ClientRoles, featureOff.ServerRoles = roles(policy.EnterpriseManager), roles(policy.Agent)
+	featureOff.Outcome = classifier.OutcomeRefused
 	noRule := record(-1, classifier.Unexpected, classifier.NoRule)
-	noRule.ServerPort = 4444
+	noRule.ServerPort, noRule.Outcome = 4444, classifier.OutcomeNoResponse
 	noRule.ClientRoles = roles(policy.SQLServer, policy.Agent)
 	ignored := record(1, classifier.Ignored, classifier.Refused) // rule and reason must not show
 	undecided := record(0, classifier.VerdictUndecided, classifier.ReasonNone)
@@ -73,6 +74,8 @@ func TestFlowCountersGather(t *testing.T) {
 # HELP tpwatch_flows_total Flows by verdict, reason and matrix rule, counted once when the verdict is decided.
 # TYPE tpwatch_flows_total counter
 tpwatch_flows_total{reason="",rule="",verdict="ignored"} 1
+tpwatch_flows_total{reason="not_product",rule="",verdict="ignored"} 0
+tpwatch_flows_total{reason="site_ignore",rule="",verdict="ignored"} 0
 tpwatch_flows_total{reason="no_rule",rule="",verdict="unexpected"} 1
 tpwatch_flows_total{reason="no_response",rule="",verdict="blocked"} 1
 tpwatch_flows_total{reason="",rule="agent-em-grpc",verdict="allowed"} 2
@@ -93,11 +96,11 @@ tpwatch_rule_last_working_timestamp_seconds{rule="agent-em-grpc"} 1.7000000005e+
 # TYPE tpwatch_rule_info gauge
 tpwatch_rule_info{client="agent",feature="",ports="3741",rule="agent-em-grpc",server="enterprise-manager",transport="tcp"} 1
 tpwatch_rule_info{client="enterprise-manager",feature="wmi-auto-deploy",ports="135",rule="em-agent-wmi-rpc",server="agent",transport="tcp"} 1
-# HELP tpwatch_unexpected_flows_total Unexpected flows by transport, server port and roles; port is "other" once the series cap is reached.
+# HELP tpwatch_unexpected_flows_total Unexpected flows by transport, server port, roles and outcome (worked: the client got in; refused, no_response, icmp_unreachable: it was turned away; unknown); port is "other" once the series cap is reached.
 # TYPE tpwatch_unexpected_flows_total counter
-tpwatch_unexpected_flows_total{client_role="none",port="3741",server_role="enterprise-manager",transport="tcp"} 1
-tpwatch_unexpected_flows_total{client_role="enterprise-manager",port="135",server_role="agent",transport="tcp"} 1
-tpwatch_unexpected_flows_total{client_role="agent+sql-server",port="4444",server_role="enterprise-manager",transport="tcp"} 1
+tpwatch_unexpected_flows_total{client_role="none",outcome="worked",port="3741",server_role="enterprise-manager",transport="tcp"} 1
+tpwatch_unexpected_flows_total{client_role="enterprise-manager",outcome="refused",port="135",server_role="agent",transport="tcp"} 1
+tpwatch_unexpected_flows_total{client_role="agent+sql-server",outcome="no_response",port="4444",server_role="enterprise-manager",transport="tcp"} 1
 # HELP tpwatch_unexpected_series_capped_total Unexpected flows counted under port="other" because the series cap was reached.
 # TYPE tpwatch_unexpected_series_capped_total counter
 tpwatch_unexpected_series_capped_total 0
@@ -133,6 +136,8 @@ func TestFlowCountersSetRulesKeepsCountsByID(t *testing.T) {
 # HELP tpwatch_flows_total Flows by verdict, reason and matrix rule, counted once when the verdict is decided.
 # TYPE tpwatch_flows_total counter
 tpwatch_flows_total{reason="",rule="",verdict="ignored"} 1
+tpwatch_flows_total{reason="not_product",rule="",verdict="ignored"} 0
+tpwatch_flows_total{reason="site_ignore",rule="",verdict="ignored"} 0
 tpwatch_flows_total{reason="no_rule",rule="",verdict="unexpected"} 0
 tpwatch_flows_total{reason="",rule="agent-em-grpc",verdict="allowed"} 2
 tpwatch_flows_total{reason="refused",rule="agent-em-grpc",verdict="blocked"} 0

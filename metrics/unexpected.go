@@ -28,10 +28,11 @@ type unexpectedKey struct {
 	port           uint16
 	capped         bool
 	client, server policy.RoleSet
+	outcome        classifier.Outcome
 }
 
 type unexpectedCount struct {
-	labels [4]string // transport, port, client_role, server_role
+	labels [5]string // transport, port, client_role, server_role, outcome
 	n      uint64
 }
 
@@ -52,8 +53,8 @@ func newUnexpectedSeries(limit int) *unexpectedSeries {
 		limit:  limit,
 		series: make(map[unexpectedKey]*unexpectedCount),
 		flowsDesc: prometheus.NewDesc("tpwatch_unexpected_flows_total",
-			"Unexpected flows by transport, server port and roles; port is \"other\" once the series cap is reached.",
-			[]string{"transport", "port", "client_role", "server_role"}, nil),
+			"Unexpected flows by transport, server port, roles and outcome (worked: the client got in; refused, no_response, icmp_unreachable: it was turned away; unknown); port is \"other\" once the series cap is reached.",
+			[]string{"transport", "port", "client_role", "server_role", "outcome"}, nil),
 		cappedDesc: prometheus.NewDesc("tpwatch_unexpected_series_capped_total",
 			"Unexpected flows counted under port=\"other\" because the series cap was reached.",
 			nil, nil),
@@ -67,7 +68,7 @@ func (u *unexpectedSeries) setLimit(n int) {
 }
 
 func (u *unexpectedSeries) observe(r *classifier.FlowRecord) {
-	key := unexpectedKey{transport: r.Transport, port: r.ServerPort, client: r.ClientRoles, server: r.ServerRoles}
+	key := unexpectedKey{transport: r.Transport, port: r.ServerPort, client: r.ClientRoles, server: r.ServerRoles, outcome: r.Outcome}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	s, ok := u.series[key]
@@ -81,8 +82,8 @@ func (u *unexpectedSeries) observe(r *classifier.FlowRecord) {
 		if !key.capped {
 			port = strconv.Itoa(int(key.port))
 		}
-		s = &unexpectedCount{labels: [4]string{
-			key.transport.String(), port, roleSetName(key.client), roleSetName(key.server),
+		s = &unexpectedCount{labels: [5]string{
+			key.transport.String(), port, roleSetName(key.client), roleSetName(key.server), key.outcome.String(),
 		}}
 		u.series[key] = s
 	}

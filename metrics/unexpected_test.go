@@ -19,7 +19,7 @@ func TestUnexpectedSeriesAreCapped(t *testing.T) {
 		}
 		for port := range flows {
 			r := record(-1, classifier.Unexpected, classifier.NoRule)
-			r.ServerPort = uint16(1024 + port)
+			r.ServerPort, r.Outcome = uint16(1024+port), classifier.OutcomeWorked
 			c.Observe(&r)
 		}
 		reg := prometheus.NewPedanticRegistry()
@@ -33,7 +33,7 @@ func TestUnexpectedSeriesAreCapped(t *testing.T) {
 			t.Errorf("limit %d: %d unexpected series, want at most %d", limit, series, limit+1)
 		}
 		other, ok := seriesValue(t, reg, "tpwatch_unexpected_flows_total", map[string]string{
-			"transport": "tcp", "port": "other", "client_role": "agent", "server_role": "enterprise-manager",
+			"transport": "tcp", "port": "other", "client_role": "agent", "server_role": "enterprise-manager", "outcome": "worked",
 		})
 		if !ok || other != flows-float64(limit) {
 			t.Errorf("limit %d: port=\"other\" = %v (found %v), want %d", limit, other, ok, flows-limit)
@@ -44,12 +44,32 @@ func TestUnexpectedSeriesAreCapped(t *testing.T) {
 		}
 		// A port that got its own series before the cap keeps counting there.
 		first := record(-1, classifier.Unexpected, classifier.NoRule)
-		first.ServerPort = 1024
+		first.ServerPort, first.Outcome = 1024, classifier.OutcomeWorked
 		c.Observe(&first)
 		if v, _ := seriesValue(t, reg, "tpwatch_unexpected_flows_total", map[string]string{
-			"transport": "tcp", "port": "1024", "client_role": "agent", "server_role": "enterprise-manager",
+			"transport": "tcp", "port": "1024", "client_role": "agent", "server_role": "enterprise-manager", "outcome": "worked",
 		}); v != 2 {
 			t.Errorf("limit %d: port 1024 = %v after a second flow, want 2", limit, v)
+		}
+	}
+}
+
+// TestUnexpectedOutcomesAreSeries: a client that got in and one that was
+// turned away are two series, for two alerts.
+func TestUnexpectedOutcomesAreSeries(t *testing.T) {
+	c := NewFlowCounters(testRuleIDs)
+	for _, o := range []classifier.Outcome{classifier.OutcomeWorked, classifier.OutcomeRefused, classifier.OutcomeRefused} {
+		r := record(0, classifier.Unexpected, classifier.UnauthorizedClient)
+		r.Outcome = o
+		c.Observe(&r)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	for outcome, want := range map[string]float64{"worked": 1, "refused": 2} {
+		if v, ok := seriesValue(t, reg, "tpwatch_unexpected_flows_total", map[string]string{
+			"transport": "tcp", "port": "3741", "client_role": "agent", "server_role": "enterprise-manager", "outcome": outcome,
+		}); !ok || v != want {
+			t.Errorf("outcome %s: %v (found %v), want %v", outcome, v, ok, want)
 		}
 	}
 }

@@ -40,6 +40,10 @@ const (
 	Unauthorized                  // documented server port, client not admitted
 	NoRule                        // both ends known, nothing mentions the port
 	Ignored                       // unrelated to Threat Prevention
+	// NotProduct: both ends known, no rule admits it, and it is the
+	// ordinary traffic of servers that also run the product (no product
+	// port, no product host at either end).
+	NotProduct
 )
 
 // Flow is one flow of a scenario: its traffic and what tpwatch must
@@ -70,9 +74,11 @@ type Expected struct {
 	Rule      string `json:"rule"`
 	Verdict   string `json:"verdict"`
 	Reason    string `json:"reason"`
+	Outcome   string `json:"outcome,omitempty"`
 	ConnState string `json:"conn_state"`
 	ICMPType  *uint8 `json:"icmp_type,omitempty"`
 	ICMPCode  *uint8 `json:"icmp_code,omitempty"`
+	ICMPSrc   string `json:"icmp_src,omitempty"`
 }
 
 // Attempt timeouts of DESIGN.md's defaults, counted from a flow's first
@@ -80,6 +86,9 @@ type Expected struct {
 const (
 	TCPAttemptTimeout = 30 * time.Second
 	UDPAttemptTimeout = 10 * time.Second
+	// UDPICMPWait is how long a one-way UDP flow waits for an ICMP error
+	// before it is allowed.
+	UDPICMPWait = 2 * time.Second
 )
 
 func (s Shape) transport() string {
@@ -125,6 +134,8 @@ func (f Flow) expect() Expected {
 	switch f.Policy {
 	case Ignored:
 		e.Verdict = "ignored"
+	case NotProduct:
+		e.Verdict, e.Reason = "ignored", "not_product"
 	case FeatureDisabled:
 		e.Verdict, e.Reason = "unexpected", "feature_disabled"
 	case Unauthorized:
@@ -137,17 +148,38 @@ func (f Flow) expect() Expected {
 			e.Verdict = "allowed"
 		case f.Pending:
 			e.Verdict = "pending"
-		case f.Shape == TCPRefused:
-			e.Verdict, e.Reason = "blocked", "refused"
-		case f.Shape == TCPICMP || f.Shape == UDPICMP:
-			e.Verdict, e.Reason = "blocked", "icmp_unreachable"
-			t, c := f.ICMP.Type, f.ICMP.Code
-			e.ICMPType, e.ICMPCode = &t, &c
 		default:
-			e.Verdict, e.Reason = "blocked", "no_response"
+			e.Verdict, e.Reason = "blocked", f.failure()
 		}
 	}
+	if e.Verdict == "unexpected" {
+		// An unexpected flow says how it went.
+		switch {
+		case f.Shape.worked():
+			e.Outcome = "worked"
+		case f.Pending:
+			e.Outcome = "unknown"
+		default:
+			e.Outcome = f.failure()
+		}
+	}
+	if (e.Verdict == "blocked" || e.Verdict == "unexpected") && (f.Shape == TCPICMP || f.Shape == UDPICMP) {
+		t, c := f.ICMP.Type, f.ICMP.Code
+		e.ICMPType, e.ICMPCode, e.ICMPSrc = &t, &c, f.ICMP.From.String()
+	}
 	return e
+}
+
+// failure is how a flow whose shape fails fails: a blocked flow's reason,
+// an unexpected one's outcome.
+func (f Flow) failure() string {
+	switch f.Shape {
+	case TCPRefused:
+		return "refused"
+	case TCPICMP, UDPICMP:
+		return "icmp_unreachable"
+	}
+	return "no_response"
 }
 
 // check returns an error when the flow's definition contradicts itself or
@@ -158,7 +190,7 @@ func (f Flow) check(last, end time.Duration) error {
 	if f.Shape == ShapeInvalid {
 		return fmt.Errorf("%s: no shape", name)
 	}
-	if (f.Policy == Ignored || f.Policy == NoRule) != (f.Rule == "") {
+	if (f.Policy == Ignored || f.Policy == NoRule || f.Policy == NotProduct) != (f.Rule == "") {
 		return fmt.Errorf("%s: rule %q does not fit its policy outcome", name, f.Rule)
 	}
 	if f.Client.Addr().Is4() != f.Server.Addr().Is4() {
@@ -175,10 +207,13 @@ func (f Flow) check(last, end time.Duration) error {
 		return fmt.Errorf("%s: meant to be pending, but the capture runs %v past its start", name, end-f.At)
 	case (f.Shape == TCPNoAnswer || f.Shape == UDPNoAnswer) && !f.Pending && end-f.At <= timeout:
 		return fmt.Errorf("%s: meant to time out, but the capture ends %v after its start", name, end-f.At)
-	case f.Shape == UDPOneWay && f.Policy == ByRule && end-last <= UDPAttemptTimeout:
+	case f.Shape == UDPOneWay && f.Policy == ByRule && end-f.At < UDPICMPWait:
 		// A one-way stream is allowed once no ICMP error came back for
-		// the attempt timeout: the capture must run that long after it.
-		return fmt.Errorf("%s: one-way stream ends %v before the capture does", name, end-last)
+		// the ICMP wait after its first datagram: the capture must run
+		// that long.
+		return fmt.Errorf("%s: one-way stream starts %v before the capture ends, less than the ICMP wait", name, end-f.At)
+	case f.Shape == UDPOneWay && f.Policy != ByRule && f.Policy != Ignored && f.Policy != NotProduct:
+		return fmt.Errorf("%s: an unexpected one-way stream has no outcome to expect", name)
 	}
 	return nil
 }

@@ -181,6 +181,25 @@ func checkAgainstPolicy(t *testing.T, e Expected, cfg yamlConfig, rules []yamlRu
 		}
 		return
 	}
+	if e.Reason == "not_product" {
+		// Both ends known, neither the product's own host, and no rule
+		// admits it (whether the port is a product port, the policy
+		// package's tests check).
+		if len(cliRoles) == 0 || len(srvRoles) == 0 {
+			t.Errorf("%s: not_product, but an end is outside the inventory", name)
+		}
+		for _, roles := range [][]string{cliRoles, srvRoles} {
+			if productHost(roles) {
+				t.Errorf("%s: not_product, but %v is a product host", name, roles)
+			}
+		}
+		for _, r := range rules {
+			if admits(r) {
+				t.Errorf("%s: not_product, but rule %s admits it", name, r.ID)
+			}
+		}
+		return
+	}
 	if e.Verdict == "ignored" {
 		if len(cliRoles) > 0 || len(srvRoles) > 0 {
 			t.Errorf("%s: ignored, but an end holds a role", name)
@@ -271,4 +290,20 @@ func TestMatrixScenarioCoversEveryRule(t *testing.T) {
 			t.Errorf("only %d flows blocked with %s", reasons[reason], reason)
 		}
 	}
+}
+
+// productHost reports roles that make a host the product's own: one of
+// the matrix's product_hosts and none of its shared_hosts.
+func productHost(roles []string) bool {
+	product, shared := false, false
+	for _, r := range roles {
+		switch r {
+		case "enterprise-manager", "threat-manager", "admin-console", "activity-monitor":
+			product = true
+		case "sql-server":
+		default:
+			shared = true
+		}
+	}
+	return product && !shared
 }

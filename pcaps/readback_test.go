@@ -291,7 +291,7 @@ func checkFlows(t *testing.T, packets []readPacket, expected []Expected) {
 			continue
 		}
 		if d.quoted != nil {
-			quotes[*d.quoted] = append(quotes[*d.quoted], icmpQuote{d.icmpTC, d.quotedFrom})
+			quotes[*d.quoted] = append(quotes[*d.quoted], icmpQuote{d.icmpTC, d.quotedFrom, d.src.Addr()})
 			continue
 		}
 		seen[keyOf(d.transport, d.src, d.dst)] = true
@@ -383,8 +383,9 @@ func orient(t *testing.T, packets []readPacket, byKey map[tupleKey]Expected) map
 // icmpQuote is an ICMP error quoting a flow: its type and code, and the
 // sender of the quoted packet.
 type icmpQuote struct {
-	tc   uint16
-	from netip.AddrPort
+	tc     uint16
+	from   netip.AddrPort
+	sender netip.Addr // the host that sent the ICMP error
 }
 
 // checkFlow checks one expected line against the flow's packets.
@@ -392,17 +393,18 @@ func checkFlow(t *testing.T, e Expected, o *observed, quotes []icmpQuote, end ti
 	name := fmt.Sprintf("%s %s:%d -> %s:%d (%s/%s %s)", e.Transport, e.SrcIP, e.SrcPort, e.DstIP, e.DstPort, e.Verdict, e.Reason, e.ConnState)
 	errorf := func(format string, args ...any) { t.Errorf("%s: "+format, append([]any{name}, args...)...) }
 
-	if (e.ICMPType != nil) != (e.Reason == "icmp_unreachable") || (e.ICMPType != nil) != (e.ICMPCode != nil) {
-		errorf("icmp_type/icmp_code present exactly when an ICMP error decided the flow")
+	icmpDecided := e.Reason == "icmp_unreachable" || e.Outcome == "icmp_unreachable"
+	if (e.ICMPType != nil) != icmpDecided || (e.ICMPType != nil) != (e.ICMPCode != nil) || (e.ICMPType != nil) != (e.ICMPSrc != "") {
+		errorf("icmp_type, icmp_code and icmp_src present exactly when an ICMP error decided the flow")
 	}
 	if e.ICMPType != nil {
 		want := uint16(*e.ICMPType)<<8 | uint16(*e.ICMPCode)
 		found := false
 		for _, q := range quotes {
-			found = found || (q.tc == want && q.from.Addr().String() == e.SrcIP)
+			found = found || (q.tc == want && q.from.Addr().String() == e.SrcIP && q.sender.String() == e.ICMPSrc)
 		}
 		if !found {
-			errorf("no ICMP %d/%d quoting a packet of the client", *e.ICMPType, *e.ICMPCode)
+			errorf("no ICMP %d/%d from %s quoting a packet of the client", *e.ICMPType, *e.ICMPCode, e.ICMPSrc)
 		}
 	} else if len(quotes) > 0 {
 		errorf("an ICMP error quotes the flow but the expectation ignores it")
@@ -410,8 +412,30 @@ func checkFlow(t *testing.T, e Expected, o *observed, quotes []icmpQuote, end ti
 	if (e.Verdict == "ignored" || e.Reason == "no_rule") != (e.Rule == "") {
 		errorf("rule %q does not fit the verdict", e.Rule)
 	}
-	if (e.Reason == "") != (e.Verdict == "allowed" || e.Verdict == "ignored" || e.Verdict == "pending") {
-		errorf("reason does not fit the verdict")
+	switch e.Verdict {
+	case "allowed", "pending":
+		if e.Reason != "" {
+			errorf("reason does not fit the verdict")
+		}
+	case "ignored":
+		if e.Reason != "" && e.Reason != "not_product" && e.Reason != "site_ignore" {
+			errorf("reason does not fit the verdict")
+		}
+	default:
+		if e.Reason == "" {
+			errorf("reason does not fit the verdict")
+		}
+	}
+	// An unexpected flow says how it went, and the packets agree.
+	switch {
+	case (e.Outcome != "") != (e.Verdict == "unexpected"):
+		errorf("outcome %q present exactly for unexpected flows", e.Outcome)
+	case e.Outcome == "worked" && o.fromServer == 0 && o.fromClient == 0:
+		errorf("worked with no packet")
+	case e.Outcome == "refused" && !o.serverRST:
+		errorf("refused, but the server sent no RST")
+	case (e.Outcome == "no_response" || e.Outcome == "unknown") && o.fromServer > 0:
+		errorf("%s, but the server sent packets", e.Outcome)
 	}
 
 	switch e.ConnState {
@@ -450,14 +474,15 @@ func checkFlow(t *testing.T, e Expected, o *observed, quotes []icmpQuote, end ti
 	if e.Transport == "udp" {
 		timeout = UDPAttemptTimeout
 	}
+	noResponse := e.Reason == "no_response" || e.Outcome == "no_response"
 	switch {
-	case e.Verdict == "pending" && end.Sub(o.first) >= timeout:
-		errorf("pending, but the capture ends %v after the first packet", end.Sub(o.first))
-	case e.Reason == "no_response" && end.Sub(o.first) <= timeout:
+	case (e.Verdict == "pending" || e.Outcome == "unknown") && end.Sub(o.first) >= timeout:
+		errorf("%s, but the capture ends %v after the first packet", e.Verdict, end.Sub(o.first))
+	case noResponse && end.Sub(o.first) <= timeout:
 		errorf("no_response, but the capture ends %v after the first packet", end.Sub(o.first))
-	case (e.Reason == "no_response" || e.Verdict == "pending") && o.fromServer > 0:
+	case (noResponse || e.Verdict == "pending") && o.fromServer > 0:
 		errorf("an unanswered attempt with packets from the server")
-	case e.Verdict == "allowed" && e.ConnState == "S0" && (e.Transport != "udp" || end.Sub(o.last) <= UDPAttemptTimeout):
-		errorf("one-way flow allowed, but the capture ends %v after its last packet", end.Sub(o.last))
+	case e.Verdict == "allowed" && e.ConnState == "S0" && (e.Transport != "udp" || end.Sub(o.first) < UDPICMPWait):
+		errorf("one-way flow allowed, but the capture ends %v after its first packet", end.Sub(o.first))
 	}
 }

@@ -49,7 +49,7 @@ func ipv6VLAN() Scenario {
 		{Shape: TCPRefused, Path: qinq, At: s(5), Client: ap(agent6B, eph.port()), Server: ap(tm6, 10000), Rule: "agent-tm-tcp"},
 		{Shape: UDPICMP, Path: vlan20, At: s(6), Client: ap(agent6A, eph.port()), Server: ap(netapp7, 137), Rule: "agent-netapp7-nbns", ICMP: portUnreach6},
 		{Shape: TCPSession, Path: span, At: s(7), Client: ap(other6A, eph.port()), Server: ap(em6, 3741), Rule: "agent-em-grpc", Policy: Unauthorized},
-		{Shape: TCPRefused, Path: vlan20, At: s(8), Client: ap(agent6A, eph.port()), Server: ap(agent6B, 22), Policy: NoRule},
+		{Shape: TCPRefused, Path: vlan20, At: s(8), Client: ap(agent6A, eph.port()), Server: ap(agent6B, 22), Policy: NotProduct},
 
 		{Shape: TCPSession, Path: vlan30, At: s(9), Client: ap(agent4A, eph.port()), Server: ap(em4, 3741), Rule: "agent-em-grpc"},
 		{Shape: TCPNoAnswer, Path: qinq4, At: s(10), Client: ap(em4, eph.port()), Server: ap(sql4, 1433), Rule: "em-sql-tds"},

@@ -27,12 +27,19 @@ func unexpectedScenario() Scenario {
 		{Shape: TCPSession, Policy: Unauthorized, At: s(3), Client: ap(workstation, eph.port()), Server: ap(em, 3741), Rule: "agent-em-grpc"},
 		{Shape: TCPSession, Policy: Unauthorized, At: s(4), Client: ap(dc, eph.port()), Server: ap(sql, 1433), Rule: "em-sql-tds"},
 		{Shape: UDPExchange, Policy: Unauthorized, At: s(5), Client: ap(workstation, eph.port()), Server: ap(sql, 1434), Rule: "em-sql-browser"},
-		// no_rule: both ends known, nothing mentions the port for them. A
-		// refused flow is still unexpected, not blocked: no rule wants it.
-		{Shape: TCPSession, Policy: NoRule, At: s(6), Client: ap(agentA, eph.port()), Server: ap(agentB, 3389)},
+		// no_rule: both ends known, nothing mentions the port for them,
+		// and one end is the product's own host. A refused flow is still
+		// unexpected, not blocked: no rule wants it; its outcome says the
+		// client was turned away.
+		{Shape: TCPSession, Policy: NoRule, At: s(6), Client: ap(em, eph.port()), Server: ap(agentB, 22)},
 		{Shape: TCPRefused, Policy: NoRule, At: s(7), Client: ap(em, eph.port()), Server: ap(sql, 22)},
 		// ignored: neither end is in the inventory.
 		{Shape: TCPSession, Policy: Ignored, At: s(8), Client: ap(otherHostA, eph.port()), Server: ap(otherHostB, 80)},
+		// not_product: two agents (on a file server and a domain
+		// controller) talking RDP and SMB, no product port, no product
+		// host: their own business.
+		{Shape: TCPSession, Policy: NotProduct, At: s(9), Client: ap(agentA, eph.port()), Server: ap(agentB, 3389)},
+		{Shape: TCPSession, Policy: NotProduct, At: s(10), Client: ap(dc, eph.port()), Server: ap(agentA, 445)},
 	}
 	return Scenario{
 		Capture: "unexpected.pcapng",

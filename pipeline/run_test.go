@@ -95,18 +95,20 @@ func (l *portLog) Final(*classifier.FlowRecord) {}
 // that time decides.
 type replyRule struct{}
 
-func (replyRule) Roles([16]byte) policy.RoleSet                      { return 1 << policy.Agent }
-func (replyRule) Learn(policy.Transport, [16]byte, [16]byte, uint16) {}
+func (replyRule) Roles([16]byte) policy.RoleSet        { return 1 << policy.Agent }
+func (replyRule) Learns(policy.Transport, uint16) bool { return false }
+func (replyRule) Learn(policy.Flow, policy.Evidence)   {}
 func (replyRule) ServerPortScore(_ policy.Transport, port uint16, _ policy.RoleSet) int {
 	if port == 1434 {
 		return 2
 	}
 	return 0
 }
-func (replyRule) Match(policy.Transport, policy.RoleSet, policy.RoleSet, uint16) policy.Match {
+func (replyRule) Match(policy.Flow) policy.Match {
 	return policy.Match{Kind: policy.MatchAllowed, Rule: 0}
 }
-func (replyRule) Reply(int32) bool { return true }
+func (r replyRule) MatchAttempt(f policy.Flow) policy.Match { return r.Match(f) }
+func (replyRule) Reply(int32) bool                          { return true }
 
 // ignoring returns a table that ignores every flow, deciding each as it
 // is created: the sink's calls are then in the order of the packets, one

@@ -80,8 +80,28 @@ type InferMode uint8
 
 const (
 	InferNone   InferMode = iota
-	InferServer           // the server takes the rule's server role
-	InferBoth             // and its client the rule's client role
+	InferServer           // a server that answers takes the rule's server role
+	InferBoth             // and a client whose flow worked the rule's client role
+	// InferKnownClient: a server that answers a client already holding
+	// the rule's client role takes the server role. A SQL Server is the
+	// product's only when the Enterprise Manager uses it: every SQL
+	// Server answers 1433, and its other clients are no Enterprise
+	// Managers.
+	InferKnownClient
+)
+
+// Evidence is what a flow showed of its hosts, for an inventory learned
+// from the traffic (see Inventory.Learn).
+type Evidence uint8
+
+const (
+	// ServerAnswered: the server answered on its port (a SYN-ACK, a
+	// reply, a segment that acknowledges the client's).
+	ServerAnswered Evidence = 1 << iota
+	// ClientCompleted: the client went on after the answer (the ACK of
+	// the handshake, data): the flow worked for both ends, which a scan
+	// never does.
+	ClientCompleted
 )
 
 // MatchKind is the outcome of matching a flow's roles and port against the
@@ -94,11 +114,29 @@ const (
 	MatchFeatureDisabled                     // a rule admits it, its feature is off
 	MatchUnauthorizedClient                  // documented server port of the server, client not admitted
 	MatchNoRule                              // both ends known, no rule for this port and roles
+	// MatchNotProduct: both ends known, no rule admits the flow, and it
+	// does not concern the product: no product port, no product host (two
+	// domain controllers that both run an agent, replicating).
+	MatchNotProduct
+	// MatchSiteIgnored: no rule admits the flow, and an entry of the
+	// config's ignore list matches it.
+	MatchSiteIgnored
 )
 
 // Match is what Policy.Match returns: the kind, and the index of the rule
-// concerned in Policy.Rules() (-1 for MatchIgnored and MatchNoRule).
+// concerned in Policy.Rules() (-1 for MatchIgnored, MatchNoRule,
+// MatchNotProduct and MatchSiteIgnored).
 type Match struct {
 	Kind MatchKind
 	Rule int32
+}
+
+// Flow is what Match needs to know of a flow: its transport, its client
+// and its server with the roles they hold, and the server's port.
+// Addresses are 16 bytes, IPv4 IPv4-mapped.
+type Flow struct {
+	Transport                Transport
+	Client, Server           [16]byte
+	ClientRoles, ServerRoles RoleSet
+	Port                     uint16
 }

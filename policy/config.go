@@ -21,22 +21,43 @@ type Config struct {
 	Features map[string]bool
 	// SIEMPorts are the ports the Enterprise Manager sends SIEM alerts to;
 	// listing any turns the siem feature on.
-	SIEMPorts []SIEMPort
+	SIEMPorts []PortSpec
 	// Allow are the site's own rules, appended after the matrix. They
 	// have no feature and infer nothing.
 	Allow []Rule
+	// Ignore lists what the site knows is not Threat Prevention's: a flow
+	// that no enabled rule allows and that one of them matches is ignored
+	// (reason site_ignore) rather than unexpected.
+	Ignore []IgnoreRule
 	// Timeouts overrides the flow timeouts; a zero field keeps its
 	// default (see DefaultTimeouts).
 	Timeouts Timeouts
 }
 
-// SIEMPort is one entry of siem.ports, such as udp/514 or tcp/6000-6010.
-type SIEMPort struct {
+// PortSpec is a transport and a port range, written udp/514 or
+// tcp/6000-6010: an entry of siem.ports, or of an ignore entry's ports.
+type PortSpec struct {
 	Transport Transport
 	Ports     PortRange
 }
 
-func (p SIEMPort) String() string { return p.Transport.String() + "/" + p.Ports.String() }
+func (p PortSpec) String() string { return p.Transport.String() + "/" + p.Ports.String() }
+
+// IgnoreRule is one entry of the config's ignore list. Every condition it
+// gives must hold; it gives at least one.
+type IgnoreRule struct {
+	// ID names the entry in messages; optional.
+	ID string
+	// Networks: one end of the flow is in one of them.
+	Networks []netip.Prefix
+	// Ports: the flow's transport and server port are one of them.
+	Ports []PortSpec
+	// Client and Server: the roles the flow's ends hold (RoleInvalid:
+	// any).
+	Client, Server Role
+	// Description says why, for whoever reads the config next.
+	Description string
+}
 
 // Timeouts are the flow timeouts, in packet time.
 type Timeouts struct {
@@ -45,17 +66,34 @@ type Timeouts struct {
 	TCPIdle    time.Duration // an established TCP flow with no packets ends after this
 	UDPIdle    time.Duration // a UDP flow with no packets ends after this
 	TCPClosed  time.Duration // a closed (FIN both ways, RST) flow is kept this long for stragglers
+	// UDPICMPWait is how long datagrams of a one-way UDP rule (the event
+	// stream, NetBIOS datagrams, syslog) wait for an ICMP error: then,
+	// with none, the flow is allowed.
+	UDPICMPWait time.Duration
 }
 
 // DefaultTimeouts returns the timeouts used where the config sets none.
 func DefaultTimeouts() Timeouts {
 	return Timeouts{
-		TCPAttempt: 30 * time.Second,
-		UDPReply:   10 * time.Second,
-		TCPIdle:    5 * time.Minute,
-		UDPIdle:    time.Minute,
-		TCPClosed:  5 * time.Second,
+		TCPAttempt:  30 * time.Second,
+		UDPReply:    10 * time.Second,
+		TCPIdle:     5 * time.Minute,
+		UDPIdle:     time.Minute,
+		TCPClosed:   5 * time.Second,
+		UDPICMPWait: 2 * time.Second,
 	}
+}
+
+// timeoutRanges bound each timeout (in fields() order): long enough for a
+// real answer, short enough that packet time cannot overflow and that a
+// flow is decided within a day.
+var timeoutRanges = [...]struct{ min, max time.Duration }{
+	{100 * time.Millisecond, time.Hour},      // tcp_attempt
+	{100 * time.Millisecond, time.Hour},      // udp_reply
+	{time.Second, 24 * time.Hour},            // tcp_idle
+	{time.Second, 24 * time.Hour},            // udp_idle
+	{10 * time.Millisecond, time.Hour},       // tcp_closed
+	{10 * time.Millisecond, 5 * time.Minute}, // udp_icmp_wait
 }
 
 // EffectiveTimeouts returns the configured timeouts with defaults in place
@@ -74,16 +112,17 @@ func (c *Config) EffectiveTimeouts() Timeouts {
 }
 
 // timeoutKeys are the config keys of the Timeouts fields, in fields() order.
-var timeoutKeys = []string{"tcp_attempt", "udp_reply", "tcp_idle", "udp_idle", "tcp_closed"}
+var timeoutKeys = []string{"tcp_attempt", "udp_reply", "tcp_idle", "udp_idle", "tcp_closed", "udp_icmp_wait"}
 
 func (t *Timeouts) fields() []*time.Duration {
-	return []*time.Duration{&t.TCPAttempt, &t.UDPReply, &t.TCPIdle, &t.UDPIdle, &t.TCPClosed}
+	return []*time.Duration{&t.TCPAttempt, &t.UDPReply, &t.TCPIdle, &t.UDPIdle, &t.TCPClosed, &t.UDPICMPWait}
 }
 
 var (
-	configKeys    = []string{"roles", "features", "siem", "allow", "timeouts"}
-	siemKeys      = []string{"ports"}
-	allowRuleKeys = []string{"id", "client", "server", "transport", "ports", "description", "reply"}
+	configKeys     = []string{"roles", "features", "siem", "allow", "ignore", "timeouts"}
+	siemKeys       = []string{"ports"}
+	allowRuleKeys  = []string{"id", "client", "server", "transport", "ports", "description", "reply"}
+	ignoreRuleKeys = []string{"id", "networks", "ports", "client", "server", "description"}
 )
 
 // LoadConfig reads a site config file (the --config option).
@@ -114,6 +153,8 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 				})
 			case "allow":
 				d.allow(c, v)
+			case "ignore":
+				d.ignore(c, v)
 			case "timeouts":
 				d.timeouts(c, v)
 			}
@@ -196,7 +237,7 @@ func (d *nodeDecoder) features(c *Config, n *yaml.Node) {
 	})
 }
 
-const siemPortSyntax = "want transport/port such as udp/514, tcp/6514 or tcp/6000-6010"
+const portSpecSyntax = "want transport/port such as udp/514, tcp/6514 or tcp/6000-6010"
 
 func (d *nodeDecoder) siemPorts(c *Config, n *yaml.Node) {
 	for _, item := range d.sequence(n, "siem.ports", "[udp/514, tcp/6514]") {
@@ -204,7 +245,7 @@ func (d *nodeDecoder) siemPorts(c *Config, n *yaml.Node) {
 		if !ok {
 			continue
 		}
-		p, err := parseSIEMPort(text)
+		p, err := parsePortSpec(text)
 		if err != nil {
 			d.errorf(item, "%s", err)
 			continue
@@ -213,20 +254,20 @@ func (d *nodeDecoder) siemPorts(c *Config, n *yaml.Node) {
 	}
 }
 
-func parseSIEMPort(s string) (SIEMPort, error) {
+func parsePortSpec(s string) (PortSpec, error) {
 	trText, portText, ok := strings.Cut(s, "/")
 	if !ok {
-		return SIEMPort{}, fmt.Errorf("bad siem port %q: %s", s, siemPortSyntax)
+		return PortSpec{}, fmt.Errorf("bad siem port %q: %s", s, portSpecSyntax)
 	}
 	tr, ok := parseTransport(trText)
 	if !ok {
-		return SIEMPort{}, fmt.Errorf("bad siem port %q: %s", s, siemPortSyntax)
+		return PortSpec{}, fmt.Errorf("bad siem port %q: %s", s, portSpecSyntax)
 	}
 	pr, problem := parsePortRange(portText)
 	if problem != "" {
-		return SIEMPort{}, fmt.Errorf("bad siem port %q: %s", s, problem)
+		return PortSpec{}, fmt.Errorf("bad siem port %q: %s", s, problem)
 	}
-	return SIEMPort{Transport: tr, Ports: pr}, nil
+	return PortSpec{Transport: tr, Ports: pr}, nil
 }
 
 func (d *nodeDecoder) allow(c *Config, n *yaml.Node) {
@@ -249,9 +290,108 @@ func (d *nodeDecoder) timeouts(c *Config, n *yaml.Node) {
 			return
 		}
 		for i, k := range timeoutKeys {
-			if k == key {
-				*fields[i] = dur
+			if k != key {
+				continue
 			}
+			if r := timeoutRanges[i]; dur < r.min || dur > r.max {
+				d.errorf(v, "%s %s is out of range: want %s to %s", key, text, shortDuration(r.min), shortDuration(r.max))
+				return
+			}
+			*fields[i] = dur
 		}
 	})
+}
+
+// shortDuration writes a duration without its zero units: 1h, 5m, 100ms
+// (time.Duration writes 1h0m0s).
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func (d *nodeDecoder) ignore(c *Config, n *yaml.Node) {
+	const example = "- {id: backup, networks: [10.9.0.0/16]}"
+	ids := map[string]int{}
+	for _, item := range d.sequence(n, "ignore", example) {
+		var r IgnoreRule
+		conditions, errsBefore := 0, len(d.errs)
+		if isNull(item) {
+			d.errorf(item, "ignore: empty entry, want a mapping such as {networks: [10.9.0.0/16]} or {ports: [tcp/8530]}")
+			continue
+		}
+		d.mapping(item, "ignore entry", ignoreRuleKeys, func(key string, _, v *yaml.Node) {
+			switch key {
+			case "networks":
+				conditions++
+				for _, addr := range d.sequence(v, "networks", "[10.9.0.0/16, 192.0.2.50]") {
+					text, ok := d.scalar(addr, "networks")
+					if !ok {
+						continue
+					}
+					p, err := parseHostPrefix(text)
+					if err != nil {
+						d.errorf(addr, "%s", err)
+						continue
+					}
+					r.Networks = append(r.Networks, p)
+				}
+			case "ports":
+				conditions++
+				for _, port := range d.sequence(v, "ports", "[tcp/8530, udp/161]") {
+					text, ok := d.scalar(port, "ports")
+					if !ok {
+						continue
+					}
+					p, err := parsePortSpec(text)
+					if err != nil {
+						d.errorf(port, "%s", strings.Replace(err.Error(), "bad siem port", "bad port", 1))
+						continue
+					}
+					r.Ports = append(r.Ports, p)
+				}
+			case "client", "server":
+				conditions++
+				text, ok := d.scalar(v, key)
+				if !ok {
+					return
+				}
+				role, ok := ParseRole(text)
+				if !ok {
+					d.errorf(v, "unknown role %q%s", text, suggest(text, RoleNames()))
+					return
+				}
+				if key == "client" {
+					r.Client = role
+				} else {
+					r.Server = role
+				}
+			case "id":
+				text, ok := d.scalar(v, key)
+				if !ok {
+					return
+				}
+				if !validID(text) {
+					d.errorf(v, "bad id %q: use letters, digits, '-', '_' and '.' only", text)
+				}
+				if first, dup := ids[text]; dup {
+					d.errorf(v, "duplicate ignore id %q (first at line %d): ids must be unique", text, first)
+				}
+				ids[text] = v.Line
+				r.ID = text
+			case "description":
+				r.Description, _ = d.scalar(v, key)
+			}
+		})
+		if item.Kind == yaml.MappingNode && conditions == 0 && len(d.errs) == errsBefore {
+			d.errorf(item, "ignore entry: give at least one of networks, ports, client, server (an entry without one would ignore everything)")
+			continue
+		}
+		c.Ignore = append(c.Ignore, r)
+	}
 }

@@ -42,7 +42,18 @@ testdata/invalid-port.yaml:5:69: ports: list at least one port, such as [3741]`,
 
 	"invalid-duration.yaml": `testdata/invalid-duration.yaml:2:16: bad duration "30" for tcp_attempt: want a positive Go duration such as 30s or 5m
 testdata/invalid-duration.yaml:3:14: bad duration "-5s" for udp_reply: want a positive Go duration such as 30s or 5m
-testdata/invalid-duration.yaml:4:13: bad duration "5 minutes" for tcp_idle: want a positive Go duration such as 30s or 5m`,
+testdata/invalid-duration.yaml:4:13: bad duration "5 minutes" for tcp_idle: want a positive Go duration such as 30s or 5m
+testdata/invalid-duration.yaml:5:13: udp_idle 2500000h is out of range: want 1s to 24h
+testdata/invalid-duration.yaml:6:15: tcp_closed 1ns is out of range: want 10ms to 1h
+testdata/invalid-duration.yaml:7:18: udp_icmp_wait 10m is out of range: want 10ms to 5m`,
+
+	"invalid-ignore.yaml": `testdata/invalid-ignore.yaml:2:5: ignore entry: give at least one of networks, ports, client, server (an entry without one would ignore everything)
+testdata/invalid-ignore.yaml:3:17: bad address "10.9.0.300/16": want an address or a CIDR prefix such as 192.0.2.10, 2001:db8::10 or 198.51.100.0/24
+testdata/invalid-ignore.yaml:4:14: bad port "8530": want transport/port such as udp/514, tcp/6514 or tcp/6000-6010
+testdata/invalid-ignore.yaml:5:14: unknown role "agnet" (did you mean "agent"?)
+testdata/invalid-ignore.yaml:6:18: unknown key "port" in ignore entry (did you mean "ports"?)
+testdata/invalid-ignore.yaml:7:9: duplicate ignore id "backup" (first at line 6): ids must be unique
+testdata/invalid-ignore.yaml:8:4: ignore: empty entry, want a mapping such as {networks: [10.9.0.0/16]} or {ports: [tcp/8530]}`,
 
 	"invalid-feature.yaml": `testdata/invalid-feature.yaml:2:3: unknown feature "wmi" (did you mean "wmi-auto-deploy"?)
 testdata/invalid-feature.yaml:3:23: features.fpolicy-management: want true or false, got "yes"
@@ -163,7 +174,7 @@ func TestParseConfigFull(t *testing.T) {
 	if want := map[string]bool{FeatureWMIAutoDeploy: true, FeatureFPolicyManagement: false}; !reflect.DeepEqual(c.Features, want) {
 		t.Errorf("features: got %v, want %v", c.Features, want)
 	}
-	wantSIEM := []SIEMPort{{UDP, PortRange{514, 514}}, {TCP, PortRange{6514, 6514}}, {TCP, PortRange{6000, 6010}}}
+	wantSIEM := []PortSpec{{UDP, PortRange{514, 514}}, {TCP, PortRange{6514, 6514}}, {TCP, PortRange{6000, 6010}}}
 	if !reflect.DeepEqual(c.SIEMPorts, wantSIEM) {
 		t.Errorf("siem ports: got %v, want %v", c.SIEMPorts, wantSIEM)
 	}
@@ -175,7 +186,15 @@ func TestParseConfigFull(t *testing.T) {
 	if !reflect.DeepEqual(c.Allow, wantAllow) {
 		t.Errorf("allow:\ngot  %+v\nwant %+v", c.Allow, wantAllow)
 	}
-	wantTimeouts := Timeouts{20 * time.Second, 5 * time.Second, 10 * time.Minute, 2 * time.Minute, time.Second}
+	wantIgnore := []IgnoreRule{
+		{ID: "backup", Networks: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16"), netip.MustParsePrefix("2001:db8:9::/48")}},
+		{Ports: []PortSpec{{TCP, PortRange{8530, 8531}}, {UDP, PortRange{161, 161}}}, Description: "WSUS and SNMP"},
+		{ID: "dc-replication", Client: DomainController, Server: DomainController},
+	}
+	if !reflect.DeepEqual(c.Ignore, wantIgnore) {
+		t.Errorf("ignore:\ngot  %+v\nwant %+v", c.Ignore, wantIgnore)
+	}
+	wantTimeouts := Timeouts{20 * time.Second, 5 * time.Second, 10 * time.Minute, 2 * time.Minute, time.Second, 500 * time.Millisecond}
 	if c.Timeouts != wantTimeouts || c.EffectiveTimeouts() != wantTimeouts {
 		t.Errorf("timeouts: got %+v (effective %+v), want %+v", c.Timeouts, c.EffectiveTimeouts(), wantTimeouts)
 	}
@@ -201,7 +220,7 @@ func TestParseConfigPartial(t *testing.T) {
 }
 
 func TestDefaultTimeouts(t *testing.T) {
-	want := Timeouts{30 * time.Second, 10 * time.Second, 5 * time.Minute, time.Minute, 5 * time.Second}
+	want := Timeouts{30 * time.Second, 10 * time.Second, 5 * time.Minute, time.Minute, 5 * time.Second, 2 * time.Second}
 	if got := DefaultTimeouts(); got != want {
 		t.Errorf("DefaultTimeouts() = %+v, want %+v", got, want)
 	}

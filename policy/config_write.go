@@ -13,14 +13,31 @@ const configHeader = `tpwatch site inventory, for tpwatch --config.
 roles: the hosts of each role, as addresses or CIDR prefixes; a host may
 hold several roles. features: optional features, off unless true.
 siem.ports: where the Enterprise Manager sends SIEM alerts.
-allow: the site's own rules. timeouts: Go durations, absent = default.`
+allow: the site's own rules. ignore: what is not Threat Prevention's.
+timeouts: Go durations, absent = default.`
 
 // WriteConfig writes c as a config file that ParseConfig reads back to the
 // same Config: the --print-inventory output. Roles, addresses and features
 // are written in a fixed order so that two runs can be diffed.
 func WriteConfig(w io.Writer, c *Config) error {
+	return writeConfig(w, c, nil, nil)
+}
+
+// WriteInventory writes what inv learned as a config file to start from:
+// each host on a line of its own with the evidence for its role as a
+// comment, and what the inventory could not decide at the end.
+func WriteInventory(w io.Writer, inv *Inventory) error {
+	return writeConfig(w, inv.Config(), inv.Evidence(), inv.Undecided())
+}
+
+func writeConfig(w io.Writer, c *Config, evidence map[netip.Addr]map[Role]string, undecided []string) error {
 	root := mappingNode()
 	root.HeadComment = configHeader
+	if evidence != nil {
+		root.HeadComment += "\n\nLearned from the traffic, from evidence only: a host takes a server role\n" +
+			"for answering on its port, a client role for a flow that then worked.\n" +
+			"Check it, complete it, and pass it with --config."
+	}
 
 	roles := mappingNode()
 	for r := RoleInvalid + 1; r < numRoles; r++ {
@@ -29,12 +46,26 @@ func WriteConfig(w io.Writer, c *Config) error {
 			continue
 		}
 		list := flowSeq()
+		if evidence != nil {
+			list.Style = 0 // a line each, for its comment
+		}
 		for _, p := range prefixes {
-			list.Content = append(list.Content, stringNode(prefixText(p)))
+			n := stringNode(prefixText(p))
+			if evidence != nil {
+				n.LineComment = evidence[p.Addr()][r]
+			}
+			list.Content = append(list.Content, n)
 		}
 		addPair(roles, r.String(), list)
 	}
 	addPair(root, "roles", roles)
+	if len(undecided) > 0 {
+		text := "Could not decide:"
+		for _, u := range undecided {
+			text += "\n- " + u
+		}
+		root.FootComment = text
+	}
 
 	features := mappingNode()
 	for _, name := range matrixFeatures {
@@ -62,10 +93,18 @@ func WriteConfig(w io.Writer, c *Config) error {
 		addPair(root, "allow", allow)
 	}
 
+	if len(c.Ignore) > 0 {
+		ignore := &yaml.Node{Kind: yaml.SequenceNode}
+		for i := range c.Ignore {
+			ignore.Content = append(ignore.Content, ignoreNode(&c.Ignore[i]))
+		}
+		addPair(root, "ignore", ignore)
+	}
+
 	timeouts := mappingNode()
 	for i, f := range c.Timeouts.fields() {
 		if *f != 0 {
-			addPair(timeouts, timeoutKeys[i], stringNode(f.String()))
+			addPair(timeouts, timeoutKeys[i], stringNode(shortDuration(*f)))
 		}
 	}
 	if len(timeouts.Content) > 0 {
@@ -101,6 +140,38 @@ func allowNode(r *Rule) *yaml.Node {
 	addPair(n, "ports", ports)
 	if r.Reply {
 		addPair(n, "reply", boolNode(true))
+	}
+	if r.Description != "" {
+		addPair(n, "description", stringNode(r.Description))
+	}
+	return n
+}
+
+func ignoreNode(r *IgnoreRule) *yaml.Node {
+	n := mappingNode()
+	n.Style = yaml.FlowStyle
+	if r.ID != "" {
+		addPair(n, "id", stringNode(r.ID))
+	}
+	if len(r.Networks) > 0 {
+		nets := flowSeq()
+		for _, p := range r.Networks {
+			nets.Content = append(nets.Content, stringNode(prefixText(p)))
+		}
+		addPair(n, "networks", nets)
+	}
+	if len(r.Ports) > 0 {
+		ports := flowSeq()
+		for _, p := range r.Ports {
+			ports.Content = append(ports.Content, stringNode(p.String()))
+		}
+		addPair(n, "ports", ports)
+	}
+	if r.Client != RoleInvalid {
+		addPair(n, "client", stringNode(r.Client.String()))
+	}
+	if r.Server != RoleInvalid {
+		addPair(n, "server", stringNode(r.Server.String()))
 	}
 	if r.Description != "" {
 		addPair(n, "description", stringNode(r.Description))

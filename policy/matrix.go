@@ -22,9 +22,19 @@ const (
 
 var matrixFeatures = []string{FeatureWMIAutoDeploy, FeatureFPolicyManagement}
 
-// Matrix is the firewall matrix: the documented rules, in file order.
+// Matrix is the firewall matrix: the documented rules, in file order, and
+// which roles make a host the product's own.
 type Matrix struct {
 	Rules []Rule
+	// ProductHosts are the roles of hosts that exist for the product (the
+	// Enterprise Manager, the Threat Manager, the consoles), SharedHosts
+	// those of servers that also do other jobs (agents run on domain
+	// controllers and file servers, NAS devices serve every client). A
+	// host is a product host when it holds a ProductHosts role and no
+	// SharedHosts role: whatever it does concerns the product. A matrix
+	// that lists no ProductHosts (an older file) counts every host that
+	// holds a role as one.
+	ProductHosts, SharedHosts RoleSet
 }
 
 // Rule is one allowed kind of flow: a client role opening a connection (or
@@ -96,7 +106,7 @@ func LoadMatrix(path string) (*Matrix, error) {
 }
 
 var (
-	matrixKeys     = []string{"rules"}
+	matrixKeys     = []string{"rules", "product_hosts", "shared_hosts"}
 	matrixRuleKeys = []string{"id", "client", "server", "transport", "ports", "feature", "reply", "shared", "infer", "description", "section"}
 )
 
@@ -110,8 +120,15 @@ func ParseMatrix(data []byte, name string) (*Matrix, error) {
 		d.errorf(nil, "empty matrix: want a rules: list")
 	}
 	if root != nil {
-		d.mapping(root, "the matrix", matrixKeys, func(_ string, _, v *yaml.Node) {
-			m.Rules = d.rules(v, "rules", "- {id: ..., client: ..., server: ...}", "rule", "rule", matrixRuleKeys)
+		d.mapping(root, "the matrix", matrixKeys, func(key string, _, v *yaml.Node) {
+			switch key {
+			case "rules":
+				m.Rules = d.rules(v, "rules", "- {id: ..., client: ..., server: ...}", "rule", "rule", matrixRuleKeys)
+			case "product_hosts":
+				m.ProductHosts = d.roleList(v, key)
+			case "shared_hosts":
+				m.SharedHosts = d.roleList(v, key)
+			}
 		})
 	}
 	if err := d.err(); err != nil {
@@ -120,7 +137,28 @@ func ParseMatrix(data []byte, name string) (*Matrix, error) {
 	if len(m.Rules) == 0 {
 		return nil, ConfigErrors{{File: name, Msg: "no rules: a matrix needs at least one"}}
 	}
+	if both := m.ProductHosts & m.SharedHosts; both != 0 {
+		return nil, ConfigErrors{{File: name, Msg: fmt.Sprintf("roles %s are in both product_hosts and shared_hosts: a role is one or the other", both)}}
+	}
 	return m, nil
+}
+
+// roleList reads a list of role names as a set.
+func (d *nodeDecoder) roleList(n *yaml.Node, what string) RoleSet {
+	var set RoleSet
+	for _, item := range d.sequence(n, what, "[enterprise-manager, threat-manager]") {
+		text, ok := d.scalar(item, what)
+		if !ok {
+			continue
+		}
+		role, ok := ParseRole(text)
+		if !ok {
+			d.errorf(item, "unknown role %q%s", text, suggest(text, RoleNames()))
+			continue
+		}
+		set = set.With(role)
+	}
+	return set
 }
 
 // rule decodes one rule-shaped mapping: a matrix rule or a config allow
@@ -232,8 +270,10 @@ func (d *nodeDecoder) ruleField(r *Rule, key, text string, v *yaml.Node) {
 			r.Infer = InferBoth
 		case "server":
 			r.Infer = InferServer
+		case "known-client":
+			r.Infer = InferKnownClient
 		default:
-			d.errorf(v, "bad infer %q: want both or server, or leave it out", text)
+			d.errorf(v, "bad infer %q: want both, server or known-client, or leave it out", text)
 		}
 	case "description":
 		r.Description = text

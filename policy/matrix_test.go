@@ -101,7 +101,7 @@ func TestParseMatrixErrors(t *testing.T) {
 		{"bad feature", "rules:\n  - {id: a, client: any, server: agent, transport: tcp, ports: [1], feature: wmi-autodeploy}\n",
 			`m.yaml:2:78: unknown feature "wmi-autodeploy" (did you mean "wmi-auto-deploy"?)`},
 		{"bad infer", "rules:\n  - {id: a, client: any, server: agent, transport: tcp, ports: [1], infer: client}\n",
-			`m.yaml:2:76: bad infer "client": want both or server, or leave it out`},
+			`m.yaml:2:76: bad infer "client": want both, server or known-client, or leave it out`},
 		{"missing fields", "rules:\n  - {id: a, client: any}\n",
 			"m.yaml:2:5: rule \"a\": missing server\n" +
 				"m.yaml:2:5: rule \"a\": missing transport\n" +

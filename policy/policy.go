@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 )
 
@@ -21,6 +22,41 @@ type Policy struct {
 	config   *Config // nil when the inventory is inferred
 	static   hostTable
 	inferred bool
+
+	// productHosts, sharedHosts: see Matrix. productPorts holds, per
+	// transport, the ports a matrix rule without "shared" names.
+	productHosts, sharedHosts RoleSet
+	productPorts              [2]portSet
+	ignore                    []ignoreRule
+}
+
+// portSet is a set of ports, a bit each.
+type portSet [1 << 16 / 64]uint64
+
+func (s *portSet) add(r PortRange) {
+	for p := int(r.Low); p <= int(r.High); p++ {
+		s[p/64] |= 1 << (p % 64)
+	}
+}
+
+func (s *portSet) has(p uint16) bool { return s[p/64]&(1<<(p%64)) != 0 }
+
+// ignoreRule is an IgnoreRule compiled: its networks in a hostTable, its
+// ports in a set per transport.
+type ignoreRule struct {
+	networks       hostTable
+	anyNetwork     bool // no networks given: any address
+	ports          [2]portSet
+	anyPort        bool
+	client, server Role
+}
+
+// transportIndex numbers the transports for arrays: TCP 0, UDP 1.
+func transportIndex(tr Transport) int {
+	if tr == UDP {
+		return 1
+	}
+	return 0
 }
 
 // Compile builds the policy of matrix m and site config c. A nil c means
@@ -32,12 +68,23 @@ func Compile(m *Matrix, c *Config) (*Policy, error) {
 		return nil, fmt.Errorf("compile policy: no matrix")
 	}
 	p := &Policy{
-		features: map[string]bool{},
-		timeouts: c.EffectiveTimeouts(),
-		inferred: c == nil,
-		config:   c,
+		features:     map[string]bool{},
+		timeouts:     c.EffectiveTimeouts(),
+		inferred:     c == nil,
+		config:       c,
+		productHosts: m.ProductHosts,
+		sharedHosts:  m.SharedHosts,
 	}
 	p.rules = append(p.rules, m.Rules...)
+	// Only the matrix's own rules make a product port: a site's allow rule
+	// (RDP for the admins) or a SIEM port (syslog) is no product port.
+	for i := range m.Rules {
+		if r := &m.Rules[i]; !r.Shared {
+			for _, pr := range r.Ports {
+				p.productPorts[transportIndex(r.Transport)].add(pr)
+			}
+		}
+	}
 	if c != nil {
 		for name, on := range c.Features {
 			p.features[name] = on
@@ -46,6 +93,9 @@ func Compile(m *Matrix, c *Config) (*Policy, error) {
 		p.rules = appendSIEMRules(p.rules, c.SIEMPorts)
 		p.rules = append(p.rules, c.Allow...)
 		p.static = newHostTable(c.Roles)
+		for _, ig := range c.Ignore {
+			p.ignore = append(p.ignore, compileIgnore(ig))
+		}
 	}
 	if err := validateRules(p.rules, len(m.Rules)); err != nil {
 		return nil, fmt.Errorf("compile policy: %w", err)
@@ -60,8 +110,8 @@ func Compile(m *Matrix, c *Config) (*Policy, error) {
 	return p, nil
 }
 
-func appendSIEMRules(rules []Rule, ports []SIEMPort) []Rule {
-	seen := map[SIEMPort]bool{}
+func appendSIEMRules(rules []Rule, ports []PortSpec) []Rule {
+	seen := map[PortSpec]bool{}
 	for _, sp := range ports {
 		if seen[sp] {
 			continue
@@ -177,20 +227,22 @@ func (p *Policy) candidates(tr Transport, port uint16) []uint16 {
 	return nil
 }
 
-// Match decides which rule, if any, a flow of transport tr to server port
-// port follows, given the roles of its client and server. The first rule in
-// rule order wins within each outcome; see MatchKind for the outcomes.
-func (p *Policy) Match(tr Transport, client, server RoleSet, port uint16) Match {
+// Match decides which rule, if any, flow f follows, given the roles of its
+// client and server. The first rule in rule order wins within each
+// outcome; see MatchKind for the outcomes. A flow no enabled rule admits
+// is ignored when the config's ignore list matches it, and when both its
+// ends are known but it does not concern the product (see concerns).
+func (p *Policy) Match(f Flow) Match {
 	firstServer, firstAdmitted := int32(-1), int32(-1)
-	for _, i := range p.candidates(tr, port) {
+	for _, i := range p.candidates(f.Transport, f.Port) {
 		r := &p.rules[i]
-		if !server.Has(r.Server) {
+		if !f.ServerRoles.Has(r.Server) {
 			continue
 		}
 		if firstServer < 0 && !r.Shared {
 			firstServer = int32(i)
 		}
-		if !r.AnyClient && !client.Has(r.Client) {
+		if !r.AnyClient && !f.ClientRoles.Has(r.Client) {
 			continue
 		}
 		if p.enabled[i] {
@@ -200,26 +252,90 @@ func (p *Policy) Match(tr Transport, client, server RoleSet, port uint16) Match 
 			firstAdmitted = int32(i)
 		}
 	}
+	var m Match
 	switch {
 	case firstAdmitted >= 0:
-		return Match{Kind: MatchFeatureDisabled, Rule: firstAdmitted}
+		m = Match{Kind: MatchFeatureDisabled, Rule: firstAdmitted}
 	case firstServer >= 0:
-		return Match{Kind: MatchUnauthorizedClient, Rule: firstServer}
-	case client != 0 && server != 0:
-		return Match{Kind: MatchNoRule, Rule: -1}
+		m = Match{Kind: MatchUnauthorizedClient, Rule: firstServer}
+	case f.ClientRoles != 0 && f.ServerRoles != 0 && p.concerns(&f):
+		m = Match{Kind: MatchNoRule, Rule: -1}
+	case f.ClientRoles != 0 && f.ServerRoles != 0:
+		m = Match{Kind: MatchNotProduct, Rule: -1}
+	default:
+		return Match{Kind: MatchIgnored, Rule: -1}
 	}
-	return Match{Kind: MatchIgnored, Rule: -1}
+	if p.siteIgnores(&f) {
+		return Match{Kind: MatchSiteIgnored, Rule: -1}
+	}
+	return m
 }
 
+// concerns reports whether a flow between two hosts of the inventory that
+// no rule admits concerns Threat Prevention: its server port is a product
+// port, or one of its ends is a product host.
+func (p *Policy) concerns(f *Flow) bool {
+	return p.productPorts[transportIndex(f.Transport)].has(f.Port) ||
+		p.ProductHost(f.ClientRoles) || p.ProductHost(f.ServerRoles)
+}
+
+// ProductHost reports whether a host holding roles exists for the product
+// (see Matrix.ProductHosts).
+func (p *Policy) ProductHost(roles RoleSet) bool {
+	if p.productHosts == 0 {
+		return roles != 0
+	}
+	return roles&p.productHosts != 0 && roles&p.sharedHosts == 0
+}
+
+// siteIgnores reports whether an entry of the config's ignore list
+// matches f.
+func (p *Policy) siteIgnores(f *Flow) bool {
+	for i := range p.ignore {
+		if p.ignore[i].matches(f) {
+			return true
+		}
+	}
+	return false
+}
+
+func compileIgnore(r IgnoreRule) ignoreRule {
+	ig := ignoreRule{anyNetwork: len(r.Networks) == 0, anyPort: len(r.Ports) == 0, client: r.Client, server: r.Server}
+	if !ig.anyNetwork {
+		ig.networks = newHostTable(map[Role][]netip.Prefix{AdminConsole: r.Networks})
+	}
+	for _, ps := range r.Ports {
+		ig.ports[transportIndex(ps.Transport)].add(ps.Ports)
+	}
+	return ig
+}
+
+func (ig *ignoreRule) matches(f *Flow) bool {
+	return (ig.anyNetwork || ig.networks.lookup(f.Client) != 0 || ig.networks.lookup(f.Server) != 0) &&
+		(ig.anyPort || ig.ports[transportIndex(f.Transport)].has(f.Port)) &&
+		(ig.client == RoleInvalid || f.ClientRoles.Has(ig.client)) &&
+		(ig.server == RoleInvalid || f.ServerRoles.Has(ig.server))
+}
+
+// Server-port scores (ServerPortScore): how strongly a port looks like the
+// server end of a flow whose first packet does not say (no SYN seen, or
+// UDP). A port a rule names itself beats a well-known port, which beats a
+// port that only a wide range covers: the mid-stream SMB flow of an agent
+// to the Enterprise Manager's 445 stays on 445 even where the DCOM range
+// 1024-65535 of wmi-auto-deploy covers the agent's own port.
+const (
+	ScoreNone      = 0 // no rule of those roles covers the port
+	ScoreRange     = 1 // a wide range (100 ports or more) covers it
+	ScoreWellKnown = 2 // below 1024: a service's port, whatever the roles
+	ScoreNamed     = 3 // a rule names it (a port or a range of fewer than 100)
+)
+
 // ServerPortScore says how strongly port looks like a server port of a host
-// holding roles, to orient a flow whose SYN was not seen: 2 when a rule
-// names the port itself (a single port or a range of fewer than 100 ports), 1
-// when only a wide range such as 49152-65535 covers it, 0 when no rule of
-// those roles does. With an inferred inventory, the rules that teach a role
-// count whatever roles the host holds, since that role is what it would
-// learn.
+// holding roles (see the Score constants). With an inferred inventory, the
+// rules that teach a role count whatever roles the host holds, since that
+// role is what it would learn.
 func (p *Policy) ServerPortScore(tr Transport, port uint16, roles RoleSet) int {
-	best := 0
+	best := ScoreNone
 	for _, i := range p.candidates(tr, port) {
 		r := &p.rules[i]
 		if !roles.Has(r.Server) && (!p.inferred || r.Infer == InferNone) {
@@ -230,10 +346,13 @@ func (p *Policy) ServerPortScore(tr Transport, port uint16, roles RoleSet) int {
 				continue
 			}
 			if int(pr.High)-int(pr.Low)+1 < 100 {
-				return 2
+				return ScoreNamed
 			}
-			best = 1
+			best = ScoreRange
 		}
+	}
+	if port < 1024 {
+		best = max(best, ScoreWellKnown)
 	}
 	return best
 }
@@ -243,11 +362,44 @@ func (m Match) String() string {
 	return m.Kind.String() + "/" + strconv.Itoa(int(m.Rule))
 }
 
-var matchKindNames = [...]string{"ignored", "allowed", "feature_disabled", "unauthorized_client", "no_rule"}
+var matchKindNames = [...]string{"ignored", "allowed", "feature_disabled", "unauthorized_client", "no_rule", "not_product", "site_ignored"}
 
 func (k MatchKind) String() string {
 	if int(k) < len(matchKindNames) {
 		return matchKindNames[k]
 	}
 	return "invalid"
+}
+
+// Warnings says what in the site config leaves tpwatch blind without
+// making the config invalid, one sentence each: no host named at all (every
+// flow would be ignored, and a replay would pass any capture), SIEM ports
+// with no siem host, an allow rule whose roles no host holds. An inferred
+// inventory has none.
+func (p *Policy) Warnings() []string {
+	c := p.config
+	if c == nil {
+		return nil
+	}
+	held := RoleSet(0)
+	for r, prefixes := range c.Roles {
+		if len(prefixes) > 0 {
+			held = held.With(r)
+		}
+	}
+	var out []string
+	if held == 0 {
+		out = append(out, "the config names no host (roles is empty): every flow will be ignored; list the Threat Prevention hosts under roles")
+	}
+	if len(c.SIEMPorts) > 0 && !held.Has(SIEM) {
+		out = append(out, "siem.ports are listed but no host holds the siem role: no flow can match them; list the SIEM hosts under roles.siem")
+	}
+	for _, r := range c.Allow {
+		for _, role := range []Role{r.Client, r.Server} {
+			if role != RoleInvalid && !held.Has(role) {
+				out = append(out, fmt.Sprintf("allow rule %q names the role %s, which no host holds: it can match no flow", r.ID, role))
+			}
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -91,7 +92,17 @@ func TestMatch(t *testing.T) {
 		{"workstation to a DC's kerberos", TCP, 0, roles(DomainController), 88, MatchIgnored, ""},
 		{"unknown client of an agent's FPolicy port", TCP, 0, roles(Agent), 9999, MatchUnauthorizedClient, "netappc-agent-fpolicy"},
 		{"unknown client of the SQL server", TCP, 0, roles(SQLServer), 1433, MatchUnauthorizedClient, "em-sql-tds"},
-		{"agent to agent SMB", TCP, roles(Agent), roles(Agent), 445, MatchNoRule, ""},
+		// Agents on domain controllers and file servers: their ordinary
+		// traffic on generic ports is not the product's.
+		{"agent to agent SMB", TCP, roles(Agent), roles(Agent), 445, MatchNotProduct, ""},
+		{"DC+agent to DC+agent RPC", TCP, roles(Agent, DomainController), roles(Agent, DomainController), 135, MatchNotProduct, ""},
+		{"DC+agent to DC+agent dynamic", TCP, roles(Agent, DomainController), roles(Agent, DomainController), 49668, MatchNotProduct, ""},
+		{"agent to agent on a product port", TCP, roles(Agent), roles(Agent), 3741, MatchNoRule, ""},
+		{"console to an agent's SMB", TCP, roles(AdminConsole), roles(Agent), 445, MatchNoRule, ""},
+		{"EM+agent box to a DC's SMB", TCP, roles(EnterpriseManager, Agent), roles(DomainController), 445, MatchNotProduct, ""},
+		{"EM+SQL box to a DC's LDAP", TCP, roles(EnterpriseManager, SQLServer), roles(DomainController), 389, MatchNoRule, ""},
+		{"TM to DC dynamic", TCP, roles(ThreatManager), roles(DomainController, Agent), 49668, MatchAllowed, "tm-dc-rpc-dynamic"},
+		{"SIEM port is no product port", UDP, roles(Agent), roles(DomainController), 514, MatchNotProduct, ""},
 		{"both known, no rule", TCP, roles(Agent), roles(EnterpriseManager), 22, MatchNoRule, ""},
 		{"server unknown", TCP, roles(Agent), 0, 3741, MatchIgnored, ""},
 		{"nobody known", TCP, 0, 0, 3741, MatchIgnored, ""},
@@ -106,10 +117,11 @@ func TestMatch(t *testing.T) {
 		{"range low edge", TCP, roles(ThreatManager), roles(DomainController), 49152, MatchAllowed, "tm-dc-rpc-dynamic"},
 		{"range high edge", TCP, roles(ThreatManager), roles(DomainController), 65535, MatchAllowed, "tm-dc-rpc-dynamic"},
 		{"below range", TCP, roles(ThreatManager), roles(DomainController), 49151, MatchNoRule, ""},
+		{"SQL to SQL", TCP, roles(SQLServer), roles(SQLServer), 5022, MatchNotProduct, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := p.Match(tt.tr, tt.client, tt.server, tt.port)
+			m := p.Match(Flow{Transport: tt.tr, ClientRoles: tt.client, ServerRoles: tt.server, Port: tt.port})
 			if m.Kind != tt.kind || ruleID(p, m) != tt.rule {
 				t.Errorf("Match(%s, %s, %s, %d) = %s %q, want %s %q", tt.tr, tt.client, tt.server, tt.port,
 					m.Kind, ruleID(p, m), tt.kind, tt.rule)
@@ -128,17 +140,17 @@ func TestMatchFeatureOff(t *testing.T) {
 			p.FeatureEnabled(FeatureFPolicyManagement), p.FeatureEnabled(FeatureSIEM))
 	}
 	for _, port := range []uint16{135, 1024, 49999, 65535} {
-		m := p.Match(TCP, roles(EnterpriseManager), roles(Agent), port)
+		m := p.Match(Flow{Transport: TCP, ClientRoles: roles(EnterpriseManager), ServerRoles: roles(Agent), Port: port})
 		if m.Kind != MatchFeatureDisabled || !strings.HasPrefix(ruleID(p, m), "em-agent-wmi-") {
 			t.Errorf("port %d with wmi-auto-deploy off: %s %q, want feature_disabled em-agent-wmi-*", port, m.Kind, ruleID(p, m))
 		}
 	}
-	m := p.Match(TCP, roles(Agent), roles(NetAppCDOT), 80)
+	m := p.Match(Flow{Transport: TCP, ClientRoles: roles(Agent), ServerRoles: roles(NetAppCDOT), Port: 80})
 	if m.Kind != MatchAllowed || ruleID(p, m) != "agent-netappc-ontapi-http" {
 		t.Errorf("fpolicy on, port 80: %s %q", m.Kind, ruleID(p, m))
 	}
 	// An enabled rule wins over a disabled one listed earlier.
-	m = p.Match(TCP, roles(NetApp7Mode), roles(Agent), 50000)
+	m = p.Match(Flow{Transport: TCP, ClientRoles: roles(NetApp7Mode), ServerRoles: roles(Agent), Port: 50000})
 	if m.Kind != MatchAllowed || ruleID(p, m) != "netapp7-agent-rpc" {
 		t.Errorf("netapp7 to agent 50000: %s %q, want allowed netapp7-agent-rpc", m.Kind, ruleID(p, m))
 	}
@@ -264,20 +276,23 @@ func TestServerPortScore(t *testing.T) {
 		roles RoleSet
 		want  int
 	}{
-		{TCP, 3741, roles(EnterpriseManager), 2},
-		{TCP, 3741, roles(Agent), 1}, // an agent's 1024-65535 (WMI DCOM)
-		{TCP, 3741, roles(SQLServer), 0},
-		{TCP, 3741, roles(Agent, EnterpriseManager), 2},
-		{TCP, 10001, roles(ThreatManager), 2},
-		{UDP, 10001, roles(ThreatManager), 2},
-		{UDP, 10000, roles(ThreatManager), 0},
-		{TCP, 50000, roles(Agent), 1},            // 1024-65535 and 49152-65535 only
-		{TCP, 50000, roles(DomainController), 1}, // 49152-65535
-		{TCP, 135, roles(Agent), 2},              // WMI 135
-		{TCP, 6005, roles(SIEM), 2},              // a range of 11 ports
-		{TCP, 8080, 0, 0},                        // nobody holds the role
-		{TCP, 8080, roles(ThreatManager), 2},
-		{TCP, 22, roles(Agent, EnterpriseManager), 0},
+		{TCP, 3741, roles(EnterpriseManager), ScoreNamed},
+		{TCP, 3741, roles(Agent), ScoreRange}, // an agent's 1024-65535 (WMI DCOM)
+		{TCP, 3741, roles(SQLServer), ScoreNone},
+		{TCP, 3741, roles(Agent, EnterpriseManager), ScoreNamed},
+		{TCP, 10001, roles(ThreatManager), ScoreNamed},
+		{UDP, 10001, roles(ThreatManager), ScoreNamed},
+		{UDP, 10000, roles(ThreatManager), ScoreNone},
+		{TCP, 50000, roles(Agent), ScoreRange},            // 1024-65535 and 49152-65535 only
+		{TCP, 50000, roles(DomainController), ScoreRange}, // 49152-65535
+		{TCP, 135, roles(Agent), ScoreNamed},              // WMI 135
+		{TCP, 6005, roles(SIEM), ScoreNamed},              // a range of 11 ports
+		{TCP, 8080, 0, ScoreNone},                         // nobody holds the role
+		{TCP, 8080, roles(ThreatManager), ScoreNamed},
+		{TCP, 22, roles(Agent, EnterpriseManager), ScoreWellKnown}, // a service's port, no rule's
+		{TCP, 445, roles(EnterpriseManager), ScoreWellKnown},       // beats the agent's DCOM range
+		{TCP, 1023, 0, ScoreWellKnown},
+		{TCP, 1024, 0, ScoreNone},
 	}
 	for _, tt := range tests {
 		if got := p.ServerPortScore(tt.tr, tt.port, tt.roles); got != tt.want {
@@ -285,15 +300,15 @@ func TestServerPortScore(t *testing.T) {
 		}
 	}
 
-	// "Specific" is a range of fewer than 100 ports.
+	// "Named" is a range of fewer than 100 ports.
 	ranges := compileSite(t, "allow:\n"+
 		"  - {id: r99, client: agent, server: siem, transport: tcp, ports: [7000-7098]}\n"+
 		"  - {id: r100, client: agent, server: siem, transport: tcp, ports: [8000-8099]}\n")
-	if got := ranges.ServerPortScore(TCP, 7098, roles(SIEM)); got != 2 {
-		t.Errorf("ServerPortScore in a 99-port range = %d, want 2", got)
+	if got := ranges.ServerPortScore(TCP, 7098, roles(SIEM)); got != ScoreNamed {
+		t.Errorf("ServerPortScore in a 99-port range = %d, want %d", got, ScoreNamed)
 	}
-	if got := ranges.ServerPortScore(TCP, 8000, roles(SIEM)); got != 1 {
-		t.Errorf("ServerPortScore in a 100-port range = %d, want 1", got)
+	if got := ranges.ServerPortScore(TCP, 8000, roles(SIEM)); got != ScoreRange {
+		t.Errorf("ServerPortScore in a 100-port range = %d, want %d", got, ScoreRange)
 	}
 
 	inferred := compileSite(t, "")
@@ -302,28 +317,74 @@ func TestServerPortScore(t *testing.T) {
 		port uint16
 		want int
 	}{
-		{TCP, 3741, 2},  // infer: both
-		{TCP, 88, 2},    // infer: server
-		{TCP, 8080, 0},  // generic, teaches nothing
-		{TCP, 135, 0},   // generic, teaches nothing
-		{TCP, 50000, 0}, // the dynamic ranges teach nothing
-		{UDP, 10001, 2},
+		{TCP, 3741, ScoreNamed},    // infer: both
+		{TCP, 88, ScoreNamed},      // infer: server
+		{TCP, 8080, ScoreNone},     // generic, teaches nothing
+		{TCP, 135, ScoreWellKnown}, // teaches nothing, but a service's port
+		{TCP, 50000, ScoreNone},    // the dynamic ranges teach nothing
+		{UDP, 10001, ScoreNamed},
 	} {
 		if got := inferred.ServerPortScore(tt.tr, tt.port, 0); got != tt.want {
 			t.Errorf("inferred ServerPortScore(%s, %d, none) = %d, want %d", tt.tr, tt.port, got, tt.want)
 		}
 	}
-	if got := inferred.ServerPortScore(TCP, 50000, roles(DomainController)); got != 1 {
-		t.Errorf("inferred ServerPortScore(tcp, 50000, domain-controller) = %d, want 1", got)
+	if got := inferred.ServerPortScore(TCP, 50000, roles(DomainController)); got != ScoreRange {
+		t.Errorf("inferred ServerPortScore(tcp, 50000, domain-controller) = %d, want %d", got, ScoreRange)
+	}
+}
+
+// TestSiteIgnore: an entry of the ignore list turns what no rule admits
+// into site_ignored, and never touches what a rule allows.
+func TestSiteIgnore(t *testing.T) {
+	p := compileSite(t, siteYAML+`ignore:
+  - {id: backup, networks: [10.9.0.0/16]}
+  - {ports: [tcp/8530], server: agent}
+  - {client: domain-controller, server: domain-controller}
+`)
+	agent, em, backup, other := addr("198.51.100.7"), addr("192.0.2.10"), addr("10.9.1.1"), addr("203.0.113.5")
+	tests := []struct {
+		name string
+		f    Flow
+		want MatchKind
+	}{
+		{"backup server to the EM", Flow{Transport: TCP, Client: backup, Server: em, ServerRoles: roles(EnterpriseManager), Port: 3741}, MatchSiteIgnored},
+		{"an agent to the backup network", Flow{Transport: TCP, Client: agent, Server: backup, ClientRoles: roles(Agent), ServerRoles: roles(EnterpriseManager), Port: 22}, MatchSiteIgnored},
+		{"allowed stays allowed", Flow{Transport: TCP, Client: backup, Server: em, ClientRoles: roles(Agent), ServerRoles: roles(EnterpriseManager), Port: 3741}, MatchAllowed},
+		{"WSUS on an agent", Flow{Transport: TCP, Client: em, Server: agent, ClientRoles: roles(SQLServer), ServerRoles: roles(Agent), Port: 8530}, MatchSiteIgnored},
+		{"port entry needs its role", Flow{Transport: TCP, Client: agent, Server: em, ClientRoles: roles(Agent), ServerRoles: roles(EnterpriseManager), Port: 8530}, MatchNoRule},
+		{"udp is another port", Flow{Transport: UDP, Client: em, Server: agent, ClientRoles: roles(EnterpriseManager), ServerRoles: roles(Agent), Port: 8530}, MatchNoRule},
+		{"DC replication on a product port", Flow{Transport: TCP, Client: agent, Server: agent, ClientRoles: roles(DomainController, Agent), ServerRoles: roles(DomainController, Agent), Port: 3741}, MatchSiteIgnored},
+		{"elsewhere", Flow{Transport: TCP, Client: other, Server: em, ServerRoles: roles(EnterpriseManager), Port: 3741}, MatchUnauthorizedClient},
+	}
+	for _, tt := range tests {
+		if got := p.Match(tt.f); got.Kind != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, got.Kind, tt.want)
+		}
+	}
+}
+
+// TestIPv6PrefixDoesNotCoverIPv4: IPv4 addresses are kept IPv4-mapped,
+// inside ::/0 and ::ffff:0:0/96, and an IPv6 prefix of the config must
+// not give its role to every IPv4 host.
+func TestIPv6PrefixDoesNotCoverIPv4(t *testing.T) {
+	p := compileSite(t, "roles:\n  agent: [\"::/0\"]\n  siem: [\"::ffff:0:0/96\", 0.0.0.0/0]\n  enterprise-manager: [192.0.2.10]\n")
+	if got := p.Roles(addr("192.0.2.10")); got != roles(EnterpriseManager, SIEM) {
+		t.Errorf("192.0.2.10: %q, want enterprise-manager,siem", got)
+	}
+	if got := p.Roles(addr("2001:db8::1")); got != roles(Agent) {
+		t.Errorf("2001:db8::1: %q, want agent", got)
+	}
+	if got := p.Roles(addr("198.51.100.1")); got != roles(SIEM) {
+		t.Errorf("198.51.100.1: %q, want siem (0.0.0.0/0 and the IPv4 /96, not ::/0)", got)
 	}
 }
 
 func TestMatchAllocs(t *testing.T) {
 	p := compileSite(t, siteYAML)
 	n := testing.AllocsPerRun(1000, func() {
-		p.Match(TCP, roles(Agent), roles(EnterpriseManager), 3741)
-		p.Match(TCP, roles(ThreatManager), roles(DomainController), 50000)
-		p.Match(UDP, 0, roles(SIEM), 514)
+		p.Match(Flow{Transport: TCP, ClientRoles: roles(Agent), ServerRoles: roles(EnterpriseManager), Port: 3741})
+		p.Match(Flow{Transport: TCP, ClientRoles: roles(ThreatManager), ServerRoles: roles(DomainController), Port: 50000})
+		p.Match(Flow{Transport: UDP, ClientRoles: 0, ServerRoles: roles(SIEM), Port: 514})
 		p.ServerPortScore(TCP, 50000, roles(Agent))
 		p.FeatureEnabled(FeatureWMIAutoDeploy)
 	})
@@ -342,7 +403,7 @@ func TestMatchIndexAgainstScan(t *testing.T) {
 		for port := 1; port <= 65535; port += 7 {
 			for _, c := range roleSets {
 				for _, s := range roleSets {
-					got := p.Match(tr, c, s, uint16(port))
+					got := p.Match(Flow{Transport: tr, ClientRoles: c, ServerRoles: s, Port: uint16(port)})
 					want := scanMatch(p, tr, c, s, uint16(port))
 					if got != want {
 						t.Fatalf("Match(%s, %q, %q, %d) = %v, scan says %v", tr, c, s, port, got, want)
@@ -353,10 +414,27 @@ func TestMatchIndexAgainstScan(t *testing.T) {
 	}
 }
 
+// scanMatrix is the embedded matrix, parsed once for scanMatch.
+var scanMatrix = sync.OnceValue(func() *Matrix {
+	m, err := DefaultMatrix()
+	if err != nil {
+		panic(err)
+	}
+	return m
+})
+
 func scanMatch(p *Policy, tr Transport, client, server RoleSet, port uint16) Match {
+	m := scanMatrix()
 	var serverRules, admitted, enabled []int32
+	productPort := false
 	for i, r := range p.Rules() {
-		if r.Transport != tr || !r.HasPort(port) || !server.Has(r.Server) {
+		if r.Transport != tr || !r.HasPort(port) {
+			continue
+		}
+		if i < len(m.Rules) && !r.Shared {
+			productPort = true
+		}
+		if !server.Has(r.Server) {
 			continue
 		}
 		if !r.Shared {
@@ -369,6 +447,7 @@ func scanMatch(p *Policy, tr Transport, client, server RoleSet, port uint16) Mat
 			}
 		}
 	}
+	product := func(s RoleSet) bool { return s&m.ProductHosts != 0 && s&m.SharedHosts == 0 }
 	switch {
 	case len(enabled) > 0:
 		return Match{MatchAllowed, enabled[0]}
@@ -376,8 +455,10 @@ func scanMatch(p *Policy, tr Transport, client, server RoleSet, port uint16) Mat
 		return Match{MatchFeatureDisabled, admitted[0]}
 	case len(serverRules) > 0:
 		return Match{MatchUnauthorizedClient, serverRules[0]}
-	case client != 0 && server != 0:
+	case client != 0 && server != 0 && (productPort || product(client) || product(server)):
 		return Match{MatchNoRule, -1}
+	case client != 0 && server != 0:
+		return Match{MatchNotProduct, -1}
 	}
 	return Match{MatchIgnored, -1}
 }
@@ -398,7 +479,7 @@ func BenchmarkMatch(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		f := flows[i%len(flows)]
-		p.Match(f.tr, f.client, f.server, f.port)
+		p.Match(Flow{Transport: f.tr, ClientRoles: f.client, ServerRoles: f.server, Port: f.port})
 	}
 }
 

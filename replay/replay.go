@@ -85,6 +85,16 @@ type Result struct {
 	inv *policy.Inventory // the learned inventory, when Inferred
 }
 
+// WriteInventory writes the inventory as a config file to start from: a
+// learned one with the evidence for each host and what it could not
+// decide, as comments.
+func (r *Result) WriteInventory(w io.Writer) error {
+	if r.inv != nil {
+		return policy.WriteInventory(w, r.inv)
+	}
+	return policy.WriteConfig(w, r.pol.InventoryConfig())
+}
+
 // Inventory returns the inventory the flows were classified with: the
 // site config's, or the one learned from the capture when Inferred.
 func (r *Result) Inventory() *policy.Config {

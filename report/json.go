@@ -77,6 +77,10 @@ func AppendJSON(b []byte, r *classifier.FlowRecord, rules []policy.Rule) []byte 
 	b = append(b, r.Verdict.String()...)
 	b = append(b, `","reason":"`...)
 	b = append(b, r.Reason.String()...)
+	if r.Verdict == classifier.Unexpected {
+		b = append(b, `","outcome":"`...)
+		b = append(b, r.Outcome.String()...)
+	}
 	b = append(b, `","conn_state":"`...)
 	b = append(b, r.ConnState.String()...)
 	b = append(b, `","history":"`...)
@@ -94,6 +98,9 @@ func AppendJSON(b []byte, r *classifier.FlowRecord, rules []policy.Rule) []byte 
 		b = strconv.AppendUint(b, uint64(r.ICMPType), 10)
 		b = append(b, `,"icmp_code":`...)
 		b = strconv.AppendUint(b, uint64(r.ICMPCode), 10)
+		b = append(b, `,"icmp_src":"`...)
+		b = appendAddr(b, r.ICMPSrc)
+		b = append(b, '"')
 	}
 	if r.Evicted {
 		b = append(b, `,"evicted":true`...)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tpwatch/tpwatch/classifier"
-	"github.com/tpwatch/tpwatch/policy"
 	"github.com/tpwatch/tpwatch/replay"
 )
 
@@ -138,7 +137,7 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 	}
 	switch {
 	case f.printInventory:
-		if err := policy.WriteConfig(a.stdout, res.Inventory()); err != nil {
+		if err := res.WriteInventory(a.stdout); err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("write inventory: %w", err)}
 		}
 	case f.format == "table" && res.Counts.Records == 0 && len(res.ReadErrors) > 0:

@@ -184,27 +184,44 @@ func TestPrintInventoryRoundTrip(t *testing.T) {
 	if status != exitOK {
 		t.Fatalf("status %d: %s", status, stderr)
 	}
-	for _, want := range []string{"roles:", "enterprise-manager: [192.0.2.10", "agent: [198.51.100.21, 198.51.100.22, 198.51.100.23]", "threat-manager: [192.0.2.13]"} {
+	for _, want := range []string{
+		"roles:",
+		"- 192.0.2.10 # answered tcp/3741 (agent-em-grpc): 4 flows, the first from 198.51.100.21",
+		"- 198.51.100.22 # reached tcp/10000 of 192.0.2.13 (agent-tm-tcp): 1 flow",
+		"- 192.0.2.11 # answered tcp/1433 (em-sql-tds)",
+		"# Could not decide:\n# - 192.0.2.77 used tcp/1433 of 192.0.2.11 and nothing else",
+	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inferred inventory lacks %q:\n%s", want, out)
+		}
+	}
+	// Evidence only: the outsider on the SQL Server is no Enterprise
+	// Manager, and the CEE server, which never answered, no CEE server.
+	for _, absent := range []string{"192.0.2.77 #", "198.51.100.41", "203.0.113.40"} {
+		if strings.Contains(out, absent) {
+			t.Errorf("inferred inventory has %q, which the traffic does not show:\n%s", absent, out)
 		}
 	}
 	cfg := writeFile(t, "inferred.yaml", out)
 	if _, stderr, status := tpwatch(t, "policy", "check", "--config", cfg); status != exitOK {
 		t.Errorf("the written inventory does not pass policy check: %s", stderr)
 	}
-	// Replaying with the written inventory finds the same blocked flows as
-	// inferring it again.
+	// Replaying with the written inventory finds the same problems as
+	// inferring it again; it also allows the few flows that came before
+	// the flow that taught their hosts' roles.
 	inferred, _, _ := tpwatch(t, "replay", "--format", "json", "../../pcaps/demo-site.pcapng")
 	given, _, _ := tpwatch(t, "replay", "--format", "json", "--config", cfg, "../../pcaps/demo-site.pcapng")
 	count := func(out, verdict string) int { return strings.Count(out, `"verdict":"`+verdict+`"`) }
-	for _, v := range []string{"allowed", "blocked", "unexpected"} {
+	for _, v := range []string{"blocked", "unexpected"} {
 		if count(inferred, v) != count(given, v) {
 			t.Errorf("%s: %d flows inferred, %d with the written inventory", v, count(inferred, v), count(given, v))
 		}
 	}
-	if count(given, "blocked") != 5 {
-		t.Errorf("%d blocked flows with no set-up, want the demo's 5", count(given, "blocked"))
+	if count(given, "allowed") < count(inferred, "allowed") {
+		t.Errorf("allowed: %d flows inferred, only %d with the written inventory", count(inferred, "allowed"), count(given, "allowed"))
+	}
+	if count(given, "blocked") != 3 {
+		t.Errorf("%d blocked flows with no set-up, want the demo's 3 that the traffic shows (agent2's two, agent3's refusal)", count(given, "blocked"))
 	}
 }
 
