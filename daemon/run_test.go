@@ -1,0 +1,311 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
+
+	"github.com/tpwatch/tpwatch/capture/live"
+	"github.com/tpwatch/tpwatch/policy"
+	"github.com/tpwatch/tpwatch/replay"
+)
+
+// liveSite is the inventory of the tests' own traffic: agent → EM on
+// tcp/3741 is rule agent-em-grpc, which expects an answer.
+const liveSite = `roles:
+  enterprise-manager: [192.0.2.10]
+  agent: [198.51.100.21, 198.51.100.22]
+`
+
+const (
+	agent, agent2, em = "198.51.100.21", "198.51.100.22", "192.0.2.10"
+	grpcPort          = 3741
+)
+
+// replayFlows replays a capture file with replay.Run and returns its
+// tpwatch_flows_total, read back from the metrics textfile it writes.
+func replayFlows(t *testing.T, configFile, pcap string) map[string]float64 {
+	t.Helper()
+	pol, err := policy.Load("", configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "replay.prom")
+	if _, err := replay.Run(context.Background(), replay.Config{
+		Policy: pol, ConfigName: configFile, Files: []string{pcap}, MetricsOut: out, Log: zerolog.Nop(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf := families["tpwatch_flows_total"]
+	if mf == nil {
+		t.Fatal("the replay textfile has no tpwatch_flows_total")
+	}
+	return flowCounts(t, []*dto.MetricFamily{mf})
+}
+
+// expectedFlows counts the flows of a capture's expected NDJSON (every
+// flow, the ignored ones too) by verdict, reason and rule, the keys of
+// flowCounts.
+func expectedFlows(t *testing.T, path string) map[string]float64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var fl struct{ Verdict, Reason, Rule string }
+		if err := json.Unmarshal(sc.Bytes(), &fl); err != nil {
+			t.Fatal(err)
+		}
+		out[fl.Verdict+"/"+fl.Reason+"/"+fl.Rule]++
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameCounts(t *testing.T, what string, got, want map[string]float64) {
+	t.Helper()
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %s = %v, want %v", what, k, got[k], v)
+		}
+	}
+	for k, v := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: %s = %v, want none", what, k, v)
+		}
+	}
+}
+
+// The daemon reads a live capture through the same pipeline as replay: the
+// demo site's traffic, fed as a live capture (with read timeouts between
+// the packets' batches), gives the flow counts replay gives, and the
+// endpoint serves them.
+func TestRunCountsTheFlowsReplayCounts(t *testing.T) {
+	const pcap, site = "../pcaps/demo-site.pcapng", "../pcaps/demo-site.yaml"
+	recs := fileRecords(t, pcap)
+	b := newBackend()
+	r := start(t, Config{ConfigFile: site}, b)
+	c := b.capture(t, "eth0", 1)
+	c.send(recs...)
+	waitMetric(t, r.d, float64(len(recs)), "tpwatch_capture_packets_total", "interface", "eth0")
+
+	status, body := r.get("/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics: status %d", status)
+	}
+	for _, want := range []string{
+		`tpwatch_capture_up{interface="eth0"} 1`,
+		`tpwatch_capture_packets_total{interface="eth0"} 266`,
+		`tpwatch_config_last_reload_successful 1`,
+		`tpwatch_rule_info{client="agent",feature="",ports="3741",rule="agent-em-grpc",server="enterprise-manager",transport="tcp"} 1`,
+		"go_goroutines ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	status, body = r.get("/")
+	if status != http.StatusOK || !strings.Contains(body, "tpwatch") || !strings.Contains(body, `href="/metrics"`) {
+		t.Errorf("GET /: status %d, a landing page without a link to /metrics:\n%s", status, body)
+	}
+
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+	got := gatherFlows(t, r.d)
+	sameCounts(t, "daemon vs replay", got, replayFlows(t, site, pcap))
+	sameCounts(t, "daemon vs expected NDJSON", got, expectedFlows(t, pcap+".expected.ndjson"))
+	if got["blocked/no_response/agent-em-grpc"] != 2 {
+		t.Errorf("blocked/no_response/agent-em-grpc = %v, want the demo's 2", got["blocked/no_response/agent-em-grpc"])
+	}
+	if v := mustMetric(t, r.d, "tpwatch_capture_up", "interface", "eth0"); v != 0 {
+		t.Errorf("tpwatch_capture_up after stop = %v, want 0", v)
+	}
+	if !c.isClosed() {
+		t.Error("the capture was not closed at stop")
+	}
+}
+
+// Cancelling the context (SIGTERM) ends every flow in the table at the
+// last packet time, as replay does at the end of a file: an attempt past
+// its deadline is blocked, the others pending, and the last log line
+// gives the totals.
+func TestStopFlushesTheFlowTables(t *testing.T) {
+	const pcap, site = "../pcaps/pending.pcap", "../pcaps/pending.yaml"
+	recs := fileRecords(t, pcap)
+	b := newBackend()
+	r := start(t, Config{ConfigFile: site, Interfaces: []string{"eth0", "eth1"}}, b)
+	c := b.capture(t, "eth0", 1)
+	c.send(recs...)
+	waitMetric(t, r.d, float64(len(recs)), "tpwatch_capture_packets_total", "interface", "eth0")
+	b.capture(t, "eth1", 1).waitReading(t)
+	before := gatherFlows(t, r.d)
+	if before["pending//agent-tm-tcp"] != 0 {
+		t.Fatalf("a flow is pending before the stop: %v", before)
+	}
+
+	stopped := time.Now()
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+	// The captures' read timeout is 20ms; a stop that waited for more
+	// packets or for the flows' own timeouts would take far longer.
+	if took := time.Since(stopped); took > 5*time.Second {
+		t.Errorf("Run took %v to return after cancel", took)
+	}
+	got := gatherFlows(t, r.d)
+	sameCounts(t, "after stop", got, expectedFlows(t, pcap+".expected.ndjson"))
+
+	var decided float64
+	for _, v := range got {
+		decided += v
+	}
+	flushed := with(r.log.all(), "flushed the flow table")
+	if len(flushed) != 2 {
+		t.Fatalf("%d flush lines, want one per interface: %v", len(flushed), flushed)
+	}
+	for _, e := range flushed {
+		want := map[string]float64{"packets": 0, "flows": 0, "flows_decided": 0}
+		if e["interface"] == "eth0" {
+			want = map[string]float64{"packets": float64(len(recs)), "flows_decided": decided, "flows_created": decided}
+		}
+		for k, v := range want {
+			if e[k] != v {
+				t.Errorf("flush line of %v: %s = %v, want %v", e["interface"], k, e[k], v)
+			}
+		}
+		if e["interface"] == "eth0" && e["flows"].(float64) < 2 {
+			t.Errorf("flush line of eth0: %v flows open at the stop, want at least the 2 pending", e["flows"])
+		}
+	}
+	last := r.log.all()
+	if m := last[len(last)-1].msg(); m != "stopped" {
+		t.Errorf("last log line %q, want stopped", m)
+	}
+}
+
+// Packets that trickle in reach the table within the read timeout of
+// packet time, without a read timeout in between and long before a
+// batch is full.
+func TestTricklingPacketsReachTheTableWithinTheLatency(t *testing.T) {
+	dir := t.TempDir()
+	b := newBackend()
+	b.idle = -1 // no read timeout: only the latency can hand the packets on
+	r := start(t, Config{ConfigFile: writeFile(t, dir, "site.yaml", liveSite), Live: live.Options{ReadTimeout: 200 * time.Millisecond}}, b)
+	c := b.capture(t, "eth0", 1)
+	c.send(
+		tcpRec(t, t0, agent, em, 50000, grpcPort, syn),
+		tcpRec(t, t0+ms(50), em, agent, grpcPort, 50000, rst|ack),
+		udpRec(t, t0+ms(100), agent, em, 50001, 9),
+		udpRec(t, t0+ms(150), agent, em, 50001, 9),
+		udpRec(t, t0+ms(200), agent, em, 50001, 9),
+	)
+	waitMetric(t, r.d, 1, "tpwatch_flows_total", "verdict", "blocked", "reason", "refused", "rule", "agent-em-grpc")
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The flow log lets through the burst, counts the rest, and says how many
+// it suppressed every SuppressedReport and once more at the stop: every
+// event suppressed, including those of the flows the stop decides, is in
+// a summary line.
+func TestFlowLogIsRateLimitedAndSummarised(t *testing.T) {
+	const pcap, site = "../pcaps/demo-site.pcapng", "../pcaps/demo-site.yaml"
+	recs := fileRecords(t, pcap)
+	b := newBackend()
+	r := start(t, Config{ConfigFile: site, LogRate: 1e-9, LogBurst: 1, SuppressedReport: 10 * time.Millisecond}, b)
+	c := b.capture(t, "eth0", 1)
+	c.send(recs...)
+	// A summary while running: the periodic one.
+	r.log.wait(t, "a suppressed-events summary", func(es []logEvent) bool {
+		for _, e := range es {
+			if strings.HasPrefix(e.msg(), "suppressed ") {
+				return true
+			}
+		}
+		return false
+	})
+	waitMetric(t, r.d, float64(len(recs)), "tpwatch_capture_packets_total", "interface", "eth0")
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	var problems float64
+	for k, v := range gatherFlows(t, r.d) {
+		if strings.HasPrefix(k, "blocked/") || strings.HasPrefix(k, "unexpected/") {
+			problems += v
+		}
+	}
+	if problems < 5 {
+		t.Fatalf("%v blocked or unexpected flows in the demo, want several", problems)
+	}
+	var logged, summarised float64
+	for _, e := range r.log.all() {
+		switch m := e.msg(); {
+		case m == "blocked flow" || m == "unexpected flow":
+			logged++
+		case strings.HasPrefix(m, "suppressed "):
+			summarised += e["suppressed"].(float64)
+		}
+	}
+	if logged != 1 {
+		t.Errorf("%v flow events logged, want the burst of 1", logged)
+	}
+	suppressed := mustMetric(t, r.d, "tpwatch_log_events_suppressed_total")
+	if suppressed != problems-1 {
+		t.Errorf("tpwatch_log_events_suppressed_total = %v, want %v", suppressed, problems-1)
+	}
+	if summarised != suppressed {
+		t.Errorf("the summary lines count %v suppressed events, the metric %v", summarised, suppressed)
+	}
+}
+
+// The package function Run builds and runs a daemon, and a permanent error
+// at the start comes back from it at once.
+func TestPackageRunReturnsAStartError(t *testing.T) {
+	b := newBackend()
+	b.script("eth0", openStep{err: live.ErrUnavailable})
+	cfg := testConfig(t, Config{}, b)
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), cfg, zerolog.Nop()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, live.ErrUnavailable) {
+			t.Errorf("Run: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("Run did not return")
+	}
+	if err := Run(context.Background(), Config{}, zerolog.Nop()); err == nil {
+		t.Error("Run without an interface succeeded")
+	}
+}
