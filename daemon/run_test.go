@@ -289,6 +289,44 @@ func TestFlowLogIsRateLimitedAndSummarised(t *testing.T) {
 	}
 }
 
+// The flows the stop decides come after the housekeeping's last periodic
+// summary: their suppressed events must still be summarised.
+func TestStopSummarisesEventsSuppressedByTheFlush(t *testing.T) {
+	dir := t.TempDir()
+	b := newBackend()
+	b.idle = -1 // the test moves the clock
+	r := start(t, Config{ConfigFile: writeFile(t, dir, "site.yaml", liveSite), LogRate: 1e-9, LogBurst: 1, SuppressedReport: time.Hour}, b)
+	c := b.capture(t, "eth0", 1)
+	c.send(
+		tcpRec(t, t0, agent, em, 50000, grpcPort, syn),
+		tcpRec(t, t0+ms(1), em, agent, grpcPort, 50000, rst|ack), // refused: logged
+		tcpRec(t, t0+ms(2), agent, em, 50001, grpcPort, syn),
+		tcpRec(t, t0+ms(3), em, agent, grpcPort, 50001, rst|ack), // refused: suppressed
+		tcpRec(t, t0+ms(4), agent2, em, 50002, grpcPort, syn),    // no answer yet
+	)
+	c.idleAt(t0 + ms(5))
+	waitMetric(t, r.d, 1, "tpwatch_log_events_suppressed_total")
+	r.cancel()
+	r.log.waitCount(t, "suppressed 1 flow log events over the log rate limit (--log.rate); tpwatch_flows_total counts every flow", 1)
+	// The last read: its clock passes the unanswered SYN's deadline.
+	c.idleAt(t0 + 31*int64(time.Second))
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if v := mustMetric(t, r.d, "tpwatch_flows_total", "verdict", "blocked", "reason", "no_response", "rule", "agent-em-grpc"); v != 1 {
+		t.Fatalf("blocked/no_response = %v, want the unanswered SYN", v)
+	}
+	var summarised float64
+	for _, e := range r.log.all() {
+		if strings.HasPrefix(e.msg(), "suppressed ") {
+			summarised += e["suppressed"].(float64)
+		}
+	}
+	if suppressed := mustMetric(t, r.d, "tpwatch_log_events_suppressed_total"); summarised != suppressed || suppressed != 2 {
+		t.Errorf("summary lines count %v suppressed events, the metric %v; want 2 and 2", summarised, suppressed)
+	}
+}
+
 // The package function Run builds and runs a daemon, and a permanent error
 // at the start comes back from it at once.
 func TestPackageRunReturnsAStartError(t *testing.T) {
