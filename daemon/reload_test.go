@@ -425,3 +425,51 @@ func TestRunWithoutAConfigLearnsTheInventory(t *testing.T) {
 		t.Errorf("tpwatch_inventory_learned_hosts = %v, want the demo's hosts learned", v)
 	}
 }
+
+// A reload while an interface is being opened, with the filter before it,
+// reaches the capture that open returns: at the start (before Run reads
+// it) and on a reopen.
+func TestReloadDuringAnOpenReachesItsCapture(t *testing.T) {
+	dir := t.TempDir()
+	siteFile := writeFile(t, dir, "site.yaml", liveSite)
+	opening, proceed := make(chan struct{}), make(chan struct{})
+	hold := openStep{setup: func(*fakeCapture) {
+		opening <- struct{}{}
+		<-proceed
+	}}
+	b := newBackend()
+	b.script("eth0", hold, hold)
+	r := start(t, Config{ConfigFile: siteFile}, b)
+
+	reloadDuringOpen := func(config string) string {
+		t.Helper()
+		select {
+		case <-opening:
+		case <-time.After(waitLimit):
+			t.Fatal("no open")
+		}
+		replaceFile(t, siteFile, config)
+		if err := r.d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		proceed <- struct{}{}
+		return BPFFilter(r.d.policy.load())
+	}
+	want := reloadDuringOpen(liveSite + "  siem: [192.0.2.99]\nsiem:\n  ports: [udp/514]\n")
+	c := b.capture(t, "eth0", 1)
+	c.waitReading(t)
+	if f, _ := c.filters(); f != want {
+		t.Errorf("the first capture runs filter %q, want the reloaded %q", f, want)
+	}
+
+	c.fail(errors.New("read eth0: gone"), 0)
+	want = reloadDuringOpen(liveSite + "  siem: [192.0.2.98]\nsiem:\n  ports: [udp/515]\n")
+	c = b.capture(t, "eth0", 2)
+	c.waitReading(t)
+	if f, _ := c.filters(); f != want {
+		t.Errorf("the reopened capture runs filter %q, want the reloaded %q", f, want)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
