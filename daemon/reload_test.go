@@ -12,38 +12,7 @@ import (
 	"time"
 
 	"github.com/tpwatch/tpwatch/capture/live"
-	"github.com/tpwatch/tpwatch/policy"
 )
-
-// replaceFile writes content to path through a rename, as an editor or a
-// configuration manager does, so a reload never reads half a file.
-func replaceFile(t testing.TB, path, content string) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func loadPolicy(t *testing.T, configFile string) *policy.Policy {
-	t.Helper()
-	p, err := policy.Load("", configFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func ruleIDs(p *policy.Policy) map[string]bool {
-	ids := map[string]bool{"": true}
-	for _, r := range p.Rules() {
-		ids[r.ID] = true
-	}
-	return ids
-}
 
 // Reloads while packets flow, under the race detector: configs that change
 // the rules (an allow rule, SIEM ports and so the rule order), the

@@ -15,18 +15,6 @@ import (
 	"github.com/tpwatch/tpwatch/capture/live"
 )
 
-var errNoDevice = fmt.Errorf("open eth0: %w", live.ErrNoDevice)
-
-// retryIns returns the retry_in field of the log lines with message msg.
-func retryIns(events []logEvent, msg string) []string {
-	var out []string
-	for _, e := range with(events, msg) {
-		s, _ := e["retry_in"].(string)
-		out = append(out, s)
-	}
-	return out
-}
-
 // An interface that cannot be opened is retried with a backoff that
 // doubles up to RetryMax; a capture that fails is reopened on the same
 // flow table; the backoff starts again from RetryMin only after a capture
@@ -137,9 +125,6 @@ func TestMissingInterfaceDoesNotStopRun(t *testing.T) {
 		t.Errorf("Run: %v, want nil after a stop", err)
 	}
 }
-
-// listenerClosed says whether the daemon closed a listener it was given.
-func listenerClosed(l net.Listener) bool { return errors.Is(l.Close(), net.ErrClosed) }
 
 // What cannot work (no live capture in this build, no right to capture, a
 // filter libpcap refuses, an unknown --user) ends Run at once with the

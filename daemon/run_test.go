@@ -1,108 +1,17 @@
 package daemon
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/rs/zerolog"
 
 	"github.com/tpwatch/tpwatch/capture/live"
-	"github.com/tpwatch/tpwatch/policy"
-	"github.com/tpwatch/tpwatch/replay"
 )
-
-// liveSite is the inventory of the tests' own traffic: agent → EM on
-// tcp/3741 is rule agent-em-grpc, which expects an answer.
-const liveSite = `roles:
-  enterprise-manager: [192.0.2.10]
-  agent: [198.51.100.21, 198.51.100.22]
-`
-
-const (
-	agent, agent2, em = "198.51.100.21", "198.51.100.22", "192.0.2.10"
-	grpcPort          = 3741
-)
-
-// replayFlows replays a capture file with replay.Run and returns its
-// tpwatch_flows_total, read back from the metrics textfile it writes.
-func replayFlows(t *testing.T, configFile, pcap string) map[string]float64 {
-	t.Helper()
-	pol, err := policy.Load("", configFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "replay.prom")
-	if _, err := replay.Run(context.Background(), replay.Config{
-		Policy: pol, ConfigName: configFile, Files: []string{pcap}, MetricsOut: out, Log: zerolog.Nop(),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mf := families["tpwatch_flows_total"]
-	if mf == nil {
-		t.Fatal("the replay textfile has no tpwatch_flows_total")
-	}
-	return flowCounts(t, []*dto.MetricFamily{mf})
-}
-
-// expectedFlows counts the flows of a capture's expected NDJSON (every
-// flow, the ignored ones too) by verdict, reason and rule, the keys of
-// flowCounts.
-func expectedFlows(t *testing.T, path string) map[string]float64 {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var fl struct{ Verdict, Reason, Rule string }
-		if err := json.Unmarshal(sc.Bytes(), &fl); err != nil {
-			t.Fatal(err)
-		}
-		out[fl.Verdict+"/"+fl.Reason+"/"+fl.Rule]++
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func sameCounts(t *testing.T, what string, got, want map[string]float64) {
-	t.Helper()
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s: %s = %v, want %v", what, k, got[k], v)
-		}
-	}
-	for k, v := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("%s: %s = %v, want none", what, k, v)
-		}
-	}
-}
 
 // The daemon reads a live capture through the same pipeline as replay: the
 // demo site's traffic, fed as a live capture (with read timeouts between
