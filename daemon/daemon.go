@@ -197,6 +197,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info().Msg("stopping: flushing the flow tables")
 	wg.Wait()
+	// The flush decides flows after housekeeping's last summary: the
+	// events it suppressed are summarised here.
+	d.flowLog.summarise()
 	d.log.Info().Msg("stopped")
 	stopServing()
 	if serveErr != nil {

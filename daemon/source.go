@@ -51,21 +51,24 @@ type source struct {
 	// has opened.
 	kernelDrops, ifDrops atomic.Uint64
 	// opened is a capture opened before run started (before privileges
-	// were dropped), or nil; openFailed says that attempt failed, so run
-	// waits before the next one.
+	// were dropped), or nil, and openedWith the filter it was opened with;
+	// openFailed says that attempt failed, so run waits before the next
+	// one.
 	opened     Capture
+	openedWith string
 	openFailed bool
 }
 
 // tryOpen tries once to open the interface, before privileges are
 // dropped.
 func (s *source) tryOpen() error {
-	c, err := s.backend.Open(s.name, s.liveOptions())
+	o := s.liveOptions()
+	c, err := s.backend.Open(s.name, o)
 	if err != nil {
 		s.openFailed = true
 		return err
 	}
-	s.opened = c
+	s.opened, s.openedWith = c, o.BPF
 	return nil
 }
 
@@ -116,7 +119,7 @@ func (s *source) applyTimeouts() {
 func (s *source) run(ctx context.Context) {
 	defer s.flush()
 	backoff := s.retryMin
-	c := s.opened
+	c, filter := s.opened, s.openedWith
 	s.opened = nil
 	if s.openFailed {
 		if !sleep(ctx, backoff) {
@@ -127,7 +130,9 @@ func (s *source) run(ctx context.Context) {
 	for {
 		if c == nil {
 			var err error
-			c, err = s.backend.Open(s.name, s.liveOptions())
+			o := s.liveOptions()
+			filter = o.BPF
+			c, err = s.backend.Open(s.name, o)
 			if err != nil {
 				s.log.Warn().Err(err).Str("interface", s.name).Stringer("retry_in", backoff).Msg("cannot open interface; retrying")
 				if !sleep(ctx, backoff) {
@@ -139,7 +144,7 @@ func (s *source) run(ctx context.Context) {
 		}
 		s.log.Info().Str("interface", s.name).Str("link", c.Link().String()).Str("filter", s.liveOptions().BPF).Msg("capturing")
 		started := time.Now()
-		err := s.capture(ctx, c)
+		err := s.capture(ctx, c, filter)
 		c = nil
 		if ctx.Err() != nil {
 			return
@@ -178,12 +183,21 @@ func (s *source) flush() {
 		Msg("flushed the flow table")
 }
 
-// capture runs the pipeline on one open capture until it fails or ctx is
-// done, and closes it.
-func (s *source) capture(ctx context.Context, c Capture) error {
+// capture runs the pipeline on one open capture, opened with filter,
+// until it fails or ctx is done, and closes it.
+func (s *source) capture(ctx context.Context, c Capture, filter string) error {
 	s.mu.Lock()
 	s.open = c
+	var refilter error
+	if s.filter != filter {
+		// A reload while c was being opened changed the filter for the
+		// next open only: c must follow it too.
+		refilter = c.SetFilter(s.filter)
+	}
 	s.mu.Unlock()
+	if refilter != nil {
+		s.log.Error().Err(refilter).Str("interface", s.name).Msg("capture filter not changed on this interface")
+	}
 	s.up.Store(true)
 	r := &dropCounting{Capture: c, src: s}
 	err := pipeline.Run(ctx, r, s.table, &s.stats, pipeline.Options{
