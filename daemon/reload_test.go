@@ -390,8 +390,11 @@ func TestRunWithoutAConfigLearnsTheInventory(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameCounts(t, "daemon vs replay, inferred", gatherFlows(t, r.d), replayFlows(t, "", pcap))
-	if v := mustMetric(t, r.d, "tpwatch_inventory_learned_hosts"); v < 10 {
-		t.Errorf("tpwatch_inventory_learned_hosts = %v, want the demo's hosts learned", v)
+	// The nine hosts the demo's traffic shows in a role: the Isilon and
+	// the CEE server behind it never get an answer through, so they show
+	// nothing (evidence only).
+	if v := mustMetric(t, r.d, "tpwatch_inventory_learned_hosts"); v != 9 {
+		t.Errorf("tpwatch_inventory_learned_hosts = %v, want the 9 hosts the demo shows in a role", v)
 	}
 }
 
