@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REV     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REV)
 # Debian packages the tests use; installed when missing (CI runs as root).
-APT_PACKAGES := prometheus libpcap-dev nftables iproute2 tcpreplay
+APT_PACKAGES := prometheus libpcap-dev nftables iproute2 tcpreplay tcpdump
 
 .PHONY: all build test demo bench bench-go lint fuzz pcaps deps clean
 
@@ -65,6 +65,7 @@ deps:
 	  command -v nft >/dev/null || missing="$$missing nftables"; \
 	  command -v ip >/dev/null || missing="$$missing iproute2"; \
 	  command -v tcpreplay >/dev/null || missing="$$missing tcpreplay"; \
+	  command -v tcpdump >/dev/null || missing="$$missing tcpdump"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	      echo "installing:$$missing"; \

@@ -43,6 +43,7 @@ const (
 	NoRule                    // unexpected: both ends known, no rule for this port and these roles
 	NotProduct                // ignored: both ends known, but neither a product port nor a product host
 	SiteIgnore                // ignored: the site config's ignore list matches it
+	OwnTraffic                // ignored: a host with itself, or the daemon's own metrics scraped
 	numReasons
 )
 
@@ -53,8 +54,8 @@ const NumReasons = int(numReasons)
 // A reason's name (its metric label and JSON value) and the verdict it
 // explains.
 var (
-	reasonNames    = [...]string{"", "refused", "icmp_unreachable", "no_response", "feature_disabled", "unauthorized_client", "no_rule", "not_product", "site_ignore"}
-	reasonVerdicts = [...]Verdict{VerdictUndecided, Blocked, Blocked, Blocked, Unexpected, Unexpected, Unexpected, Ignored, Ignored}
+	reasonNames    = [...]string{"", "refused", "icmp_unreachable", "no_response", "feature_disabled", "unauthorized_client", "no_rule", "not_product", "site_ignore", "own_traffic"}
+	reasonVerdicts = [...]Verdict{VerdictUndecided, Blocked, Blocked, Blocked, Unexpected, Unexpected, Unexpected, Ignored, Ignored, Ignored}
 )
 
 // One name a verdict, one name and one verdict a reason: a constant
@@ -209,4 +210,14 @@ func (s ConnState) String() string {
 		return connStateNames[s]
 	}
 	return "invalid"
+}
+
+// ParseVerdict returns the verdict of a name ("allowed", "blocked", ...).
+func ParseVerdict(name string) (Verdict, bool) {
+	for v := Allowed; v < numVerdicts; v++ {
+		if verdictNames[v] == name {
+			return v, true
+		}
+	}
+	return VerdictUndecided, false
 }

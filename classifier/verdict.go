@@ -69,6 +69,8 @@ func verdictOf(m policy.MatchKind) (Verdict, Reason) {
 		return Ignored, NotProduct
 	case policy.MatchSiteIgnored:
 		return Ignored, SiteIgnore
+	case policy.MatchOwnTraffic:
+		return Ignored, OwnTraffic
 	}
 	return Ignored, ReasonNone
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -70,6 +71,9 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 	}
 	if pol.Inferred() {
 		d.policy.inventory = policy.NewInventory(0)
+	}
+	for _, w := range pol.Warnings() {
+		log.Warn().Str("config", cfg.ConfigFile).Msg(w)
 	}
 	snap := d.policy.store(pol)
 	d.timeouts = pol.Timeouts()
@@ -155,6 +159,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.listen(); err != nil {
 		return err
 	}
+	d.policy.own.Store(ownEndpoints(d.listeners))
 	if err := d.open(); err != nil {
 		d.closeAll()
 		return err
@@ -347,6 +352,9 @@ func (d *Daemon) Reload() error {
 		}
 		s.setTimeouts(pol.Timeouts())
 	}
+	for _, w := range pol.Warnings() {
+		d.log.Warn().Str("config", d.cfg.ConfigFile).Msg(w)
+	}
 	// Stable rule numbers only grow, so a flow counted with the old
 	// numbering between these two lines still lands on its rule.
 	snap := d.policy.store(pol)
@@ -359,4 +367,38 @@ func (d *Daemon) Reload() error {
 	}
 	ev.Msg("config reloaded")
 	return nil
+}
+
+// ownEndpoints are the endpoints the listeners serve on: their ports, on
+// the address each is bound to, or on every address of this host's
+// interfaces for one bound to all (":19740"). A sensor on a mirror port
+// still reports a scrape of another host's tpwatch.
+func ownEndpoints(listeners []net.Listener) *endpoints {
+	e := &endpoints{ports: map[uint16]bool{}, addrs: map[[16]byte]bool{}}
+	all := false
+	for _, l := range listeners {
+		ap, err := netip.ParseAddrPort(l.Addr().String())
+		if err != nil {
+			continue
+		}
+		e.ports[ap.Port()] = true
+		if a := ap.Addr().Unmap(); a.IsUnspecified() {
+			all = true
+		} else {
+			e.addrs[netip.AddrFrom16(a.As16()).As16()] = true
+		}
+	}
+	if all {
+		addrs, err := net.InterfaceAddrs()
+		if err != nil {
+			e.addrs = nil // cannot tell: the port on any address
+			return e
+		}
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				e.addrs[p.Addr().Unmap().As16()] = true
+			}
+		}
+	}
+	return e
 }

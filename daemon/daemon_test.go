@@ -79,7 +79,7 @@ func TestReloadKeepsOldPolicyOnError(t *testing.T) {
 	if got := gauge(t, d, "tpwatch_config_last_reload_successful"); got != 1 {
 		t.Errorf("after a good reload reload_successful = %v, want 1", got)
 	}
-	m := d.policy.Match(policy.Flow{Transport: policy.TCP, ClientRoles: d.policy.Roles(addr(10, 1, 0, 5)), ServerRoles: d.policy.Roles(addr(10, 0, 0, 1)), Port: 3389})
+	m := d.policy.Match(policy.Flow{Client: flowClient, Server: flowServer, Transport: policy.TCP, ClientRoles: d.policy.Roles(addr(10, 1, 0, 5)), ServerRoles: d.policy.Roles(addr(10, 0, 0, 1)), Port: 3389})
 	if m.Kind != policy.MatchAllowed || d.policy.load().Rules()[m.Rule].ID != "rdp-admin" {
 		t.Errorf("after reload agent → EM 3389 matches %v, want the new rule rdp-admin", m)
 	}

@@ -550,3 +550,10 @@ func ruleIDs(p *policy.Policy) map[string]bool {
 	}
 	return ids
 }
+
+// flowClient and flowServer are two hosts for flows whose addresses do
+// not matter (two different ones: a host with itself is own traffic).
+var (
+	flowClient = addr(198, 51, 100, 200)
+	flowServer = addr(192, 0, 2, 200)
+)

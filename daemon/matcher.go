@@ -24,6 +24,21 @@ import (
 type livePolicy struct {
 	p         atomic.Pointer[ruleSnapshot]
 	inventory *policy.Inventory // nil with a site config
+	// own, once the daemon listens, is its metrics endpoint: a scrape of
+	// it is the daemon's own traffic, never a finding.
+	own atomic.Pointer[endpoints]
+}
+
+// endpoints are the TCP endpoints the daemon serves on: its listen ports
+// on its own addresses.
+type endpoints struct {
+	ports map[uint16]bool
+	addrs map[[16]byte]bool // nil: any address of this host (listening on all)
+}
+
+// serves reports whether server:port is one of the daemon's endpoints.
+func (e *endpoints) serves(server [16]byte, port uint16) bool {
+	return e != nil && e.ports[port] && (e.addrs == nil || e.addrs[server])
 }
 
 // ruleSnapshot is one compiled policy and the stable numbering of its rules.
@@ -110,8 +125,11 @@ func (l *livePolicy) ServerPortScore(tr policy.Transport, port uint16, roles pol
 }
 
 // Match matches with the policy in force and returns the rule's stable
-// number.
+// number. A scrape of the daemon's own metrics is own traffic.
 func (l *livePolicy) Match(f policy.Flow) policy.Match {
+	if f.Transport == policy.TCP && l.own.Load().serves(f.Server, f.Port) {
+		return policy.Match{Kind: policy.MatchOwnTraffic, Rule: -1}
+	}
 	s := l.p.Load()
 	return s.stable(s.policy.Match(f))
 }

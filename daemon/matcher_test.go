@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net"
 	"testing"
 
 	"github.com/tpwatch/tpwatch/policy"
@@ -32,7 +33,7 @@ func TestRuleNumbersSurviveReload(t *testing.T) {
 	var live livePolicy
 	live.store(compileTest(t, roles+rdp))
 	console, agent := policy.RoleSet(0).With(policy.AdminConsole), policy.RoleSet(0).With(policy.Agent)
-	before := live.Match(policy.Flow{Transport: policy.TCP, ClientRoles: console, ServerRoles: agent, Port: 3389})
+	before := live.Match(policy.Flow{Client: flowClient, Server: flowServer, Transport: policy.TCP, ClientRoles: console, ServerRoles: agent, Port: 3389})
 	if before.Kind != policy.MatchAllowed || live.snapshot().rules[before.Rule].ID != "rdp-admin" {
 		t.Fatalf("before the reload: %+v", before)
 	}
@@ -42,11 +43,11 @@ func TestRuleNumbersSurviveReload(t *testing.T) {
 	if got := snap.rules[before.Rule].ID; got != "rdp-admin" {
 		t.Errorf("after the reload, the number of rdp-admin names %q", got)
 	}
-	after := live.Match(policy.Flow{Transport: policy.TCP, ClientRoles: console, ServerRoles: agent, Port: 3389})
+	after := live.Match(policy.Flow{Client: flowClient, Server: flowServer, Transport: policy.TCP, ClientRoles: console, ServerRoles: agent, Port: 3389})
 	if after.Rule != before.Rule {
 		t.Errorf("rdp-admin's number changed from %d to %d", before.Rule, after.Rule)
 	}
-	siem := live.Match(policy.Flow{Transport: policy.UDP, ClientRoles: policy.RoleSet(0).With(policy.EnterpriseManager), ServerRoles: policy.RoleSet(0).With(policy.SIEM), Port: 514})
+	siem := live.Match(policy.Flow{Client: flowClient, Server: flowServer, Transport: policy.UDP, ClientRoles: policy.RoleSet(0).With(policy.EnterpriseManager), ServerRoles: policy.RoleSet(0).With(policy.SIEM), Port: 514})
 	if siem.Kind != policy.MatchAllowed || snap.rules[siem.Rule].ID != "em-siem-udp-514" {
 		t.Errorf("new SIEM rule: %+v", siem)
 	}
@@ -57,12 +58,41 @@ func TestRuleNumbersSurviveReload(t *testing.T) {
 	if snap.rules[before.Rule].ID != "rdp-admin" || snap.fromStable[before.Rule] != -1 {
 		t.Errorf("dropped rule: number names %q, in force as %d", snap.rules[before.Rule].ID, snap.fromStable[before.Rule])
 	}
-	if m := live.Match(policy.Flow{Transport: policy.TCP, ClientRoles: console, ServerRoles: agent, Port: 3389}); m.Kind == policy.MatchAllowed {
+	if m := live.Match(policy.Flow{Client: flowClient, Server: flowServer, Transport: policy.TCP, ClientRoles: console, ServerRoles: agent, Port: 3389}); m.Kind == policy.MatchAllowed {
 		t.Errorf("dropped rule still allows: %+v", m)
 	}
 	for i, r := range live.load().Rules() {
 		if n := snap.toStable[i]; snap.rules[n].ID != r.ID {
 			t.Errorf("rule %s has stable number %d naming %s", r.ID, n, snap.rules[n].ID)
 		}
+	}
+}
+
+// TestOwnScrapesAreOwnTraffic: a scrape of the daemon's metrics endpoint
+// is never a finding; the same port on another host is looked at as any
+// flow.
+func TestOwnScrapesAreOwnTraffic(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var live livePolicy
+	pol, err := policy.Load("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.store(pol)
+	live.own.Store(ownEndpoints([]net.Listener{l}))
+	port := uint16(l.Addr().(*net.TCPAddr).Port)
+	scrape := policy.Flow{Transport: policy.TCP, Client: addr(192, 0, 2, 9), Server: addr(127, 0, 0, 1), Port: port,
+		ClientRoles: policy.RoleSet(0).With(policy.EnterpriseManager), ServerRoles: policy.RoleSet(0).With(policy.Agent)}
+	if m := live.Match(scrape); m.Kind != policy.MatchOwnTraffic {
+		t.Errorf("a scrape of the endpoint: %v, want own traffic", m)
+	}
+	elsewhere := scrape
+	elsewhere.Server = addr(192, 0, 2, 10)
+	if m := live.Match(elsewhere); m.Kind == policy.MatchOwnTraffic {
+		t.Errorf("the same port on another host: %v, want it looked at", m)
 	}
 }

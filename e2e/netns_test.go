@@ -77,6 +77,18 @@ func TestLiveNetwork(t *testing.T) {
 	site := filepath.Join(t.TempDir(), "site.yaml")
 	writeSite(t, site, l, "")
 	d := startDaemon(t, bin, l.span, site)
+	// tcpdump records what the daemon sees, for replay to judge the same
+	// traffic (the events_are_replay subtest).
+	need(t, have("tcpdump"), "tcpdump (Debian package tcpdump)")
+	recording := filepath.Join(t.TempDir(), "span.pcap")
+	// Nanoseconds, as the daemon reads them: a microsecond file would
+	// differ in every ts_first.
+	tcpdump := exec.Command("tcpdump", "-i", l.span, "-U", "-n", "-s", "256", "--time-stamp-precision=nano", "-w", recording)
+	if err := tcpdump.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tcpdump.Process.Kill(); tcpdump.Wait() })
+	time.Sleep(time.Second) // tcpdump opens its capture
 
 	t.Run("capture_up", func(t *testing.T) {
 		d.waitFor(t, 10*time.Second, "tpwatch_capture_up 1", func(s []sample) bool {
@@ -160,6 +172,72 @@ func TestLiveNetwork(t *testing.T) {
 				t.Errorf("%s → %s (%s/%s) logged %d times, want %d", c.from, c.spec, c.verdict, c.reason, n, want)
 			}
 		}
+	})
+
+	// The daemon logs a blocked or unexpected flow once its outcome is
+	// known; replay writes each flow when it ends. On the same traffic the
+	// two must be the same flows with the same fields and findings; only
+	// what a flow did after its outcome was known (its last time, counters,
+	// history and state) may have grown, and the first packet's time may
+	// differ by the microseconds between two capture handles' stamps.
+	t.Run("events_are_replay", func(t *testing.T) {
+		time.Sleep(2 * time.Second) // the last packets reach the recording
+		tcpdump.Process.Signal(syscall.SIGTERM)
+		tcpdump.Wait()
+		out, err := exec.Command(bin, "replay", "--format", "json", "--config", site, recording).Output()
+		if ee, ok := err.(*exec.ExitError); err != nil && !(ok && ee.ExitCode() == 1) {
+			t.Fatalf("replay of the recording: %v", err)
+		}
+		key := func(e map[string]any) string {
+			return fmt.Sprint(e["transport"], e["src_ip"], e["src_port"], e["dst_ip"], e["dst_port"])
+		}
+		replayed := map[string]map[string]any{}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			var e map[string]any
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("replay line %q: %v", line, err)
+			}
+			replayed[key(e)] = e
+		}
+		grown := map[string]bool{"ts_last": true, "packets_out": true, "packets_in": true, "bytes_out": true, "bytes_in": true, "history": true, "conn_state": true}
+		compared := 0
+		for _, e := range d.logEvents() {
+			if e["verdict"] != "blocked" && e["verdict"] != "unexpected" {
+				continue
+			}
+			r, ok := replayed[key(e)]
+			if !ok {
+				t.Errorf("the daemon logged %v, which replay of the same traffic does not report", e)
+				continue
+			}
+			compared++
+			for k, want := range r {
+				got, ok := e[k]
+				switch {
+				case !ok:
+					t.Errorf("%s: the event lacks %q (replay: %v)", key(e), k, want)
+				case k == "ts_first":
+					// Two capture handles stamp the same packet a few
+					// microseconds apart.
+					a, errA := time.Parse(time.RFC3339Nano, fmt.Sprint(got))
+					b, errB := time.Parse(time.RFC3339Nano, fmt.Sprint(want))
+					if errA != nil || errB != nil || a.Sub(b).Abs() > time.Millisecond {
+						t.Errorf("%s: ts_first is %v in the event, %v in replay", key(e), got, want)
+					}
+				case !grown[k] && fmt.Sprint(got) != fmt.Sprint(want):
+					t.Errorf("%s: %s is %v in the event, %v in replay", key(e), k, got, want)
+				}
+			}
+			for k := range e {
+				if _, ok := r[k]; !ok && k != "interface" && k != "level" && k != "message" && k != "time" {
+					t.Errorf("%s: the event has %q, which replay does not write", key(e), k)
+				}
+			}
+		}
+		if compared < 4 {
+			t.Errorf("only %d logged flows compared with replay: the lab's blocked and unexpected flows are missing", compared)
+		}
+		t.Logf("%d logged flows compared with replay of the recording: same flows, fields and findings", compared)
 	})
 
 	t.Run("promtool_check_metrics", func(t *testing.T) {

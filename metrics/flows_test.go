@@ -76,6 +76,7 @@ func TestFlowCountersGather(t *testing.T) {
 tpwatch_flows_total{reason="",rule="",verdict="ignored"} 1
 tpwatch_flows_total{reason="not_product",rule="",verdict="ignored"} 0
 tpwatch_flows_total{reason="site_ignore",rule="",verdict="ignored"} 0
+tpwatch_flows_total{reason="own_traffic",rule="",verdict="ignored"} 0
 tpwatch_flows_total{reason="no_rule",rule="",verdict="unexpected"} 1
 tpwatch_flows_total{reason="no_response",rule="",verdict="blocked"} 1
 tpwatch_flows_total{reason="",rule="agent-em-grpc",verdict="allowed"} 2
@@ -138,6 +139,7 @@ func TestFlowCountersSetRulesKeepsCountsByID(t *testing.T) {
 tpwatch_flows_total{reason="",rule="",verdict="ignored"} 1
 tpwatch_flows_total{reason="not_product",rule="",verdict="ignored"} 0
 tpwatch_flows_total{reason="site_ignore",rule="",verdict="ignored"} 0
+tpwatch_flows_total{reason="own_traffic",rule="",verdict="ignored"} 0
 tpwatch_flows_total{reason="no_rule",rule="",verdict="unexpected"} 0
 tpwatch_flows_total{reason="",rule="agent-em-grpc",verdict="allowed"} 2
 tpwatch_flows_total{reason="refused",rule="agent-em-grpc",verdict="blocked"} 0

@@ -121,6 +121,10 @@ const (
 	// MatchSiteIgnored: no rule admits the flow, and an entry of the
 	// config's ignore list matches it.
 	MatchSiteIgnored
+	// MatchOwnTraffic: a host talking to itself (its loopback, or one
+	// address to itself), or the daemon's own metrics being scraped:
+	// nothing a firewall between hosts sees.
+	MatchOwnTraffic
 )
 
 // Match is what Policy.Match returns: the kind, and the index of the rule

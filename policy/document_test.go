@@ -347,7 +347,7 @@ func rowsNotAllowed(t *testing.T, rows []docRow, m *Matrix) []string {
 		for _, tr := range row.transports {
 			for _, pr := range row.ports {
 				for _, port := range checkPorts(pr) {
-					match := p.Match(Flow{Transport: tr, ClientRoles: client, ServerRoles: RoleSet(0).With(row.server), Port: port})
+					match := p.Match(Flow{Client: testClient, Server: testServer, Transport: tr, ClientRoles: client, ServerRoles: RoleSet(0).With(row.server), Port: port})
 					if match.Kind != MatchAllowed {
 						problems = append(problems, fmt.Sprintf("%v: %s port %d is %s, want allowed", row, tr, port, match.Kind))
 						continue

@@ -95,7 +95,7 @@ func TestLearn(t *testing.T) {
 			t.Errorf("Roles(%s) = %q, want nothing learned", a, got)
 		}
 	}
-	if m := p.Match(Flow{Transport: TCP, ClientRoles: p.Roles(tm), ServerRoles: p.Roles(tmSQL), Port: 1433}); m.Kind != MatchAllowed || ruleID(p.Policy(), m) != "tm-sql-tds" {
+	if m := p.Match(Flow{Client: testClient, Server: testServer, Transport: TCP, ClientRoles: p.Roles(tm), ServerRoles: p.Roles(tmSQL), Port: 1433}); m.Kind != MatchAllowed || ruleID(p.Policy(), m) != "tm-sql-tds" {
 		t.Errorf("Threat Manager to SQL after learning: %s %q, want allowed tm-sql-tds", m.Kind, ruleID(p.Policy(), m))
 	}
 	if st := inv.Stats(); st.Dropped != 0 || st.Hosts != len(want) {

@@ -233,6 +233,9 @@ func (p *Policy) candidates(tr Transport, port uint16) []uint16 {
 // is ignored when the config's ignore list matches it, and when both its
 // ends are known but it does not concern the product (see concerns).
 func (p *Policy) Match(f Flow) Match {
+	if sameHost(&f.Client, &f.Server) {
+		return Match{Kind: MatchOwnTraffic, Rule: -1}
+	}
 	firstServer, firstAdmitted := int32(-1), int32(-1)
 	for _, i := range p.candidates(f.Transport, f.Port) {
 		r := &p.rules[i]
@@ -269,6 +272,18 @@ func (p *Policy) Match(f Flow) Match {
 		return Match{Kind: MatchSiteIgnored, Rule: -1}
 	}
 	return m
+}
+
+// sameHost reports a flow a host has with itself: both ends the same
+// address, or both on the loopback network (127.0.0.0/8, ::1).
+func sameHost(a, b *[16]byte) bool {
+	if *a == *b {
+		return true
+	}
+	loop := func(x *[16]byte) bool {
+		return isMapped(x) && x[12] == 127 || *x == [16]byte{15: 1}
+	}
+	return loop(a) && loop(b)
 }
 
 // concerns reports whether a flow between two hosts of the inventory that
@@ -362,7 +377,7 @@ func (m Match) String() string {
 	return m.Kind.String() + "/" + strconv.Itoa(int(m.Rule))
 }
 
-var matchKindNames = [...]string{"ignored", "allowed", "feature_disabled", "unauthorized_client", "no_rule", "not_product", "site_ignored"}
+var matchKindNames = [...]string{"ignored", "allowed", "feature_disabled", "unauthorized_client", "no_rule", "not_product", "site_ignored", "own_traffic"}
 
 func (k MatchKind) String() string {
 	if int(k) < len(matchKindNames) {

@@ -121,7 +121,7 @@ func TestMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := p.Match(Flow{Transport: tt.tr, ClientRoles: tt.client, ServerRoles: tt.server, Port: tt.port})
+			m := p.Match(Flow{Client: testClient, Server: testServer, Transport: tt.tr, ClientRoles: tt.client, ServerRoles: tt.server, Port: tt.port})
 			if m.Kind != tt.kind || ruleID(p, m) != tt.rule {
 				t.Errorf("Match(%s, %s, %s, %d) = %s %q, want %s %q", tt.tr, tt.client, tt.server, tt.port,
 					m.Kind, ruleID(p, m), tt.kind, tt.rule)
@@ -140,17 +140,17 @@ func TestMatchFeatureOff(t *testing.T) {
 			p.FeatureEnabled(FeatureFPolicyManagement), p.FeatureEnabled(FeatureSIEM))
 	}
 	for _, port := range []uint16{135, 1024, 49999, 65535} {
-		m := p.Match(Flow{Transport: TCP, ClientRoles: roles(EnterpriseManager), ServerRoles: roles(Agent), Port: port})
+		m := p.Match(Flow{Client: testClient, Server: testServer, Transport: TCP, ClientRoles: roles(EnterpriseManager), ServerRoles: roles(Agent), Port: port})
 		if m.Kind != MatchFeatureDisabled || !strings.HasPrefix(ruleID(p, m), "em-agent-wmi-") {
 			t.Errorf("port %d with wmi-auto-deploy off: %s %q, want feature_disabled em-agent-wmi-*", port, m.Kind, ruleID(p, m))
 		}
 	}
-	m := p.Match(Flow{Transport: TCP, ClientRoles: roles(Agent), ServerRoles: roles(NetAppCDOT), Port: 80})
+	m := p.Match(Flow{Client: testClient, Server: testServer, Transport: TCP, ClientRoles: roles(Agent), ServerRoles: roles(NetAppCDOT), Port: 80})
 	if m.Kind != MatchAllowed || ruleID(p, m) != "agent-netappc-ontapi-http" {
 		t.Errorf("fpolicy on, port 80: %s %q", m.Kind, ruleID(p, m))
 	}
 	// An enabled rule wins over a disabled one listed earlier.
-	m = p.Match(Flow{Transport: TCP, ClientRoles: roles(NetApp7Mode), ServerRoles: roles(Agent), Port: 50000})
+	m = p.Match(Flow{Client: testClient, Server: testServer, Transport: TCP, ClientRoles: roles(NetApp7Mode), ServerRoles: roles(Agent), Port: 50000})
 	if m.Kind != MatchAllowed || ruleID(p, m) != "netapp7-agent-rpc" {
 		t.Errorf("netapp7 to agent 50000: %s %q, want allowed netapp7-agent-rpc", m.Kind, ruleID(p, m))
 	}
@@ -353,7 +353,7 @@ func TestSiteIgnore(t *testing.T) {
 		{"WSUS on an agent", Flow{Transport: TCP, Client: em, Server: agent, ClientRoles: roles(SQLServer), ServerRoles: roles(Agent), Port: 8530}, MatchSiteIgnored},
 		{"port entry needs its role", Flow{Transport: TCP, Client: agent, Server: em, ClientRoles: roles(Agent), ServerRoles: roles(EnterpriseManager), Port: 8530}, MatchNoRule},
 		{"udp is another port", Flow{Transport: UDP, Client: em, Server: agent, ClientRoles: roles(EnterpriseManager), ServerRoles: roles(Agent), Port: 8530}, MatchNoRule},
-		{"DC replication on a product port", Flow{Transport: TCP, Client: agent, Server: agent, ClientRoles: roles(DomainController, Agent), ServerRoles: roles(DomainController, Agent), Port: 3741}, MatchSiteIgnored},
+		{"DC replication on a product port", Flow{Transport: TCP, Client: agent, Server: other, ClientRoles: roles(DomainController, Agent), ServerRoles: roles(DomainController, Agent), Port: 3741}, MatchSiteIgnored},
 		{"elsewhere", Flow{Transport: TCP, Client: other, Server: em, ServerRoles: roles(EnterpriseManager), Port: 3741}, MatchUnauthorizedClient},
 	}
 	for _, tt := range tests {
@@ -382,9 +382,9 @@ func TestIPv6PrefixDoesNotCoverIPv4(t *testing.T) {
 func TestMatchAllocs(t *testing.T) {
 	p := compileSite(t, siteYAML)
 	n := testing.AllocsPerRun(1000, func() {
-		p.Match(Flow{Transport: TCP, ClientRoles: roles(Agent), ServerRoles: roles(EnterpriseManager), Port: 3741})
-		p.Match(Flow{Transport: TCP, ClientRoles: roles(ThreatManager), ServerRoles: roles(DomainController), Port: 50000})
-		p.Match(Flow{Transport: UDP, ClientRoles: 0, ServerRoles: roles(SIEM), Port: 514})
+		p.Match(Flow{Client: testClient, Server: testServer, Transport: TCP, ClientRoles: roles(Agent), ServerRoles: roles(EnterpriseManager), Port: 3741})
+		p.Match(Flow{Client: testClient, Server: testServer, Transport: TCP, ClientRoles: roles(ThreatManager), ServerRoles: roles(DomainController), Port: 50000})
+		p.Match(Flow{Client: testClient, Server: testServer, Transport: UDP, ClientRoles: 0, ServerRoles: roles(SIEM), Port: 514})
 		p.ServerPortScore(TCP, 50000, roles(Agent))
 		p.FeatureEnabled(FeatureWMIAutoDeploy)
 	})
@@ -403,7 +403,7 @@ func TestMatchIndexAgainstScan(t *testing.T) {
 		for port := 1; port <= 65535; port += 7 {
 			for _, c := range roleSets {
 				for _, s := range roleSets {
-					got := p.Match(Flow{Transport: tr, ClientRoles: c, ServerRoles: s, Port: uint16(port)})
+					got := p.Match(Flow{Client: testClient, Server: testServer, Transport: tr, ClientRoles: c, ServerRoles: s, Port: uint16(port)})
 					want := scanMatch(p, tr, c, s, uint16(port))
 					if got != want {
 						t.Fatalf("Match(%s, %q, %q, %d) = %v, scan says %v", tr, c, s, port, got, want)
@@ -479,7 +479,7 @@ func BenchmarkMatch(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		f := flows[i%len(flows)]
-		p.Match(Flow{Transport: f.tr, ClientRoles: f.client, ServerRoles: f.server, Port: f.port})
+		p.Match(Flow{Client: testClient, Server: testServer, Transport: f.tr, ClientRoles: f.client, ServerRoles: f.server, Port: f.port})
 	}
 }
 
@@ -489,5 +489,32 @@ func BenchmarkRoles(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		p.Roles(hosts[i%len(hosts)])
+	}
+}
+
+// testClient and testServer are two hosts for flows whose addresses do
+// not matter (two different ones: a host with itself is own traffic).
+var (
+	testClient = addr("198.51.100.200")
+	testServer = addr("192.0.2.200")
+)
+
+func TestOwnTraffic(t *testing.T) {
+	p := compileSite(t, siteYAML)
+	for _, tt := range []struct {
+		client, server string
+		own            bool
+	}{
+		{"192.0.2.10", "192.0.2.10", true},
+		{"127.0.0.1", "127.0.0.5", true},
+		{"::1", "::1", true},
+		{"127.0.0.1", "192.0.2.10", false},
+		{"198.51.100.7", "192.0.2.10", false},
+	} {
+		f := Flow{Transport: TCP, Client: addr(tt.client), Server: addr(tt.server), Port: 3741,
+			ClientRoles: roles(Agent), ServerRoles: roles(EnterpriseManager)}
+		if got := p.Match(f).Kind == MatchOwnTraffic; got != tt.own {
+			t.Errorf("%s → %s: own traffic %v, want %v", tt.client, tt.server, got, tt.own)
+		}
 	}
 }

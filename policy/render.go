@@ -4,27 +4,53 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
+
+	"github.com/tpwatch/tpwatch/internal/texttable"
 )
 
-// WriteTable writes the rules as an aligned text table, one rule a row, for
-// `tpwatch policy`.
-func WriteTable(w io.Writer, rules []Rule) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCLIENT\tSERVER\tTRANSPORT\tPORTS\tFEATURE\tDESCRIPTION\tSECTION")
+// WriteTable writes the rules for `tpwatch policy` in at most width
+// columns (0: no limit): an aligned table, one rule a row, when it fits;
+// else three lines a rule (the rule, its description, its section), which
+// stay readable on 80 columns.
+func WriteTable(w io.Writer, rules []Rule, width int) error {
+	tab := &texttable.Table{Columns: []texttable.Column{
+		{Title: "ID"}, {Title: "CLIENT → SERVER"}, {Title: "PORTS"}, {Title: "FEATURE"},
+		{Title: "DESCRIPTION"}, {Title: "SECTION"},
+	}}
 	for i := range rules {
 		r := &rules[i]
-		feature := r.Feature
-		if feature == "" {
-			feature = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.ClientName(), r.Server,
-			r.Transport, r.PortsString(), feature, r.Description, r.Section)
+		tab.Add(r.ID, r.ClientName()+" → "+r.Server.String(), r.Transport.String()+"/"+r.PortsString(),
+			orDash(r.Feature), r.Description, r.Section)
 	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write rule table: %w", err)
+	p := texttable.NewPainter(false)
+	if width <= 0 || tab.NaturalWidth() <= width {
+		if err := tab.Render(w, width, p); err != nil {
+			return fmt.Errorf("write rule table: %w", err)
+		}
+		return nil
+	}
+	for i := range rules {
+		r := &rules[i]
+		head := r.ID + "  " + r.Transport.String() + "/" + r.PortsString() + "  " + r.ClientName() + " → " + r.Server.String()
+		if r.Feature != "" {
+			head += "  (feature " + r.Feature + ")"
+		}
+		for _, line := range []struct {
+			first, text string
+		}{{"", head}, {"    ", r.Description}, {"    ", r.Section}} {
+			if err := texttable.Paragraph(w, width, line.first, "    ", line.text, texttable.Plain, p); err != nil {
+				return fmt.Errorf("write rule table: %w", err)
+			}
+		}
 	}
 	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // ruleJSON is the JSON form of a rule; its field names are part of the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 var renderRules = []Rule{
@@ -18,16 +19,39 @@ var renderRules = []Rule{
 
 func TestWriteTable(t *testing.T) {
 	var buf bytes.Buffer
-	if err := WriteTable(&buf, renderRules); err != nil {
+	if err := WriteTable(&buf, renderRules, 0); err != nil {
 		t.Fatal(err)
 	}
-	want := `ID                  CLIENT  SERVER          TRANSPORT  PORTS        FEATURE             DESCRIPTION              SECTION
-agent-tm-tcp        agent   threat-manager  tcp        10000,10001  -                   Agent to Threat Manager  Agent Firewall Rules
-tm-console-http     any     threat-manager  tcp        8080         -                   Console                  TM
-agent-netapp7-nbns  agent   netapp-7mode    udp        137          fpolicy-management  NBNS                     NetApp
+	want := `ID                  CLIENT → SERVER         PORTS            FEATURE             DESCRIPTION              SECTION
+agent-tm-tcp        agent → threat-manager  tcp/10000,10001  -                   Agent to Threat Manager  Agent Firewall Rules
+tm-console-http     any → threat-manager    tcp/8080         -                   Console                  TM
+agent-netapp7-nbns  agent → netapp-7mode    udp/137          fpolicy-management  NBNS                     NetApp
 `
 	if got := buf.String(); got != want {
 		t.Errorf("WriteTable:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestWriteTableFitsTheWidth: on a terminal narrower than the table, each
+// rule takes three lines, none longer than the width.
+func TestWriteTableFitsTheWidth(t *testing.T) {
+	m, err := DefaultMatrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, width := range []int{80, 60} {
+		var buf bytes.Buffer
+		if err := WriteTable(&buf, m.Rules, width); err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+			if n := utf8.RuneCountInString(line); n > width {
+				t.Errorf("width %d: a line of %d columns: %q", width, n, line)
+			}
+		}
+		if !strings.Contains(buf.String(), "agent-em-grpc  tcp/3741  agent → enterprise-manager\n    Agent communication with the Enterprise Manager (gRPC)") {
+			t.Errorf("width %d: the stacked layout lacks agent-em-grpc:\n%s", width, buf.String())
+		}
 	}
 }
 

@@ -41,6 +41,11 @@ type Config struct {
 	// Version and Revision are exported in tpwatch_build_info.
 	Version, Revision string
 
+	// Filter, when not empty, keeps only the flows it matches in the
+	// summary and the JSON lines (the metrics textfile counts every flow,
+	// as the daemon would).
+	Filter Filter
+
 	// MaxFlows bounds the flow table (0: the classifier's default).
 	MaxFlows int
 	// Sequential reads and classifies on one goroutine (same result).
@@ -104,9 +109,19 @@ func (r *Result) Inventory() *policy.Config {
 	return r.pol.InventoryConfig()
 }
 
-// Header is the report's description of the input.
+// Header is the report's description of the input: the files, what could
+// not be read of them, where the roles came from, and the final inventory,
+// so that a host shows the same roles throughout the report.
 func (r *Result) Header(configName string) report.Header {
-	return report.Header{Files: r.Files, Packets: r.Counts.Records, Inventory: r.inventoryLine(configName)}
+	h := report.Header{Files: r.Files, Packets: r.Counts.Records, Inventory: r.inventoryLine(configName),
+		Roles: policy.Bind(r.pol, r.inv).Roles}
+	for _, err := range r.ReadErrors {
+		h.Problems = append(h.Problems, err.Error())
+	}
+	if r.inv != nil {
+		h.Undecided = r.inv.Undecided()
+	}
+	return h
 }
 
 func (r *Result) inventoryLine(configName string) string {
@@ -144,11 +159,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		inv = policy.NewInventory(0)
 	}
 	res := &Result{Summary: report.NewSummary(pol.Rules()), Inferred: pol.Inferred(), pol: pol, inv: inv}
-	sinks := teeSink{res.Summary}
+	reported := teeSink{res.Summary}
 	var jsonOut *report.JSONWriter
 	if cfg.JSON != nil {
 		jsonOut = report.NewJSONWriter(cfg.JSON, pol.Rules(), cfg.All)
-		sinks = append(sinks, jsonOut)
+		reported = append(reported, jsonOut)
+	}
+	var sinks teeSink
+	if cfg.Filter.empty() {
+		sinks = reported
+	} else {
+		sinks = teeSink{&filtered{f: cfg.Filter.compile(pol.Rules()), next: reported}}
 	}
 	var stats pipeline.SourceStats
 	var table *classifier.Table
@@ -204,9 +225,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
+// Stdin is the file name that reads a capture from standard input.
+const Stdin = "-"
+
+// openCapture opens a capture file, or standard input for "-".
+func openCapture(name string) (capture.Reader, error) {
+	if name == Stdin {
+		return capture.NewReader(os.Stdin, "standard input")
+	}
+	return capture.OpenFile(name)
+}
+
 // replayFile runs the pipeline on one file.
 func replayFile(ctx context.Context, name string, table *classifier.Table, stats *pipeline.SourceStats, opts pipeline.Options) error {
-	src, err := capture.OpenFile(name)
+	src, err := openCapture(name)
 	if err != nil {
 		return err
 	}
@@ -304,6 +336,9 @@ func inTimeOrder(files []string, log zerolog.Logger) []string {
 	list := make([]dated, len(files))
 	for i, name := range files {
 		list[i] = dated{name: name}
+		if name == Stdin {
+			continue // read once only, and last
+		}
 		src, err := capture.OpenFile(name)
 		if err != nil {
 			continue

@@ -69,7 +69,7 @@ FEATURE column says whether each feature is on.`,
 			}
 			switch format {
 			case "table":
-				err = policy.WriteTable(a.stdout, p.Rules())
+				err = policy.WriteTable(a.stdout, p.Rules(), terminalWidth(a.stdout))
 			case "json":
 				err = policy.WriteJSON(a.stdout, p.Rules())
 			default:
@@ -119,6 +119,7 @@ it is not.`,
 			}
 			fmt.Fprintf(a.stdout, "%s: OK: %d roles with %d addresses or prefixes, %d features on, %d rules in force\n",
 				flags.config, len(cfg.Roles), hosts, on, len(p.Rules()))
+			a.warn(p.Warnings())
 			return nil
 		},
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"os"
 	"os/signal"
@@ -11,7 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/internal/texttable"
 	"github.com/tpwatch/tpwatch/replay"
+	"github.com/tpwatch/tpwatch/report"
 )
 
 type replayFlags struct {
@@ -19,12 +24,18 @@ type replayFlags struct {
 	format         string
 	all            bool
 	printInventory bool
+	by             string
+	hosts          []string
+	rules          []string
+	verdicts       []string
+	since, until   string
 	maxFlows       int
 	sequential     bool
 	progress       string
 	metricsOut     string
 	cpuProfile     string
 	memProfile     string
+	formatGiven    bool // --format was given, not taken from the output
 }
 
 func (a *app) replayCommand() *cobra.Command {
@@ -32,42 +43,59 @@ func (a *app) replayCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replay [flags] FILE...",
 		Short: "Classify the flows of capture files against the port matrix",
-		Long: `Read capture files (pcap or pcapng, optionally gzip-compressed) and
-classify every TCP and UDP flow against the Threat Prevention port matrix:
+		Long: `Read capture files (pcap or pcapng, optionally gzip-compressed; - reads
+standard input) and classify every TCP and UDP flow against the Threat
+Prevention port matrix:
 
   allowed     a rule allows it and it worked
   blocked     a rule requires it and it failed: refused (RST), icmp_unreachable,
               or no_response (nothing back within the attempt timeout)
-  unexpected  no enabled rule allows it: feature_disabled, unauthorized_client,
-              or no_rule
+  unexpected  no enabled rule allows it and it concerns Threat Prevention:
+              feature_disabled, unauthorized_client or no_rule; its outcome
+              says whether the client got in
   pending     an attempt still inside its timeout when the capture ended, or a
               flow seen only mid-stream with nothing that shows it worked
+  ignored     not Threat Prevention's (counted; --all reports them in JSON)
 
 Several files are read as one capture, in the order of their first packet
 (as mergecap merges captures that follow one another), whatever order the
 shell gives. Time is packet time, so a replay gives the same answer every
 time.
 
-Without --config, the roles of the hosts are inferred from the traffic (a
-host answering on 3741 is an enterprise-manager, its clients agents);
---print-inventory writes what was inferred as a config file to start from.
+Without --config, the roles of the hosts are inferred from the traffic, from
+evidence only (a host that answers on 3741 is an enterprise-manager, a host
+whose flow to it then worked an agent); --print-inventory writes what was
+inferred, with the evidence, as a config file to start from.
+
+The report (--format table, the default on a terminal) fits the terminal's
+width; --by host shows the problems host by host. --host, --rule, --verdict,
+--since and --until keep only the flows they match, in the report and the
+JSON alike.
 
 Exit status: 0 nothing blocked or unexpected, 1 something is, 2 bad usage or
 an unreadable or corrupt capture (what could be read is still reported).`,
 		Example: `  tpwatch replay capture.pcapng
   tpwatch replay --config site.yaml --format json day1.pcap.gz day2.pcap > flows.ndjson
   tpwatch replay --print-inventory capture.pcapng > site.yaml
-  tpwatch replay --format json capture.pcap | jq 'select(.verdict == "blocked")'`,
+  tpwatch replay --config site.yaml --by host --host 198.51.100.0/24 capture.pcapng
+  tpwatch replay --format json --verdict blocked,unexpected capture.pcap | jq .
+  tcpdump -i eth0 -w - | tpwatch replay --format json -`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			return a.replay(cmd.Context(), &f, files)
 		},
 	}
 	fl := cmd.Flags()
-	f.policy.register(cmd, "site config (roles, features, SIEM ports, allow rules, timeouts); without it roles are inferred from the traffic")
+	f.policy.register(cmd, "site config (roles, features, SIEM ports, allow and ignore rules, timeouts); without it roles are inferred from the traffic")
 	fl.StringVar(&f.format, "format", "", "output: table (the report, default on a terminal) or json (one object per flow, default otherwise)")
 	fl.BoolVar(&f.all, "all", false, "json: also report ignored flows (traffic unrelated to Threat Prevention)")
-	fl.BoolVar(&f.printInventory, "print-inventory", false, "write the inventory (given or inferred) as a config file to stdout instead of the report")
+	fl.BoolVar(&f.printInventory, "print-inventory", false, "write the inventory (given, or inferred with its evidence) as a config file to stdout instead of the report")
+	fl.StringVar(&f.by, "by", "rule", "table: show the problems rule by rule (rule) or host by host (host)")
+	fl.StringArrayVar(&f.hosts, "host", nil, "report only flows with an end in this address or prefix (repeatable, or comma-separated)")
+	fl.StringArrayVar(&f.rules, "rule", nil, "report only flows of this rule id (repeatable, or comma-separated)")
+	fl.StringArrayVar(&f.verdicts, "verdict", nil, "report only flows of this verdict: allowed, blocked, unexpected, pending, ignored (repeatable, or comma-separated)")
+	fl.StringVar(&f.since, "since", "", "report only flows seen at or after this time (RFC 3339, such as 2026-01-05T09:00:00Z)")
+	fl.StringVar(&f.until, "until", "", "report only flows that started at or before this time (RFC 3339)")
 	fl.IntVar(&f.maxFlows, "max-flows", classifier.DefaultOptions().MaxFlows, "most flows followed at once; past it the oldest unanswered attempts are dropped first")
 	fl.BoolVar(&f.sequential, "sequential", false, "read and classify on one goroutine (same result; for comparison and one-core machines)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (on a terminal), always or never")
@@ -77,26 +105,69 @@ an unreadable or corrupt capture (what could be read is still reported).`,
 	return cmd
 }
 
+// check refuses flags that do nothing in the mode asked, and returns the
+// filter the others make.
+func (f *replayFlags) check(files []string) (replay.Filter, error) {
+	var filter replay.Filter
+	switch {
+	case f.format != "table" && f.format != "json":
+		return filter, fmt.Errorf("--format %q: want table or json", f.format)
+	case f.maxFlows < 1:
+		return filter, fmt.Errorf("--max-flows %d: want a positive number", f.maxFlows)
+	case f.progress != "auto" && f.progress != "always" && f.progress != "never":
+		return filter, fmt.Errorf("--progress %q: want auto, always or never", f.progress)
+	case f.by != "rule" && f.by != "host":
+		return filter, fmt.Errorf("--by %q: want rule or host", f.by)
+	case f.printInventory && f.formatGiven && f.format == "json":
+		return filter, errors.New("--print-inventory writes a YAML config file: leave out --format json")
+	case f.all && f.format != "json":
+		return filter, errors.New("--all reports ignored flows one by one in --format json; the table already counts them on its Verdicts line")
+	case f.by != "rule" && f.format != "table":
+		return filter, errors.New("--by applies to the table report (--format table)")
+	case len(slices.DeleteFunc(slices.Clone(files), func(f string) bool { return f != replay.Stdin })) > 1:
+		return filter, errors.New("- (standard input) can be read only once")
+	}
+	var err error
+	if filter.Hosts, err = replay.ParseHosts(f.hosts); err != nil {
+		return filter, fmt.Errorf("--host: %w", err)
+	}
+	if filter.Verdicts, err = replay.ParseVerdicts(f.verdicts); err != nil {
+		return filter, fmt.Errorf("--verdict: %w", err)
+	}
+	for _, r := range f.rules {
+		filter.Rules = append(filter.Rules, strings.Split(r, ",")...)
+	}
+	for _, t := range []struct {
+		flag, text string
+		into       *time.Time
+	}{{"--since", f.since, &filter.Since}, {"--until", f.until, &filter.Until}} {
+		if t.text == "" {
+			continue
+		}
+		if *t.into, err = time.Parse(time.RFC3339Nano, t.text); err != nil {
+			return filter, fmt.Errorf("%s %q: want an RFC 3339 time such as 2026-01-05T09:00:00Z", t.flag, t.text)
+		}
+	}
+	return filter, nil
+}
+
 func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error {
+	f.formatGiven = f.format != ""
 	if f.format == "" {
 		f.format = "json"
 		if isTerminal(a.stdout) {
 			f.format = "table"
 		}
 	}
-	if f.format != "table" && f.format != "json" {
-		return &exitStatus{code: exitError, err: fmt.Errorf("--format %q: want table or json", f.format)}
-	}
-	if f.maxFlows < 1 {
-		return &exitStatus{code: exitError, err: fmt.Errorf("--max-flows %d: want a positive number", f.maxFlows)}
-	}
-	if f.progress != "auto" && f.progress != "always" && f.progress != "never" {
-		return &exitStatus{code: exitError, err: fmt.Errorf("--progress %q: want auto, always or never", f.progress)}
+	filter, err := f.check(files)
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
 	}
 	pol, err := a.loadPolicy(&f.policy)
 	if err != nil {
 		return err
 	}
+	a.warn(pol.Warnings())
 	if f.cpuProfile != "" {
 		stopProfile, err := startCPUProfile(f.cpuProfile)
 		if err != nil {
@@ -109,6 +180,7 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		ConfigName: f.policy.config,
 		Files:      files,
 		All:        f.all,
+		Filter:     filter,
 		MetricsOut: f.metricsOut,
 		Version:    version,
 		Revision:   revision,
@@ -144,7 +216,9 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		// Nothing could be read: the errors below say why, an empty
 		// report would only hide them.
 	case f.format == "table":
-		if err := res.Summary.WriteTable(a.stdout, res.Header(f.policy.config)); err != nil {
+		v := res.Summary.View(res.Header(f.policy.config), report.TextLines)
+		o := report.TextOptions{Width: terminalWidth(a.stdout), Color: texttable.ColorWanted(isTerminal(a.stdout)), ByHost: f.by == "host"}
+		if err := v.WriteText(a.stdout, o); err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("write report: %w", err)}
 		}
 	}

@@ -113,7 +113,7 @@ func TestReplayAllowedAndRefused(t *testing.T) {
 	if status != exitProblems {
 		t.Fatalf("table status %d", status)
 	}
-	if !strings.Contains(out, "BLOCKED") || !strings.Contains(out, "agent-em-grpc") || !strings.Contains(out, "refused") {
+	if !strings.Contains(out, "BLOCKED") || !strings.Contains(out, "agent-em-grpc") || !strings.Contains(out, "REFUSED: the server answered with a reset") {
 		t.Errorf("table report lacks the blocked flow:\n%s", out)
 	}
 }

@@ -1,0 +1,353 @@
+package report
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/policy"
+)
+
+// Header describes the input of a report, for its first lines.
+type Header struct {
+	Files   []string
+	Packets uint64
+	// Inventory says where the roles came from, in one line.
+	Inventory string
+	// Problems are what went wrong reading the input (a truncated or
+	// unreadable file): named at the top, so that a report pasted into a
+	// ticket does not look complete when it is not.
+	Problems []string
+	// Undecided is what an inferred inventory could not decide.
+	Undecided []string
+	// Roles gives the roles a host holds in the final inventory, so that
+	// a host shows one role set throughout; nil keeps the roles the
+	// flows had when they were decided.
+	Roles func(addr [16]byte) policy.RoleSet
+}
+
+// View is what a report shows, computed from a Summary: the data of the
+// terminal table and of the HTML page alike, every list bounded.
+type View struct {
+	Header      Header
+	First, Last time.Time
+	Flows       uint64
+	Verdicts    [classifier.NumVerdicts]uint64
+	// Rules are the rules that saw flows, the worst first; Unlisted counts
+	// those of the matrix that saw none.
+	Rules    []RuleRow
+	Unlisted int
+	// ToOpen are the blocked flows the network dropped (no answer, an
+	// ICMP error): what to open on which firewall. Refused are the blocked
+	// flows a server reset. Unexpected are the unexpected flows, those
+	// that got in first.
+	ToOpen, Refused, Unexpected []Problem
+	// Hosts are the hosts of the problems, for the per-host view, those
+	// with the most problem flows first.
+	Hosts []HostView
+	// MoreToOpen, MoreRefused and MoreUnexpected count the problems
+	// beyond the limit the view was made with; Overflow counts problem
+	// flows the summary could not group (its memory bound); Evicted the
+	// flows a full flow table ended early.
+	MoreToOpen, MoreRefused, MoreUnexpected int
+	MoreHosts                               int
+	Overflow, Evicted                       uint64
+}
+
+// RuleRow is one rule's line: what its flows did.
+type RuleRow struct {
+	ID                                    string // "" for flows no rule matched
+	Client                                string // a role, or "any"
+	Server                                string
+	Ports                                 string // "tcp/3741"
+	Feature                               string
+	Section                               string
+	Description                           string
+	Status                                Status
+	Allowed, Blocked, Unexpected, Pending uint64
+	LastWorking                           time.Time // zero when never seen working
+}
+
+// Status is a rule's state in a report: the worst of its flows.
+type Status uint8
+
+const (
+	StatusOK Status = iota
+	StatusPending
+	StatusUnexpected
+	StatusBlocked
+)
+
+func (s Status) String() string {
+	return [...]string{"ok", "PENDING", "UNEXPECTED", "BLOCKED"}[s]
+}
+
+// Endpoint is a host and the roles it holds.
+type Endpoint struct {
+	Addr  netip.Addr
+	Roles policy.RoleSet
+}
+
+// Problem is a group of blocked or unexpected flows: one server port of
+// one host failing (or reached) in one way, and the clients that tried.
+type Problem struct {
+	Verdict   classifier.Verdict
+	Reason    classifier.Reason
+	Outcome   classifier.Outcome // unexpected flows
+	Rule      string             // "" when no rule
+	Section   string
+	Transport policy.Transport
+	Port      uint16
+	Server    Endpoint
+	Flows     uint64
+	First     time.Time
+	Last      time.Time
+	// Clients are the first clients, in order of appearance; ClientCount
+	// is how many distinct clients there were (a lower bound when
+	// ClientsAtLeast), ClientRoles the roles they hold.
+	Clients        []Endpoint
+	ClientCount    int
+	ClientsAtLeast bool
+	ClientRoles    policy.RoleSet
+	ConnState      string
+	History        string
+	// ICMP is set when an ICMP error decided the flows: its type, code
+	// and what it means, and the device that sent it.
+	ICMP               bool
+	ICMPType, ICMPCode uint8
+	ICMPSrc            netip.Addr
+}
+
+// ICMPMeaning says what the problem's ICMP error means.
+func (p *Problem) ICMPMeaning() string { return icmpMeaning(p.ICMPType, p.ICMPCode) }
+
+// HostView is one host's problems: what it could not reach or reached
+// unexpectedly as a client, and what could not reach it or reached it
+// unexpectedly as a server.
+type HostView struct {
+	Host         Endpoint
+	AsClient     []Problem
+	AsServer     []Problem
+	Flows        uint64 // problem flows it took part in
+	MoreAsClient int
+	MoreAsServer int
+}
+
+// clientsListed is how many clients of a problem a view keeps.
+const clientsListed = 8
+
+// View computes the view of what the summary holds, each list of problems
+// and hosts cut at limit (0: no limit).
+func (s *Summary) View(h Header, limit int) *View {
+	roles := h.Roles
+	v := &View{Header: h, Verdicts: s.verdicts, Overflow: s.overflow, Evicted: s.evicted}
+	for _, n := range s.verdicts {
+		v.Flows += n
+	}
+	if s.first != 0 {
+		v.First, v.Last = time.Unix(0, s.first).UTC(), time.Unix(0, s.last).UTC()
+	}
+	v.Rules, v.Unlisted = s.ruleRows()
+
+	type keyed struct {
+		k groupKey
+		g *group
+	}
+	all := make([]keyed, 0, len(s.groups))
+	for k, g := range s.groups {
+		all = append(all, keyed{k, g})
+	}
+	// Most flows first; ties in the order they came, which the input
+	// alone decides.
+	slices.SortFunc(all, func(a, b keyed) int {
+		return cmp.Or(cmp.Compare(b.g.flows, a.g.flows), cmp.Compare(a.g.order, b.g.order))
+	})
+	hosts := map[netip.Addr]*HostView{}
+	host := func(e Endpoint) *HostView {
+		hv := hosts[e.Addr]
+		if hv == nil {
+			hv = &HostView{Host: e}
+			hosts[e.Addr] = hv
+		}
+		return hv
+	}
+	for _, kg := range all {
+		p := s.problem(kg.k, kg.g, roles)
+		switch {
+		case p.Verdict == classifier.Unexpected:
+			v.Unexpected = append(v.Unexpected, p)
+		case p.Reason == classifier.Refused:
+			v.Refused = append(v.Refused, p)
+		default:
+			v.ToOpen = append(v.ToOpen, p)
+		}
+		sv := host(p.Server)
+		sv.AsServer = append(sv.AsServer, p)
+		sv.Flows += p.Flows
+		for _, c := range kg.g.clients {
+			cv := host(endpoint(c.addr, c.roles, roles))
+			q := p
+			q.Clients, q.ClientCount, q.ClientsAtLeast, q.ClientRoles, q.Flows = []Endpoint{cv.Host}, 1, false, cv.Host.Roles, c.flows
+			cv.AsClient = append(cv.AsClient, q)
+			cv.Flows += c.flows
+		}
+	}
+	// Unexpected flows that got in before those that were turned away.
+	slices.SortStableFunc(v.Unexpected, func(a, b Problem) int {
+		return cmp.Compare(outcomeRank(a.Outcome), outcomeRank(b.Outcome))
+	})
+	v.ToOpen, v.MoreToOpen = cut(v.ToOpen, limit)
+	v.Refused, v.MoreRefused = cut(v.Refused, limit)
+	v.Unexpected, v.MoreUnexpected = cut(v.Unexpected, limit)
+
+	for _, hv := range hosts {
+		v.Hosts = append(v.Hosts, *hv)
+	}
+	slices.SortFunc(v.Hosts, func(a, b HostView) int {
+		return cmp.Or(cmp.Compare(b.Flows, a.Flows), a.Host.Addr.Compare(b.Host.Addr))
+	})
+	v.Hosts, v.MoreHosts = cut(v.Hosts, limit)
+	for i := range v.Hosts {
+		hv := &v.Hosts[i]
+		hv.AsClient, hv.MoreAsClient = cut(hv.AsClient, limit)
+		hv.AsServer, hv.MoreAsServer = cut(hv.AsServer, limit)
+	}
+	return v
+}
+
+// outcomeRank orders unexpected outcomes: the flows that got in first.
+func outcomeRank(o classifier.Outcome) int {
+	if o == classifier.OutcomeWorked {
+		return 0
+	}
+	return 1
+}
+
+func cut[T any](list []T, limit int) ([]T, int) {
+	if limit <= 0 || len(list) <= limit {
+		return list, 0
+	}
+	return list[:limit], len(list) - limit
+}
+
+// endpoint is a host with the roles the final inventory gives it, or, when
+// there is none, those it had.
+func endpoint(addr [16]byte, had policy.RoleSet, roles func([16]byte) policy.RoleSet) Endpoint {
+	if roles != nil {
+		had = roles(addr)
+	}
+	return Endpoint{Addr: netip.AddrFrom16(addr).Unmap(), Roles: had}
+}
+
+func (s *Summary) problem(k groupKey, g *group, roles func([16]byte) policy.RoleSet) Problem {
+	p := Problem{
+		Verdict: k.verdict, Reason: k.reason, Outcome: k.outcome,
+		Transport: k.transport, Port: k.port,
+		Flows:       g.flows,
+		First:       time.Unix(0, g.first).UTC(),
+		Last:        time.Unix(0, g.last).UTC(),
+		ClientCount: len(g.clients), ClientsAtLeast: g.capped,
+		ConnState: g.connState.String(), History: g.history,
+		ICMP: k.icmp, ICMPType: k.icmpType, ICMPCode: k.icmpCode,
+	}
+	if k.icmp {
+		p.ICMPSrc = netip.AddrFrom16(k.icmpSrc).Unmap()
+	}
+	if k.rule >= 0 && int(k.rule) < len(s.rules) {
+		p.Rule, p.Section = s.rules[k.rule].ID, s.rules[k.rule].Section
+	}
+	for _, c := range g.clients {
+		e := endpoint(c.addr, c.roles, roles)
+		p.ClientRoles |= e.Roles
+		if len(p.Clients) < clientsListed {
+			p.Clients = append(p.Clients, e)
+		}
+	}
+	if roles == nil {
+		p.ClientRoles = g.clientSet
+	}
+	p.Server = endpoint(k.server, g.serverRoles, roles)
+	return p
+}
+
+// ruleRows returns the rows of the rules that saw flows, the worst first
+// and the matrix order within each status, and how many rules saw none.
+func (s *Summary) ruleRows() ([]RuleRow, int) {
+	var rows []RuleRow
+	seen := 0
+	for i, rc := range s.perRule {
+		if rc.total() == 0 {
+			continue
+		}
+		row := RuleRow{Status: status(rc), Allowed: rc.allowed, Blocked: rc.blocked, Unexpected: rc.unexpected, Pending: rc.pending}
+		if rc.lastWorking != 0 {
+			row.LastWorking = time.Unix(0, rc.lastWorking).UTC()
+		}
+		if i < len(s.rules) {
+			r := &s.rules[i]
+			row.ID, row.Client, row.Server = r.ID, r.ClientName(), r.Server.String()
+			row.Ports = r.Transport.String() + "/" + r.PortsString()
+			row.Feature, row.Section, row.Description = r.Feature, r.Section, r.Description
+			seen++
+		}
+		rows = append(rows, row)
+	}
+	slices.SortStableFunc(rows, func(a, b RuleRow) int { return cmp.Compare(b.Status, a.Status) })
+	return rows, len(s.rules) - seen
+}
+
+func status(rc ruleCounts) Status {
+	switch {
+	case rc.blocked > 0:
+		return StatusBlocked
+	case rc.unexpected > 0:
+		return StatusUnexpected
+	case rc.pending > 0 && rc.allowed == 0:
+		// Attempts cut off by the end of the capture say nothing bad
+		// about a rule already seen working.
+		return StatusPending
+	}
+	return StatusOK
+}
+
+// icmpMeaning names the common destination-unreachable codes (ICMPv4 type
+// 3, ICMPv6 type 1), which is what an administrator needs to know to find
+// the device that refused.
+func icmpMeaning(typ, code uint8) string {
+	if typ == 3 {
+		switch code {
+		case 0:
+			return "net unreachable"
+		case 1:
+			return "host unreachable"
+		case 2:
+			return "protocol unreachable"
+		case 3:
+			return "port unreachable"
+		case 9:
+			return "network administratively prohibited"
+		case 10:
+			return "host administratively prohibited"
+		case 13:
+			return "communication administratively prohibited"
+		}
+		return "destination unreachable"
+	}
+	switch code {
+	case 0:
+		return "no route to destination"
+	case 1:
+		return "administratively prohibited"
+	case 3:
+		return "address unreachable"
+	case 4:
+		return "port unreachable"
+	case 5:
+		return "source address failed ingress/egress policy"
+	case 6:
+		return "reject route to destination"
+	}
+	return "destination unreachable"
+}
