@@ -227,6 +227,13 @@ func (e *entry) evidence() policy.Evidence {
 	if e.history&clientAcked != 0 {
 		ev |= policy.ServerAnswered | policy.ClientCompleted
 	}
+	// So does a server's pure ACK: a listener sends one only on an
+	// established connection (one in SYN-RECEIVED repeats its SYN-ACK, and
+	// a segment of no connection gets a RST), as a capture that starts
+	// mid-session shows.
+	if e.saw(letterAck, false) {
+		ev |= policy.ServerAnswered | policy.ClientCompleted
+	}
 	return ev
 }
 
@@ -326,6 +333,9 @@ func (t *Table) record(i uint32, r *FlowRecord) {
 	if !e.has(flagClientIsA) {
 		r.Client, r.Server = b, a
 		r.ClientPort, r.ServerPort = e.portB, e.portA
+	}
+	if t.opts.Vantage != nil {
+		r.Vantage = t.opts.Vantage.Of(r.Client, r.Server)
 	}
 	n := 0
 	for h := e.history & (1<<seenShift - 1); h != 0; h >>= 4 {

@@ -276,6 +276,26 @@ func TestLearningFromEvidence(t *testing.T) {
 			S: policy.RoleSet(0).With(policy.Agent), Z: policy.RoleSet(0).With(policy.EnterpriseManager),
 		},
 	}, {
+		name:  "mid-session, the server's ACK alone teaches both ends",
+		pkts:  []capture.Packet{tcpPkt(0, E, 3741, S, 40000, ack, 0)},
+		flush: 30 * sec,
+		want: []string{
+			`decided tcp 10.0.0.9:40000>10.0.0.1:3741 allowed rule=0 OTH "a" out=0/0 in=1/100`,
+			`final tcp 10.0.0.9:40000>10.0.0.1:3741 allowed rule=0 OTH "a" out=0/0 in=1/100`,
+		},
+		roles: map[string]policy.RoleSet{
+			S: policy.RoleSet(0).With(policy.Agent),
+		},
+	}, {
+		name:  "mid-session, the server's RST teaches nothing of the client",
+		pkts:  []capture.Packet{tcpPkt(0, E, 3741, S, 40000, rst, 0)},
+		flush: 30 * sec,
+		want: []string{
+			`decided tcp 10.0.0.9:40000>10.0.0.1:3741 pending rule=0 RSTRH "r" out=0/0 in=1/100`,
+			`final tcp 10.0.0.9:40000>10.0.0.1:3741 pending rule=0 RSTRH "r" out=0/0 in=1/100`,
+		},
+		roles: map[string]policy.RoleSet{S: 0},
+	}, {
 		name: "a scan: the server answered, the client reset",
 		pkts: []capture.Packet{
 			tcpPkt(0, S, 40000, E, 3741, syn, 0),

@@ -89,8 +89,8 @@ func verdictOf(m policy.MatchKind) (Verdict, Reason) {
 //
 // UDP works as soon as anything comes from the server.
 //
-// A learning flow waits for more: the client going on after the answer
-// (which a scan never does) or resetting it.
+// A learning flow waits for more after a SYN-ACK: the client going on
+// after the answer (which a scan never does) or resetting it.
 func (t *Table) judge(i uint32, f uint8, fromClient bool) {
 	e := &t.entries[i]
 	var outcome Outcome
@@ -109,7 +109,9 @@ func (t *Table) judge(i uint32, f uint8, fromClient bool) {
 			outcome = OutcomeWorked
 		}
 	case f&capture.TCPAck != 0:
-		if !e.has(flagLearning) || fromClient {
+		// A learning flow takes a SYN-ACK for an answer only; the
+		// server's pure ACK shows an established session (evidence).
+		if !e.has(flagLearning) || fromClient || e.saw(letterAck, false) {
 			outcome = OutcomeWorked
 		}
 	case !e.saw(letterSyn, true) && e.pktsOut > 0 && e.pktsIn > 0 && !e.has(flagLearning):
