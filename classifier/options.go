@@ -28,6 +28,9 @@ type Options struct {
 	// MaxFlows bounds the live flows; beyond it new flows evict old ones.
 	// It is capped at 1<<28.
 	MaxFlows int
+	// Vantage tells each flow's vantage (FlowRecord.Vantage): nil, every
+	// flow is in transit.
+	Vantage *VantagePoint
 	// InitialFlows is the number of flows the table holds before its
 	// index first grows, and, where its entries are Go slices rather than
 	// a mapping for MaxFlows (arena.go), before they first grow (capped

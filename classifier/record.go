@@ -1,6 +1,10 @@
 package classifier
 
-import "github.com/tpwatch/tpwatch/policy"
+import (
+	"sync/atomic"
+
+	"github.com/tpwatch/tpwatch/policy"
+)
 
 // Verdict is what tpwatch concludes about a flow. The zero value means
 // not decided yet.
@@ -113,19 +117,6 @@ func (o Outcome) String() string {
 	return "invalid"
 }
 
-// outcomeOfReason is the outcome a blocked flow's reason says.
-func outcomeOfReason(r Reason) Outcome {
-	switch r {
-	case Refused:
-		return OutcomeRefused
-	case ICMPUnreachable:
-		return OutcomeICMPUnreachable
-	case NoResponse:
-		return OutcomeNoResponse
-	}
-	return OutcomeNone
-}
-
 // FlowRecord is the public view of one flow, handed to sinks. It holds no
 // pointers into the flow table; a sink must copy what it keeps, because
 // the record is reused after the call returns.
@@ -169,6 +160,9 @@ type FlowRecord struct {
 
 	// Evicted is set when the flow table dropped the flow to make room.
 	Evicted bool
+
+	// Vantage is where the flow was seen from (Options.Vantage).
+	Vantage Vantage
 }
 
 // HistoryString returns the history as a string (it allocates; for sinks).
@@ -220,4 +214,98 @@ func ParseVerdict(name string) (Verdict, bool) {
 		}
 	}
 	return VerdictUndecided, false
+}
+
+// Vantage says where a flow was seen from: the host that opened it (its
+// client), the host it reached (its server), or neither, in transit (a
+// sensor on a mirror port, a capture file of unknown origin). In a fleet,
+// one flow between two hosts that both run tpwatch is seen twice, and by a
+// sensor between them a third time; the vantage lets dashboards count it
+// once.
+type Vantage uint8
+
+const (
+	VantageTransit Vantage = iota // neither end is this host (the zero value: unknown is in transit)
+	VantageClient                 // this host opened the flow
+	VantageServer                 // this host is the flow's server
+	numVantages
+)
+
+// NumVantages bounds the Vantage values.
+const NumVantages = int(numVantages)
+
+var vantageNames = [...]string{"transit", "client", "server"}
+
+const _ = uint(len(vantageNames)-NumVantages) + uint(NumVantages-len(vantageNames))
+
+func (v Vantage) String() string {
+	if int(v) < len(vantageNames) {
+		return vantageNames[v]
+	}
+	return "invalid"
+}
+
+// ParseVantage returns the vantage of a name ("client", "server",
+// "transit").
+func ParseVantage(name string) (Vantage, bool) {
+	for v := range numVantages {
+		if vantageNames[v] == name {
+			return v, true
+		}
+	}
+	return VantageTransit, false
+}
+
+// A VantagePoint tells a flow's vantage from the host's own addresses, or
+// gives every flow the one it was set to (a sensor is in transit whatever
+// it sees). Its addresses may change while tables use it: SetAddrs is safe
+// to call from any goroutine.
+type VantagePoint struct {
+	own    atomic.Pointer[map[[16]byte]bool]
+	forced Vantage
+	fixed  bool
+}
+
+// NewVantagePoint returns a vantage point that tells the vantage from
+// the host's addresses (IPv4-mapped for IPv4), or, when fixed, gives every
+// flow v.
+func NewVantagePoint(v Vantage, fixed bool) *VantagePoint {
+	return &VantagePoint{forced: v, fixed: fixed}
+}
+
+// SetAddrs sets the host's own addresses.
+func (p *VantagePoint) SetAddrs(addrs [][16]byte) {
+	own := make(map[[16]byte]bool, len(addrs))
+	for _, a := range addrs {
+		own[a] = true
+	}
+	p.own.Store(&own)
+}
+
+// Of returns the vantage of a flow from client to server.
+func (p *VantagePoint) Of(client, server [16]byte) Vantage {
+	if p == nil {
+		return VantageTransit
+	}
+	if p.fixed {
+		return p.forced
+	}
+	own := p.own.Load()
+	switch {
+	case own == nil:
+		return p.forced
+	case (*own)[client]:
+		return VantageClient
+	case (*own)[server]:
+		return VantageServer
+	}
+	return VantageTransit
+}
+
+// Fixed reports the vantage every flow gets, when the point was set to one.
+func (p *VantagePoint) Fixed() (Vantage, bool) {
+	if p == nil {
+		return VantageTransit, true
+	}
+	return p.forced, p.fixed
 }

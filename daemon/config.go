@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/tpwatch/tpwatch/capture"
@@ -28,6 +30,9 @@ const (
 	// DefaultStatsInterval is how often a capture's drop counters are
 	// read: often enough for a scrape, rarely enough to cost nothing.
 	DefaultStatsInterval = time.Second
+	// DefaultAddrsInterval is how often the host's own addresses are read
+	// again, for the vantage of its flows.
+	DefaultAddrsInterval = 30 * time.Second
 )
 
 // Config is what `tpwatch run` was asked to do.
@@ -58,6 +63,17 @@ type Config struct {
 	// MaxFlows bounds each interface's flow table (0: the classifier's
 	// default).
 	MaxFlows int
+
+	// Vantage is where the daemon sees flows from: "auto" (or empty) tells
+	// client and server by this host's addresses, refreshed every
+	// AddrsInterval; "client", "server" or "transit" gives every flow
+	// that vantage (a sensor on a mirror port: transit).
+	Vantage string
+	// AddrsInterval is how often the host's addresses are read again
+	// (0: DefaultAddrsInterval).
+	AddrsInterval time.Duration
+	// LocalAddrs returns the host's addresses (nil: its interfaces').
+	LocalAddrs func() ([]netip.Addr, error)
 
 	// LogRate is the most blocked and unexpected flows logged per second
 	// on average, LogBurst the most at once (0: the defaults; a negative
@@ -166,5 +182,29 @@ func (c Config) withDefaults() Config {
 	if c.Backend == nil {
 		c.Backend = liveBackend{}
 	}
+	if c.Vantage == "" {
+		c.Vantage = "auto"
+	}
+	if c.AddrsInterval <= 0 {
+		c.AddrsInterval = DefaultAddrsInterval
+	}
+	if c.LocalAddrs == nil {
+		c.LocalAddrs = interfaceAddrs
+	}
 	return c
+}
+
+// interfaceAddrs returns the addresses of the host's interfaces.
+func interfaceAddrs() ([]netip.Addr, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("read the host's addresses: %w", err)
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out, nil
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +27,9 @@ type Daemon struct {
 	log zerolog.Logger
 
 	policy    livePolicy
-	reloadMu  sync.Mutex // one reload at a time
+	vantage   *classifier.VantagePoint
+	ownAddrs  atomic.Pointer[[]netip.Addr] // the host's addresses, for its roles
+	reloadMu  sync.Mutex                   // one reload at a time
 	timeouts  policy.Timeouts
 	sources   []*source
 	counters  *metrics.FlowCounters
@@ -90,6 +94,10 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 	if cfg.MaxFlows > 0 {
 		opts.MaxFlows = cfg.MaxFlows
 	}
+	if err := d.setUpVantage(); err != nil {
+		return nil, err
+	}
+	opts.Vantage = d.vantage
 	filter := cfg.Live.BPF
 	if filter == "" {
 		filter = BPFFilter(pol)
@@ -119,6 +127,7 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 	}
 	e := metrics.Exporter{
 		Version: cfg.Version, Revision: cfg.Revision,
+		Host:                d.hostInfo,
 		Flows:               d.counters,
 		Captures:            d.captureStats,
 		Table:               d.tableStats,
@@ -180,7 +189,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			metrics.NewHandler(d.registry), d.log)
 	}()
 	d.log.Info().Strs("interfaces", d.cfg.Interfaces).Strs("listen", d.listenAddrs()).
-		Str("path", d.cfg.TelemetryPath).Bool("inferred_inventory", d.policy.load().Inferred()).Msg("tpwatch running")
+		Str("path", d.cfg.TelemetryPath).Bool("inferred_inventory", d.policy.load().Inferred()).
+		Str("vantage", d.cfg.Vantage).Str("host_roles", metrics.RoleSetLabel(d.hostRoles())).Msg("tpwatch running")
 
 	captureCtx, stopCapture := context.WithCancel(ctx)
 	defer stopCapture()
@@ -285,6 +295,8 @@ func (d *Daemon) closeAll() {
 func (d *Daemon) housekeeping(ctx context.Context) {
 	tick := time.NewTicker(d.cfg.SuppressedReport)
 	defer tick.Stop()
+	addrs := time.NewTicker(d.cfg.AddrsInterval)
+	defer addrs.Stop()
 	reload := d.cfg.Reload
 	for {
 		select {
@@ -293,6 +305,8 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 			return
 		case <-tick.C:
 			d.flowLog.summarise()
+		case <-addrs.C:
+			d.refreshAddrs()
 		case _, ok := <-reload:
 			if !ok {
 				reload = nil
@@ -401,4 +415,75 @@ func ownEndpoints(listeners []net.Listener) *endpoints {
 		}
 	}
 	return e
+}
+
+// setUpVantage makes the vantage point of every table: fixed for a
+// "client", "server" or "transit" daemon, else told by the host's
+// addresses, read now and refreshed by housekeeping.
+func (d *Daemon) setUpVantage() error {
+	mode := d.cfg.Vantage
+	if mode == "auto" {
+		d.vantage = classifier.NewVantagePoint(classifier.VantageTransit, false)
+		d.counters.SetZeroVantages(classifier.VantageClient, classifier.VantageServer)
+		d.counters.SetHostRoles(d.hostRoles)
+		d.refreshAddrs()
+		return nil
+	}
+	v, ok := classifier.ParseVantage(mode)
+	if !ok {
+		return fmt.Errorf("--vantage %q: want auto, client, server or transit", mode)
+	}
+	d.vantage = classifier.NewVantagePoint(v, true)
+	d.counters.SetZeroVantages(v)
+	if addrs, err := d.cfg.LocalAddrs(); err == nil {
+		d.ownAddrs.Store(&addrs)
+	}
+	return nil
+}
+
+// refreshAddrs reads the host's addresses again, and logs a change: the
+// vantage of a flow follows them.
+func (d *Daemon) refreshAddrs() {
+	addrs, err := d.cfg.LocalAddrs()
+	if err != nil {
+		d.log.Warn().Err(err).Msg("cannot read the host's addresses; the vantage of flows keeps the last ones")
+		return
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	old := d.ownAddrs.Load()
+	if old != nil && slices.Equal(*old, addrs) {
+		return
+	}
+	words := make([][16]byte, len(addrs))
+	names := make([]string, len(addrs))
+	for i, a := range addrs {
+		words[i], names[i] = a.As16(), a.String() // IPv4 as16 is IPv4-mapped, as the tables keep it
+	}
+	if _, fixed := d.vantage.Fixed(); !fixed {
+		d.vantage.SetAddrs(words)
+	}
+	d.ownAddrs.Store(&addrs)
+	ev := d.log.Info()
+	if old == nil {
+		ev = d.log.Debug() // the first reading, at start
+	}
+	ev.Strs("addresses", names).Msg("this host's addresses, for the vantage of its flows")
+}
+
+// hostInfo says, for tpwatch_host_info, the roles this host's addresses
+// hold in the inventory in force, and the vantage mode.
+func (d *Daemon) hostInfo() metrics.HostInfo {
+	return metrics.HostInfo{Roles: metrics.RoleSetLabel(d.hostRoles()), Vantage: d.cfg.Vantage}
+}
+
+// hostRoles are the roles this host's addresses hold in the inventory in
+// force.
+func (d *Daemon) hostRoles() policy.RoleSet {
+	var roles policy.RoleSet
+	if addrs := d.ownAddrs.Load(); addrs != nil {
+		for _, a := range *addrs {
+			roles |= d.policy.Roles(a.As16())
+		}
+	}
+	return roles
 }

@@ -132,7 +132,12 @@ func TestFlowLogRateLimited(t *testing.T) {
 	allowed := r
 	allowed.Verdict, allowed.Reason = classifier.Allowed, classifier.ReasonNone
 	sink.Decided(&allowed)
-	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(l, `"verdict"`) {
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) != 3 {
 		t.Fatalf("%d flow events logged, want the burst of 3:\n%s", len(lines), logs.String())
 	}

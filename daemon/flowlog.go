@@ -102,6 +102,7 @@ func (l *flowLog) flow(iface string, r *classifier.FlowRecord, rules []policy.Ru
 	if r.Evicted {
 		e = e.Bool("evicted", true)
 	}
+	e = e.Str("vantage", r.Vantage.String())
 	e.Msg(r.Verdict.String() + " flow")
 }
 

@@ -256,17 +256,21 @@ func metric(t *testing.T, d *Daemon, name string, labels ...string) (float64, bo
 	if err != nil {
 		t.Fatalf("gather: %v", err)
 	}
+	// The series that have these labels, summed: tpwatch_flows_total of a
+	// rule, verdict and reason has one series per vantage.
+	sum, found := 0.0, false
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
 			if hasLabels(m, labels) {
-				return value(m), true
+				sum += value(m)
+				found = true
 			}
 		}
 	}
-	return 0, false
+	return sum, found
 }
 
 func hasLabels(m *dto.Metric, labels []string) bool {
@@ -339,7 +343,7 @@ func flowCounts(t *testing.T, mfs []*dto.MetricFamily) map[string]float64 {
 				l[lp.GetName()] = lp.GetValue()
 			}
 			if v := value(m); v != 0 {
-				out[l["verdict"]+"/"+l["reason"]+"/"+l["rule"]] = v
+				out[l["verdict"]+"/"+l["reason"]+"/"+l["rule"]] += v // summed over the vantages
 			}
 		}
 	}

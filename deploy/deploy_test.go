@@ -63,6 +63,7 @@ func exporterFamilies(t *testing.T) []*dto.MetricFamily {
 	reload.Success(time.Now())
 	reg, err := metrics.NewRegistry(metrics.Exporter{
 		Version: "test", Revision: "test",
+		Host:  func() metrics.HostInfo { return metrics.HostInfo{Roles: "enterprise-manager", Vantage: "auto"} },
 		Flows: flows,
 		Captures: func() map[string]metrics.CaptureStats {
 			return map[string]metrics.CaptureStats{"eth0": {Counts: pipeline.Counts{Records: 100, Bytes: 9000}, KernelDrops: 1, Up: true}}
@@ -87,7 +88,9 @@ func exporterFamilies(t *testing.T) []*dto.MetricFamily {
 func exportedLabels(t *testing.T) map[string][]string {
 	labels := map[string][]string{}
 	for _, mf := range exporterFamilies(t) {
-		names := []string{"instance", "job"}
+		// site: an optional target or external label that keeps the
+		// sites of a central Prometheus apart.
+		names := []string{"instance", "job", "site"}
 		for _, lp := range mf.GetMetric()[0].GetLabel() {
 			names = append(names, lp.GetName())
 		}
@@ -148,10 +151,11 @@ func loadDashboard(t *testing.T) dashboard {
 }
 
 var (
-	identRE  = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
-	byRE     = regexp.MustCompile(`\b(?:by|without)\s*\(([^)]*)\)`)
-	legendRE = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
-	matchRE  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"`)
+	identRE           = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
+	byRE              = regexp.MustCompile(`\b(?:by|without)\s*\(([^)]*)\)`)
+	legendRE          = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
+	annotationLabelRE = regexp.MustCompile(`\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)`)
+	matchRE           = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"`)
 )
 
 // checkExpr checks that expr reads only exported metrics (or, when allowed,
@@ -230,7 +234,7 @@ func TestDashboardStructure(t *testing.T) {
 			checkExpr(t, "variable "+v.Name, strings.TrimSuffix(strings.TrimPrefix(q, "label_values("), ")"), "", exported)
 		}
 	}
-	for _, name := range []string{"datasource", "instance", "rule"} {
+	for _, name := range []string{"datasource", "site", "instance", "rule"} {
 		if !vars[name] {
 			t.Errorf("variable %s missing", name)
 		}
@@ -277,6 +281,7 @@ var grafanaVars = strings.NewReplacer(
 	"$__range", "1h",
 	"$instance", ".*",
 	"$rule", ".*",
+	"$site", ".*",
 )
 
 // TestDashboardQueriesReturnData turns every dashboard query into an alert
@@ -356,7 +361,7 @@ func decodeYAML(t *testing.T, path string, v any) {
 }
 
 var requiredAlerts = []string{
-	"TpwatchRequiredFlowBlocked", "TpwatchRequiredFlowNotSeenWorking", "TpwatchUnexpectedFlows",
+	"TpwatchRequiredFlowBlocked", "TpwatchRequiredFlowNotSeenWorking", "TpwatchUnexpectedFlows", "TpwatchUnexpectedFlowsTurnedAway",
 	"TpwatchCaptureDropping", "TpwatchCaptureDown", "TpwatchExporterDown",
 }
 
@@ -384,7 +389,12 @@ func TestAlertRulesAreCovered(t *testing.T) {
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {
 			alerts = append(alerts, r.Alert)
-			checkExpr(t, "alert "+r.Alert, r.Expr, r.Annotations["summary"]+r.Annotations["description"], exported, "up")
+			// The annotations' $labels.x must be labels of the result.
+			var used strings.Builder
+			for _, m := range annotationLabelRE.FindAllStringSubmatch(r.Annotations["summary"]+r.Annotations["description"], -1) {
+				fmt.Fprintf(&used, "{{%s}} ", m[1])
+			}
+			checkExpr(t, "alert "+r.Alert, r.Expr, used.String(), exported, "up")
 			if !fires[r.Alert] || !quiet[r.Alert] {
 				t.Errorf("alert %s: tested firing %v, not firing %v; want both", r.Alert, fires[r.Alert], quiet[r.Alert])
 			}

@@ -32,6 +32,8 @@ type lab struct {
 	// router, receives a copy of every packet the router's links carry:
 	// a SPAN port, which tpwatch captures from the root namespace.
 	span string
+	// mgmtLinks are the root-namespace ends of the management links.
+	mgmtLinks []string
 }
 
 // hostNames in link order: host i is on 10.200.<i+1>.0/24.
@@ -85,11 +87,21 @@ func newLab(t *testing.T) *lab {
 // SPAN session of several ports).
 func (l *lab) firewall() {
 	ag, em, sql, tm := l.hosts["agent"].addr, l.hosts["em"].addr, l.hosts["sql"].addr, l.hosts["tm"].addr
+	l.loadFirewall(
+		fmt.Sprintf("ip saddr %s ip daddr %s tcp dport 10000 drop", ag, tm),
+		fmt.Sprintf("ip saddr %s ip daddr %s tcp dport 10001 reject with tcp reset", ag, tm),
+		fmt.Sprintf("ip saddr %s ip daddr %s udp dport 1434 reject with icmp type admin-prohibited", em, sql),
+	)
+}
+
+// loadFirewall loads the router's forward chain with these nftables rules,
+// and the mirror to span0.
+func (l *lab) loadFirewall(forward ...string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet tpwfw {\n  chain forward_filter {\n    type filter hook forward priority 0; policy accept;\n")
-	fmt.Fprintf(&b, "    ip saddr %s ip daddr %s tcp dport 10000 drop\n", ag, tm)
-	fmt.Fprintf(&b, "    ip saddr %s ip daddr %s tcp dport 10001 reject with tcp reset\n", ag, tm)
-	fmt.Fprintf(&b, "    ip saddr %s ip daddr %s udp dport 1434 reject with icmp type admin-prohibited\n", em, sql)
+	for _, r := range forward {
+		fmt.Fprintf(&b, "    %s\n", r)
+	}
 	fmt.Fprintf(&b, "  }\n}\ntable netdev tpwspan {\n")
 	for _, name := range hostNames {
 		link := l.hosts[name].link
@@ -104,7 +116,28 @@ func (l *lab) firewall() {
 	}
 }
 
+// mgmt gives a host a management link to the root namespace, neither
+// routed nor mirrored, as on a management network: a daemon in the host's
+// namespace serves its metrics there and its scrapes never cross the link
+// it captures. The addresses are in 198.18.0.0/15, the range set aside for
+// network tests (RFC 2544). It returns the host's address on the link.
+func (l *lab) mgmt(name string, i int) string {
+	l.t.Helper()
+	h := l.hosts[name]
+	root := fmt.Sprintf("tpwm%s%d", l.id, i)
+	l.mgmtLinks = append(l.mgmtLinks, root)
+	l.ip("link", "add", root, "type", "veth", "peer", "name", "mgmt0", "netns", h.ns)
+	l.ip("addr", "add", fmt.Sprintf("198.18.%d.1/24", i), "dev", root)
+	l.ip("link", "set", root, "up")
+	l.ipns(h.ns, "addr", "add", fmt.Sprintf("198.18.%d.2/24", i), "dev", "mgmt0")
+	l.ipns(h.ns, "link", "set", "mgmt0", "up")
+	return fmt.Sprintf("198.18.%d.2", i)
+}
+
 func (l *lab) destroy() {
+	for _, link := range l.mgmtLinks {
+		exec.Command("ip", "link", "del", link).Run()
+	}
 	for _, name := range hostNames {
 		if h := l.hosts[name]; h != nil {
 			exec.Command("ip", "netns", "del", h.ns).Run()

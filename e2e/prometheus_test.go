@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,9 +34,7 @@ func checkPrometheus(t *testing.T, tpwatchAddr string) {
 	_, statErr := os.Stat(rules)
 	need(t, statErr == nil, rulesFile)
 
-	dir := t.TempDir()
-	config := filepath.Join(dir, "prometheus.yml")
-	err = os.WriteFile(config, []byte(fmt.Sprintf(`global:
+	api := startPrometheus(t, "prometheus", fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
 rule_files: [%q]
@@ -43,26 +42,8 @@ scrape_configs:
   - job_name: tpwatch
     static_configs:
       - targets: [%q]
-`, rules, tpwatchAddr)), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	cmd := exec.Command("prometheus", "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	log := new(lockedBuffer)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", log.String())
-		}
-	})
-	api := promAPI{base: "http://" + addr}
+`, rules, tpwatchAddr))
+	log := api.log
 
 	// Ready, scraping tpwatch, and holding a few samples (rate() needs two).
 	if !eventually(30*time.Second, func() bool {
@@ -139,6 +120,40 @@ scrape_configs:
 	})
 }
 
+// startPrometheus runs a Prometheus with this configuration (relative
+// paths in it are relative to a temporary directory) until the test ends.
+func startPrometheus(t *testing.T, name, config string, args ...string) promAPI {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command("prometheus", append([]string{"--config.file=" + path, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr, "--log.level=warn"}, args...)...)
+	log := new(lockedBuffer)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, log.String())
+		}
+	})
+	api := promAPI{base: "http://" + addr, addr: addr, log: log}
+	if !eventually(30*time.Second, func() bool {
+		_, err := api.query("1")
+		return err == nil
+	}) {
+		t.Fatalf("%s did not start\n%s", name, log.String())
+	}
+	return api
+}
+
 // dashboardExprs collects the expr of every target of every panel, rows
 // and nested panels included.
 func dashboardExprs(v any) []string {
@@ -188,7 +203,10 @@ func grafanaToPromQL(expr string) string {
 }
 
 // promAPI is a client of Prometheus's HTTP API.
-type promAPI struct{ base string }
+type promAPI struct {
+	base, addr string
+	log        *lockedBuffer // the server's log, when the test started it
+}
 
 func (p promAPI) get(path string, params url.Values, into any) error {
 	c := http.Client{Timeout: 10 * time.Second}
@@ -234,6 +252,40 @@ func (p promAPI) query(q string) ([]json.RawMessage, error) {
 		return nil, err
 	}
 	return series, nil
+}
+
+// promSample is one series of an instant vector.
+type promSample struct {
+	Labels map[string]string
+	Value  float64
+}
+
+// vector runs an instant query at a time and returns its series.
+func (p promAPI) vector(q string, at time.Time) ([]promSample, error) {
+	var data struct {
+		ResultType string `json:"resultType"`
+		Result     []struct {
+			Metric map[string]string `json:"metric"`
+			Value  [2]any            `json:"value"`
+		} `json:"result"`
+	}
+	params := url.Values{"query": {q}, "time": {fmt.Sprintf("%.3f", float64(at.UnixMilli())/1000)}}
+	if err := p.get("/api/v1/query", params, &data); err != nil {
+		return nil, err
+	}
+	if data.ResultType != "vector" {
+		return nil, fmt.Errorf("%s: a %s, not a vector", q, data.ResultType)
+	}
+	out := make([]promSample, len(data.Result))
+	for i, r := range data.Result {
+		s, _ := r.Value[1].(string)
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: value %q: %w", q, s, err)
+		}
+		out[i] = promSample{Labels: r.Metric, Value: v}
+	}
+	return out, nil
 }
 
 func eventually(timeout time.Duration, ok func() bool) bool {

@@ -10,12 +10,15 @@ import (
 	"github.com/tpwatch/tpwatch/policy"
 )
 
-// Sizes of the per-rule counter block: one cell per (verdict, reason), both
-// indexed by their numeric value, so counting is an array index.
+// Sizes of the per-rule counter block: one cell per (vantage, verdict,
+// reason), each indexed by its numeric value, so counting is an array
+// index.
 const (
 	numVerdicts    = classifier.NumVerdicts
 	numReasons     = classifier.NumReasons
-	cellsPerSlot   = numVerdicts * numReasons
+	numVantages    = classifier.NumVantages
+	cellsPerVant   = numVerdicts * numReasons
+	cellsPerSlot   = numVantages * cellsPerVant
 	noRuleSlot     = 0 // slot of rule "" (rule index -1, or ignored flows)
 	nanosPerSecond = 1e9
 )
@@ -28,6 +31,11 @@ type RuleInfo struct {
 	Transport string // "tcp" or "udp"
 	Ports     string // server ports as policy.Rule.PortsString writes them
 	Feature   string // gating feature, empty when none
+
+	// The rule's ends, for the series a host exports at zero
+	// (SetHostRoles); RulesOf sets them.
+	client, server policy.Role
+	anyClient      bool
 }
 
 // FlowCounters counts decided flows per (rule, verdict, reason), remembers
@@ -42,6 +50,14 @@ type FlowCounters struct {
 	table *ruleTable
 
 	unexpected *unexpectedSeries
+
+	// zeroVantages are the vantages whose series are exported from the
+	// start at zero (see alwaysExported): those this exporter sees flows
+	// from.
+	zeroVantages atomic.Uint32
+	// hostRoles, when set, narrows the zero series of vantages client and
+	// server to the rules the host can be that end of (SetHostRoles).
+	hostRoles atomic.Pointer[func() policy.RoleSet]
 
 	flowsDesc, lastWorkingDesc, infoDesc *prometheus.Desc
 }
@@ -63,12 +79,12 @@ var _ prometheus.Collector = (*FlowCounters)(nil)
 // NewFlowCounters returns counters for the rules with these ids, in the
 // order of the policy's rule list (FlowRecord.Rule indexes it).
 func NewFlowCounters(ruleIDs []string) *FlowCounters {
-	return &FlowCounters{
+	c := &FlowCounters{
 		table:      newRuleTable(ruleIDs, nil),
 		unexpected: newUnexpectedSeries(DefaultUnexpectedSeriesLimit),
 		flowsDesc: prometheus.NewDesc("tpwatch_flows_total",
-			"Flows by verdict, reason and matrix rule, counted once when the verdict is decided.",
-			[]string{"verdict", "reason", "rule"}, nil),
+			"Flows by verdict, reason, matrix rule and vantage (client, server or transit: where this exporter saw them), counted once when the verdict is decided.",
+			[]string{"verdict", "reason", "rule", "vantage"}, nil),
 		lastWorkingDesc: prometheus.NewDesc("tpwatch_rule_last_working_timestamp_seconds",
 			"Packet time of the last allowed flow of the rule (only rules seen working).",
 			[]string{"rule"}, nil),
@@ -76,6 +92,31 @@ func NewFlowCounters(ruleIDs []string) *FlowCounters {
 			"Every rule of the matrix in force, with value 1.",
 			[]string{"rule", "client", "server", "transport", "ports", "feature"}, nil),
 	}
+	c.SetZeroVantages(classifier.VantageTransit)
+	return c
+}
+
+// SetZeroVantages says the vantages whose series are exported at zero from
+// the start, so that increase() sees their first flow: the daemon's, on a
+// host, client and server; a sensor's, transit; a replay's, transit (the
+// default).
+func (c *FlowCounters) SetZeroVantages(vs ...classifier.Vantage) {
+	var mask uint32
+	for _, v := range vs {
+		mask |= 1 << v
+	}
+	c.zeroVantages.Store(mask)
+}
+
+// SetHostRoles is for an exporter on a host that tells client from server
+// flows by its addresses: roles returns the roles the host holds now. A
+// rule's client series are then exported at zero only when the host holds
+// its client role (or the rule admits any client), and its server series
+// only when the host holds its server role: an agent does not carry, for
+// every rule of the matrix and both vantages, series that stay at zero
+// forever. A series outside that set still appears with its first flow.
+func (c *FlowCounters) SetHostRoles(roles func() policy.RoleSet) {
+	c.hostRoles.Store(&roles)
 }
 
 func newRuleTable(ids []string, info []RuleInfo) *ruleTable {
@@ -153,7 +194,11 @@ func (c *FlowCounters) Observe(r *classifier.FlowRecord) {
 	if r.Verdict != classifier.Ignored && r.Rule >= 0 && int(r.Rule) < len(t.slotOf) {
 		slot = t.slotOf[r.Rule]
 	}
-	t.counts[int(slot)*cellsPerSlot+v*numReasons+reason].Add(1)
+	vantage := int(r.Vantage)
+	if vantage >= numVantages {
+		vantage = int(classifier.VantageTransit)
+	}
+	t.counts[int(slot)*cellsPerSlot+vantage*cellsPerVant+v*numReasons+reason].Add(1)
 	if r.Verdict == classifier.Allowed && slot != noRuleSlot {
 		storeMax(&t.lastWorking[slot], r.Last)
 	}
@@ -222,25 +267,35 @@ func (c *FlowCounters) Describe(ch chan<- *prometheus.Desc) {
 // flowSample is one tpwatch_flows_total value copied out under the lock, so
 // that sending to a slow scrape never holds up Observe or SetRules.
 type flowSample struct {
-	rule            string
-	verdict, reason int
-	value           uint64
+	rule                     string
+	vantage, verdict, reason int
+	value                    uint64
 }
 
 // Collect implements prometheus.Collector.
 func (c *FlowCounters) Collect(ch chan<- prometheus.Metric) {
 	c.mu.RLock()
 	t := c.table
-	samples := make([]flowSample, 0, len(t.ids)*8)
+	samples := make([]flowSample, 0, len(t.ids)*16)
 	lastWorking := make([]int64, len(t.ids))
+	zero := c.zeroVantages.Load()
+	get := c.hostRoles.Load()
+	var roles policy.RoleSet
+	if get != nil {
+		roles = (*get)()
+	}
 	for slot, id := range t.ids {
-		for v := 1; v < numVerdicts; v++ {
-			for reason := range numReasons {
-				n := t.counts[slot*cellsPerSlot+v*numReasons+reason].Load()
-				if n == 0 && !alwaysExported(slot, t.info[slot], v, reason) {
-					continue
+		for vantage := range numVantages {
+			zeroHere := zero&(1<<vantage) != 0 &&
+				(get == nil || slot == noRuleSlot || t.info[slot].hostCanBe(classifier.Vantage(vantage), roles))
+			for v := 1; v < numVerdicts; v++ {
+				for reason := range numReasons {
+					n := t.counts[slot*cellsPerSlot+vantage*cellsPerVant+v*numReasons+reason].Load()
+					if n == 0 && (!zeroHere || !alwaysExported(slot, t.info[slot], v, reason)) {
+						continue
+					}
+					samples = append(samples, flowSample{id, vantage, v, reason, n})
 				}
-				samples = append(samples, flowSample{id, v, reason, n})
 			}
 		}
 		lastWorking[slot] = t.lastWorking[slot].Load()
@@ -249,7 +304,7 @@ func (c *FlowCounters) Collect(ch chan<- prometheus.Metric) {
 
 	for _, s := range samples {
 		ch <- constMetric(c.flowsDesc, prometheus.CounterValue, float64(s.value),
-			classifier.Verdict(s.verdict).String(), classifier.Reason(s.reason).String(), s.rule)
+			classifier.Verdict(s.verdict).String(), classifier.Reason(s.reason).String(), s.rule, classifier.Vantage(s.vantage).String())
 	}
 	for slot, id := range t.ids {
 		if slot == noRuleSlot {
@@ -263,6 +318,18 @@ func (c *FlowCounters) Collect(ch chan<- prometheus.Metric) {
 			id, ri.Client, ri.Server, ri.Transport, ri.Ports, ri.Feature)
 	}
 	c.unexpected.collect(ch)
+}
+
+// hostCanBe says whether a host with these roles can be the end of the
+// rule that vantage names: its client or its server (in transit, any).
+func (ri RuleInfo) hostCanBe(v classifier.Vantage, roles policy.RoleSet) bool {
+	switch v {
+	case classifier.VantageClient:
+		return ri.anyClient || roles.Has(ri.client)
+	case classifier.VantageServer:
+		return roles.Has(ri.server)
+	}
+	return true
 }
 
 // alwaysExported says whether a series is exported at zero: the outcomes a
@@ -309,7 +376,8 @@ func RulesOf(rules []policy.Rule) (ids []string, info []RuleInfo) {
 	for i := range rules {
 		r := &rules[i]
 		ids[i] = r.ID
-		info[i] = RuleInfo{Client: r.ClientName(), Server: r.Server.String(), Transport: r.Transport.String(), Ports: r.PortsString(), Feature: r.Feature}
+		info[i] = RuleInfo{Client: r.ClientName(), Server: r.Server.String(), Transport: r.Transport.String(), Ports: r.PortsString(), Feature: r.Feature,
+			client: r.Client, server: r.Server, anyClient: r.AnyClient}
 	}
 	return ids, info
 }

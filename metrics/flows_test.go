@@ -71,25 +71,25 @@ func TestFlowCountersGather(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
 	const want = `
-# HELP tpwatch_flows_total Flows by verdict, reason and matrix rule, counted once when the verdict is decided.
+# HELP tpwatch_flows_total Flows by verdict, reason, matrix rule and vantage (client, server or transit: where this exporter saw them), counted once when the verdict is decided.
 # TYPE tpwatch_flows_total counter
-tpwatch_flows_total{reason="",rule="",verdict="ignored"} 1
-tpwatch_flows_total{reason="not_product",rule="",verdict="ignored"} 0
-tpwatch_flows_total{reason="site_ignore",rule="",verdict="ignored"} 0
-tpwatch_flows_total{reason="own_traffic",rule="",verdict="ignored"} 0
-tpwatch_flows_total{reason="no_rule",rule="",verdict="unexpected"} 1
-tpwatch_flows_total{reason="no_response",rule="",verdict="blocked"} 1
-tpwatch_flows_total{reason="",rule="agent-em-grpc",verdict="allowed"} 2
-tpwatch_flows_total{reason="refused",rule="agent-em-grpc",verdict="blocked"} 1
-tpwatch_flows_total{reason="icmp_unreachable",rule="agent-em-grpc",verdict="blocked"} 0
-tpwatch_flows_total{reason="no_response",rule="agent-em-grpc",verdict="blocked"} 0
-tpwatch_flows_total{reason="unauthorized_client",rule="agent-em-grpc",verdict="unexpected"} 1
-tpwatch_flows_total{reason="",rule="em-agent-wmi-rpc",verdict="allowed"} 0
-tpwatch_flows_total{reason="refused",rule="em-agent-wmi-rpc",verdict="blocked"} 0
-tpwatch_flows_total{reason="icmp_unreachable",rule="em-agent-wmi-rpc",verdict="blocked"} 0
-tpwatch_flows_total{reason="no_response",rule="em-agent-wmi-rpc",verdict="blocked"} 0
-tpwatch_flows_total{reason="feature_disabled",rule="em-agent-wmi-rpc",verdict="unexpected"} 1
-tpwatch_flows_total{reason="unauthorized_client",rule="em-agent-wmi-rpc",verdict="unexpected"} 0
+tpwatch_flows_total{reason="",rule="",vantage="transit",verdict="ignored"} 1
+tpwatch_flows_total{reason="not_product",rule="",vantage="transit",verdict="ignored"} 0
+tpwatch_flows_total{reason="site_ignore",rule="",vantage="transit",verdict="ignored"} 0
+tpwatch_flows_total{reason="own_traffic",rule="",vantage="transit",verdict="ignored"} 0
+tpwatch_flows_total{reason="no_rule",rule="",vantage="transit",verdict="unexpected"} 1
+tpwatch_flows_total{reason="no_response",rule="",vantage="transit",verdict="blocked"} 1
+tpwatch_flows_total{reason="",rule="agent-em-grpc",vantage="transit",verdict="allowed"} 2
+tpwatch_flows_total{reason="refused",rule="agent-em-grpc",vantage="transit",verdict="blocked"} 1
+tpwatch_flows_total{reason="icmp_unreachable",rule="agent-em-grpc",vantage="transit",verdict="blocked"} 0
+tpwatch_flows_total{reason="no_response",rule="agent-em-grpc",vantage="transit",verdict="blocked"} 0
+tpwatch_flows_total{reason="unauthorized_client",rule="agent-em-grpc",vantage="transit",verdict="unexpected"} 1
+tpwatch_flows_total{reason="",rule="em-agent-wmi-rpc",vantage="transit",verdict="allowed"} 0
+tpwatch_flows_total{reason="refused",rule="em-agent-wmi-rpc",vantage="transit",verdict="blocked"} 0
+tpwatch_flows_total{reason="icmp_unreachable",rule="em-agent-wmi-rpc",vantage="transit",verdict="blocked"} 0
+tpwatch_flows_total{reason="no_response",rule="em-agent-wmi-rpc",vantage="transit",verdict="blocked"} 0
+tpwatch_flows_total{reason="feature_disabled",rule="em-agent-wmi-rpc",vantage="transit",verdict="unexpected"} 1
+tpwatch_flows_total{reason="unauthorized_client",rule="em-agent-wmi-rpc",vantage="transit",verdict="unexpected"} 0
 # HELP tpwatch_rule_last_working_timestamp_seconds Packet time of the last allowed flow of the rule (only rules seen working).
 # TYPE tpwatch_rule_last_working_timestamp_seconds gauge
 tpwatch_rule_last_working_timestamp_seconds{rule="agent-em-grpc"} 1.7000000005e+09
@@ -97,11 +97,11 @@ tpwatch_rule_last_working_timestamp_seconds{rule="agent-em-grpc"} 1.7000000005e+
 # TYPE tpwatch_rule_info gauge
 tpwatch_rule_info{client="agent",feature="",ports="3741",rule="agent-em-grpc",server="enterprise-manager",transport="tcp"} 1
 tpwatch_rule_info{client="enterprise-manager",feature="wmi-auto-deploy",ports="135",rule="em-agent-wmi-rpc",server="agent",transport="tcp"} 1
-# HELP tpwatch_unexpected_flows_total Unexpected flows by transport, server port, roles and outcome (worked: the client got in; refused, no_response, icmp_unreachable: it was turned away; unknown); port is "other" once the series cap is reached.
+# HELP tpwatch_unexpected_flows_total Unexpected flows by transport, server port, roles, outcome (worked: the client got in; refused, no_response, icmp_unreachable: it was turned away; unknown) and vantage; port is "other" once the series cap is reached.
 # TYPE tpwatch_unexpected_flows_total counter
-tpwatch_unexpected_flows_total{client_role="none",outcome="worked",port="3741",server_role="enterprise-manager",transport="tcp"} 1
-tpwatch_unexpected_flows_total{client_role="enterprise-manager",outcome="refused",port="135",server_role="agent",transport="tcp"} 1
-tpwatch_unexpected_flows_total{client_role="agent+sql-server",outcome="no_response",port="4444",server_role="enterprise-manager",transport="tcp"} 1
+tpwatch_unexpected_flows_total{client_role="none",outcome="worked",port="3741",server_role="enterprise-manager",transport="tcp",vantage="transit"} 1
+tpwatch_unexpected_flows_total{client_role="enterprise-manager",outcome="refused",port="135",server_role="agent",transport="tcp",vantage="transit"} 1
+tpwatch_unexpected_flows_total{client_role="agent+sql-server",outcome="no_response",port="4444",server_role="enterprise-manager",transport="tcp",vantage="transit"} 1
 # HELP tpwatch_unexpected_series_capped_total Unexpected flows counted under port="other" because the series cap was reached.
 # TYPE tpwatch_unexpected_series_capped_total counter
 tpwatch_unexpected_series_capped_total 0
@@ -134,23 +134,23 @@ func TestFlowCountersSetRulesKeepsCountsByID(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
 	const want = `
-# HELP tpwatch_flows_total Flows by verdict, reason and matrix rule, counted once when the verdict is decided.
+# HELP tpwatch_flows_total Flows by verdict, reason, matrix rule and vantage (client, server or transit: where this exporter saw them), counted once when the verdict is decided.
 # TYPE tpwatch_flows_total counter
-tpwatch_flows_total{reason="",rule="",verdict="ignored"} 1
-tpwatch_flows_total{reason="not_product",rule="",verdict="ignored"} 0
-tpwatch_flows_total{reason="site_ignore",rule="",verdict="ignored"} 0
-tpwatch_flows_total{reason="own_traffic",rule="",verdict="ignored"} 0
-tpwatch_flows_total{reason="no_rule",rule="",verdict="unexpected"} 0
-tpwatch_flows_total{reason="",rule="agent-em-grpc",verdict="allowed"} 2
-tpwatch_flows_total{reason="refused",rule="agent-em-grpc",verdict="blocked"} 0
-tpwatch_flows_total{reason="icmp_unreachable",rule="agent-em-grpc",verdict="blocked"} 0
-tpwatch_flows_total{reason="no_response",rule="agent-em-grpc",verdict="blocked"} 0
-tpwatch_flows_total{reason="unauthorized_client",rule="agent-em-grpc",verdict="unexpected"} 0
-tpwatch_flows_total{reason="",rule="am-agent",verdict="allowed"} 0
-tpwatch_flows_total{reason="refused",rule="am-agent",verdict="blocked"} 0
-tpwatch_flows_total{reason="icmp_unreachable",rule="am-agent",verdict="blocked"} 0
-tpwatch_flows_total{reason="no_response",rule="am-agent",verdict="blocked"} 0
-tpwatch_flows_total{reason="unauthorized_client",rule="am-agent",verdict="unexpected"} 0
+tpwatch_flows_total{reason="",rule="",vantage="transit",verdict="ignored"} 1
+tpwatch_flows_total{reason="not_product",rule="",vantage="transit",verdict="ignored"} 0
+tpwatch_flows_total{reason="site_ignore",rule="",vantage="transit",verdict="ignored"} 0
+tpwatch_flows_total{reason="own_traffic",rule="",vantage="transit",verdict="ignored"} 0
+tpwatch_flows_total{reason="no_rule",rule="",vantage="transit",verdict="unexpected"} 0
+tpwatch_flows_total{reason="",rule="agent-em-grpc",vantage="transit",verdict="allowed"} 2
+tpwatch_flows_total{reason="refused",rule="agent-em-grpc",vantage="transit",verdict="blocked"} 0
+tpwatch_flows_total{reason="icmp_unreachable",rule="agent-em-grpc",vantage="transit",verdict="blocked"} 0
+tpwatch_flows_total{reason="no_response",rule="agent-em-grpc",vantage="transit",verdict="blocked"} 0
+tpwatch_flows_total{reason="unauthorized_client",rule="agent-em-grpc",vantage="transit",verdict="unexpected"} 0
+tpwatch_flows_total{reason="",rule="am-agent",vantage="transit",verdict="allowed"} 0
+tpwatch_flows_total{reason="refused",rule="am-agent",vantage="transit",verdict="blocked"} 0
+tpwatch_flows_total{reason="icmp_unreachable",rule="am-agent",vantage="transit",verdict="blocked"} 0
+tpwatch_flows_total{reason="no_response",rule="am-agent",vantage="transit",verdict="blocked"} 0
+tpwatch_flows_total{reason="unauthorized_client",rule="am-agent",vantage="transit",verdict="unexpected"} 0
 # HELP tpwatch_rule_last_working_timestamp_seconds Packet time of the last allowed flow of the rule (only rules seen working).
 # TYPE tpwatch_rule_last_working_timestamp_seconds gauge
 tpwatch_rule_last_working_timestamp_seconds{rule="agent-em-grpc"} 1.7000000105e+09
@@ -176,11 +176,11 @@ func TestFlowCountersDuplicateAndEmptyIDsStayGatherable(t *testing.T) {
 	if _, err := reg.Gather(); err != nil {
 		t.Fatalf("gather: %v", err)
 	}
-	got, ok := seriesValue(t, reg, "tpwatch_flows_total", map[string]string{"rule": "a", "verdict": "blocked", "reason": "refused"})
+	got, ok := seriesValue(t, reg, "tpwatch_flows_total", map[string]string{"rule": "a", "verdict": "blocked", "reason": "refused", "vantage": "transit"})
 	if !ok || got != 2 {
 		t.Errorf("rule a blocked/refused = %v (found %v), want 2: both indexes of the duplicate id", got, ok)
 	}
-	got, _ = seriesValue(t, reg, "tpwatch_flows_total", map[string]string{"rule": "", "verdict": "blocked", "reason": "refused"})
+	got, _ = seriesValue(t, reg, "tpwatch_flows_total", map[string]string{"rule": "", "verdict": "blocked", "reason": "refused", "vantage": "transit"})
 	if got != 1 {
 		t.Errorf("empty rule id blocked/refused = %v, want 1 under rule=\"\"", got)
 	}
@@ -248,7 +248,7 @@ func TestFlowCountersConcurrentObserveAndReload(t *testing.T) {
 		}
 	})
 	wg.Wait()
-	got, _ := seriesValue(t, reg, "tpwatch_flows_total", map[string]string{"rule": "agent-em-grpc", "verdict": "blocked", "reason": "no_response"})
+	got, _ := seriesValue(t, reg, "tpwatch_flows_total", map[string]string{"rule": "agent-em-grpc", "verdict": "blocked", "reason": "no_response", "vantage": "transit"})
 	if got != 2*perWorker {
 		t.Errorf("blocked/no_response = %v, want %d: reloads lost increments", got, 2*perWorker)
 	}
@@ -285,5 +285,71 @@ func BenchmarkObserve(b *testing.B) {
 				c.Observe(&bc.r)
 			}
 		})
+	}
+}
+
+// TestFlowsByVantage: a flow is counted under the vantage it was seen
+// from, and the zero series are those of the vantages this exporter sees
+// from (a host daemon: client and server).
+func TestFlowsByVantage(t *testing.T) {
+	c := newTestCounters()
+	c.SetZeroVantages(classifier.VantageClient, classifier.VantageServer)
+	r := record(0, classifier.Blocked, classifier.NoResponse)
+	r.Vantage = classifier.VantageClient
+	c.Observe(&r)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	for _, tt := range []struct {
+		vantage string
+		want    float64
+		found   bool
+	}{{"client", 1, true}, {"server", 0, true}, {"transit", 0, false}} {
+		v, ok := seriesValue(t, reg, "tpwatch_flows_total", map[string]string{"rule": "agent-em-grpc", "verdict": "blocked", "reason": "no_response", "vantage": tt.vantage})
+		if v != tt.want || ok != tt.found {
+			t.Errorf("vantage %s: %v (exported %v), want %v (exported %v)", tt.vantage, v, ok, tt.want, tt.found)
+		}
+	}
+}
+
+// TestZeroSeriesOfAHost: a host exports at zero the client series of the
+// rules whose client role it holds and the server series of those whose
+// server role it holds; rule "" for both; a flow outside that set still
+// shows.
+func TestZeroSeriesOfAHost(t *testing.T) {
+	rules := []policy.Rule{
+		{ID: "agent-em-grpc", Client: policy.Agent, Server: policy.EnterpriseManager, Transport: policy.TCP, Ports: []policy.PortRange{{Low: 3741, High: 3741}}},
+		{ID: "em-agent-rpc", Client: policy.EnterpriseManager, Server: policy.Agent, Transport: policy.TCP, Ports: []policy.PortRange{{Low: 135, High: 135}}},
+		{ID: "any-em-https", AnyClient: true, Server: policy.EnterpriseManager, Transport: policy.TCP, Ports: []policy.PortRange{{Low: 443, High: 443}}},
+	}
+	ids, info := RulesOf(rules)
+	c := NewFlowCounters(ids)
+	c.SetRules(ids, info)
+	c.SetZeroVantages(classifier.VantageClient, classifier.VantageServer)
+	c.SetHostRoles(func() policy.RoleSet { return roles(policy.Agent) })
+	late := classifier.FlowRecord{Rule: 0, Verdict: classifier.Allowed, Vantage: classifier.VantageServer, Last: 1}
+	c.Observe(&late) // an agent seen as the server of agent-em-grpc: odd, but it counts
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	for _, tt := range []struct {
+		rule, vantage string
+		found         bool
+	}{
+		{"agent-em-grpc", "client", true},
+		{"agent-em-grpc", "server", true}, // its flow
+		{"em-agent-rpc", "client", false},
+		{"em-agent-rpc", "server", true},
+		{"any-em-https", "client", true},
+		{"any-em-https", "server", false},
+		{"", "client", true},
+		{"", "server", true},
+	} {
+		verdict := "allowed"
+		if tt.rule == "" {
+			verdict = "ignored"
+		}
+		_, ok := seriesValue(t, reg, "tpwatch_flows_total", map[string]string{"rule": tt.rule, "verdict": verdict, "reason": "", "vantage": tt.vantage})
+		if ok != tt.found {
+			t.Errorf("rule %q vantage %s: exported %v, want %v", tt.rule, tt.vantage, ok, tt.found)
+		}
 	}
 }

@@ -25,6 +25,8 @@ type Exporter struct {
 	// Inventory returns the inferred inventory's stats (nil with a site
 	// config, which names the hosts).
 	Inventory func() policy.InventoryStats
+	// Host returns what the daemon says of the host it runs on.
+	Host func() HostInfo
 	// Reloads and SuppressedLogEvents are the daemon's.
 	Reloads             *ReloadStatus
 	SuppressedLogEvents *SuppressedLogEvents
@@ -47,6 +49,9 @@ func NewRegistry(e Exporter) (*prometheus.Registry, error) {
 	}
 	if e.Inventory != nil {
 		cs = append(cs, NewInventoryCollector(e.Inventory))
+	}
+	if e.Host != nil {
+		cs = append(cs, NewHostCollector(e.Host))
 	}
 	if e.Reloads != nil {
 		cs = append(cs, e.Reloads)

@@ -29,10 +29,11 @@ type unexpectedKey struct {
 	capped         bool
 	client, server policy.RoleSet
 	outcome        classifier.Outcome
+	vantage        classifier.Vantage
 }
 
 type unexpectedCount struct {
-	labels [5]string // transport, port, client_role, server_role, outcome
+	labels [6]string // transport, port, client_role, server_role, outcome, vantage
 	n      uint64
 }
 
@@ -53,8 +54,8 @@ func newUnexpectedSeries(limit int) *unexpectedSeries {
 		limit:  limit,
 		series: make(map[unexpectedKey]*unexpectedCount),
 		flowsDesc: prometheus.NewDesc("tpwatch_unexpected_flows_total",
-			"Unexpected flows by transport, server port, roles and outcome (worked: the client got in; refused, no_response, icmp_unreachable: it was turned away; unknown); port is \"other\" once the series cap is reached.",
-			[]string{"transport", "port", "client_role", "server_role", "outcome"}, nil),
+			"Unexpected flows by transport, server port, roles, outcome (worked: the client got in; refused, no_response, icmp_unreachable: it was turned away; unknown) and vantage; port is \"other\" once the series cap is reached.",
+			[]string{"transport", "port", "client_role", "server_role", "outcome", "vantage"}, nil),
 		cappedDesc: prometheus.NewDesc("tpwatch_unexpected_series_capped_total",
 			"Unexpected flows counted under port=\"other\" because the series cap was reached.",
 			nil, nil),
@@ -68,7 +69,7 @@ func (u *unexpectedSeries) setLimit(n int) {
 }
 
 func (u *unexpectedSeries) observe(r *classifier.FlowRecord) {
-	key := unexpectedKey{transport: r.Transport, port: r.ServerPort, client: r.ClientRoles, server: r.ServerRoles, outcome: r.Outcome}
+	key := unexpectedKey{transport: r.Transport, port: r.ServerPort, client: r.ClientRoles, server: r.ServerRoles, outcome: r.Outcome, vantage: r.Vantage}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	s, ok := u.series[key]
@@ -82,8 +83,8 @@ func (u *unexpectedSeries) observe(r *classifier.FlowRecord) {
 		if !key.capped {
 			port = strconv.Itoa(int(key.port))
 		}
-		s = &unexpectedCount{labels: [5]string{
-			key.transport.String(), port, roleSetName(key.client), roleSetName(key.server), key.outcome.String(),
+		s = &unexpectedCount{labels: [6]string{
+			key.transport.String(), port, RoleSetLabel(key.client), RoleSetLabel(key.server), key.outcome.String(), key.vantage.String(),
 		}}
 		u.series[key] = s
 	}
@@ -108,9 +109,9 @@ func (u *unexpectedSeries) collect(ch chan<- prometheus.Metric) {
 	ch <- constMetric(u.cappedDesc, prometheus.CounterValue, float64(u.capped.Load()))
 }
 
-// roleSetName joins the role names of a set with "+" in role order, or says
+// RoleSetLabel joins the role names of a set with "+" in role order, or says
 // "none". Bits that name no role are left out.
-func roleSetName(s policy.RoleSet) string {
+func RoleSetLabel(s policy.RoleSet) string {
 	var b strings.Builder
 	for r := policy.Role(1); r < 32; r++ {
 		if !s.Has(r) {

@@ -33,7 +33,7 @@ func TestUnexpectedSeriesAreCapped(t *testing.T) {
 			t.Errorf("limit %d: %d unexpected series, want at most %d", limit, series, limit+1)
 		}
 		other, ok := seriesValue(t, reg, "tpwatch_unexpected_flows_total", map[string]string{
-			"transport": "tcp", "port": "other", "client_role": "agent", "server_role": "enterprise-manager", "outcome": "worked",
+			"transport": "tcp", "port": "other", "client_role": "agent", "server_role": "enterprise-manager", "outcome": "worked", "vantage": "transit",
 		})
 		if !ok || other != flows-float64(limit) {
 			t.Errorf("limit %d: port=\"other\" = %v (found %v), want %d", limit, other, ok, flows-limit)
@@ -47,7 +47,7 @@ func TestUnexpectedSeriesAreCapped(t *testing.T) {
 		first.ServerPort, first.Outcome = 1024, classifier.OutcomeWorked
 		c.Observe(&first)
 		if v, _ := seriesValue(t, reg, "tpwatch_unexpected_flows_total", map[string]string{
-			"transport": "tcp", "port": "1024", "client_role": "agent", "server_role": "enterprise-manager", "outcome": "worked",
+			"transport": "tcp", "port": "1024", "client_role": "agent", "server_role": "enterprise-manager", "outcome": "worked", "vantage": "transit",
 		}); v != 2 {
 			t.Errorf("limit %d: port 1024 = %v after a second flow, want 2", limit, v)
 		}
@@ -67,7 +67,7 @@ func TestUnexpectedOutcomesAreSeries(t *testing.T) {
 	reg.MustRegister(c)
 	for outcome, want := range map[string]float64{"worked": 1, "refused": 2} {
 		if v, ok := seriesValue(t, reg, "tpwatch_unexpected_flows_total", map[string]string{
-			"transport": "tcp", "port": "3741", "client_role": "agent", "server_role": "enterprise-manager", "outcome": outcome,
+			"transport": "tcp", "port": "3741", "client_role": "agent", "server_role": "enterprise-manager", "outcome": outcome, "vantage": "transit",
 		}); !ok || v != want {
 			t.Errorf("outcome %s: %v (found %v), want %v", outcome, v, ok, want)
 		}
@@ -87,8 +87,8 @@ func TestRoleSetName(t *testing.T) {
 		// Bit 0 and bits past the last role name no role.
 		{1 | 1<<30, "none"},
 	} {
-		if got := roleSetName(tc.set); got != tc.want {
-			t.Errorf("roleSetName(%#x) = %q, want %q", uint32(tc.set), got, tc.want)
+		if got := RoleSetLabel(tc.set); got != tc.want {
+			t.Errorf("RoleSetLabel(%#x) = %q, want %q", uint32(tc.set), got, tc.want)
 		}
 	}
 }

@@ -105,7 +105,9 @@ func AppendJSON(b []byte, r *classifier.FlowRecord, rules []policy.Rule) []byte 
 	if r.Evicted {
 		b = append(b, `,"evicted":true`...)
 	}
-	return append(b, '}')
+	b = append(b, `,"vantage":"`...)
+	b = append(b, r.Vantage.String()...)
+	return append(b, '"', '}')
 }
 
 func appendAddr(b []byte, a [16]byte) []byte {

@@ -23,11 +23,11 @@ func TestReplayMetricsOut(t *testing.T) {
 	}
 	text := string(data)
 	for _, want := range []string{
-		`tpwatch_flows_total{reason="refused",rule="agent-tm-tcp",verdict="blocked"} 1`,
-		`tpwatch_flows_total{reason="no_response",rule="agent-em-grpc",verdict="blocked"} 2`,
-		`tpwatch_flows_total{reason="icmp_unreachable",rule="isilon-cee",verdict="blocked"} 2`,
-		`tpwatch_flows_total{reason="",rule="agent-em-grpc",verdict="allowed"} 4`,
-		`tpwatch_unexpected_flows_total{client_role="admin-console",outcome="worked",port="3389",server_role="enterprise-manager",transport="tcp"} 1`,
+		`tpwatch_flows_total{reason="refused",rule="agent-tm-tcp",vantage="transit",verdict="blocked"} 1`,
+		`tpwatch_flows_total{reason="no_response",rule="agent-em-grpc",vantage="transit",verdict="blocked"} 2`,
+		`tpwatch_flows_total{reason="icmp_unreachable",rule="isilon-cee",vantage="transit",verdict="blocked"} 2`,
+		`tpwatch_flows_total{reason="",rule="agent-em-grpc",vantage="transit",verdict="allowed"} 4`,
+		`tpwatch_unexpected_flows_total{client_role="admin-console",outcome="worked",port="3389",server_role="enterprise-manager",transport="tcp",vantage="transit"} 1`,
 		`tpwatch_capture_packets_total{interface="replay"} 266`,
 		`tpwatch_rule_last_working_timestamp_seconds{rule="agent-em-grpc"}`,
 		`tpwatch_build_info{`,

@@ -25,6 +25,7 @@ type runFlags struct {
 	telemetryPath string
 	webConfig     string
 	maxFlows      int
+	vantage       string
 	user          string
 	logRate       float64
 	logBurst      int
@@ -77,6 +78,7 @@ Capturing needs root, or CAP_NET_RAW (and CAP_NET_ADMIN for --promiscuous);
 	fl.StringArrayVar(&f.listen, "web.listen-address", []string{daemon.DefaultListenAddress}, "address to serve metrics on (repeatable)")
 	fl.StringVar(&f.telemetryPath, "web.telemetry-path", daemon.DefaultTelemetryPath, "path of the metrics")
 	fl.StringVar(&f.webConfig, "web.config.file", "", "exporter-toolkit web config for TLS and basic auth")
+	fl.StringVar(&f.vantage, "vantage", "auto", "where flows are seen from, a label of the flow metrics and a field of the events: auto (client or server by this host's addresses) on an Agent or Enterprise Manager host, transit for a sensor on a mirror port (client and server force those)")
 	fl.IntVar(&f.maxFlows, "max-flows", 0, "most flows followed at once per interface (0: the default, 1048576); past it the oldest unanswered attempts are dropped first")
 	fl.StringVar(&f.user, "user", "", "switch to this user once the captures are open (Linux; under systemd use capabilities instead)")
 	fl.Float64Var(&f.logRate, "log.rate", daemon.DefaultLogRate, "most blocked or unexpected flows logged per second (negative: no limit)")
@@ -142,6 +144,7 @@ func (a *app) runDaemon(ctx context.Context, f *runFlags) error {
 		TelemetryPath:   f.telemetryPath,
 		WebConfigFile:   f.webConfig,
 		MaxFlows:        f.maxFlows,
+		Vantage:         f.vantage,
 		LogRate:         f.logRate,
 		RetryMax:        f.retryMax,
 		LogBurst:        f.logBurst,
