@@ -186,6 +186,9 @@ func identifyHTTP(b []byte, _ int, _ *Identification) match {
 	}
 	needMore := false
 	for _, m := range httpMethods {
+		if m[0] != b[0] {
+			continue
+		}
 		if isPrefixOf(b, m) {
 			needMore = true
 			continue

@@ -107,13 +107,6 @@ func (h *rpcHeader) u16(b []byte) uint16 {
 	return binary.LittleEndian.Uint16(b)
 }
 
-func (h *rpcHeader) u32(b []byte) uint32 {
-	if h.bigEndian {
-		return binary.BigEndian.Uint32(b)
-	}
-	return binary.LittleEndian.Uint32(b)
-}
-
 // stubBounds returns where the stub of a request or response ends in a
 // PDU of which pdu holds the first bytes (perhaps not all), and the auth
 // level (0 without authentication). ok is false when the trailer's fields
