@@ -138,18 +138,17 @@ func nbnsOpcode(op uint16) bool {
 // identifyNBNS recognises a NetBIOS name service packet: a DNS-like
 // header with at most one record of each kind, then an encoded NetBIOS
 // name (without scope) of type NB (0x20) or NBSTAT (0x21), class IN.
-func identifyNBNS(b []byte, _ int, _ *Identification) match {
+func identifyNBNS(b []byte, payloadLen int, _ *Identification) match {
 	const hdr = 12
 	if len(b) < hdr+nbNameLen+1+4 {
-		return match{}
+		// Cut by a snap length: the header and the start of the name
+		// must do.
+		if payloadLen < hdr+nbNameLen+1+4 || len(b) < hdr+1+8 || !nbnsHeader(b) || !isNetBIOSNamePrefix(b[hdr:]) {
+			return match{}
+		}
+		return match{app: AppNBNS, conf: ConfidenceMedium, sender: nbnsSender(b)}
 	}
-	flags := binary.BigEndian.Uint16(b[2:])
-	qd, an := binary.BigEndian.Uint16(b[4:]), binary.BigEndian.Uint16(b[6:])
-	ns, ar := binary.BigEndian.Uint16(b[8:]), binary.BigEndian.Uint16(b[10:])
-	if !nbnsOpcode(flags>>11&0xf) || qd > 1 || an > 1 || ns > 1 || ar > 1 || qd+an == 0 {
-		return match{}
-	}
-	if !isNetBIOSName(b[hdr:]) || b[hdr+nbNameLen] != 0 {
+	if !nbnsHeader(b) || !isNetBIOSName(b[hdr:]) || b[hdr+nbNameLen] != 0 {
 		return match{}
 	}
 	typ := binary.BigEndian.Uint16(b[hdr+nbNameLen+1:])
@@ -157,11 +156,41 @@ func identifyNBNS(b []byte, _ int, _ *Identification) match {
 	if typ != 0x20 && typ != 0x21 || class != 1 {
 		return match{}
 	}
-	sender := SideClient
-	if flags&0x8000 != 0 {
-		sender = SideServer
+	return match{app: AppNBNS, conf: ConfidenceHigh, sender: nbnsSender(b)}
+}
+
+// nbnsHeader checks the DNS-like header of a NetBIOS name service packet:
+// a known opcode and at most one record of each kind.
+func nbnsHeader(b []byte) bool {
+	flags := binary.BigEndian.Uint16(b[2:])
+	qd, an := binary.BigEndian.Uint16(b[4:]), binary.BigEndian.Uint16(b[6:])
+	ns, ar := binary.BigEndian.Uint16(b[8:]), binary.BigEndian.Uint16(b[10:])
+	return nbnsOpcode(flags>>11&0xf) && qd <= 1 && an <= 1 && ns <= 1 && ar <= 1 && qd+an > 0
+}
+
+// nbnsSender: a response (the R bit) comes from the server.
+func nbnsSender(b []byte) Side {
+	if b[2]&0x80 != 0 {
+		return SideServer
 	}
-	return match{app: AppNBNS, conf: ConfidenceHigh, sender: sender}
+	return SideClient
+}
+
+// isNetBIOSNamePrefix is isNetBIOSName for a name of which only the start
+// was captured.
+func isNetBIOSNamePrefix(b []byte) bool {
+	if len(b) >= nbNameLen {
+		return isNetBIOSName(b)
+	}
+	if len(b) == 0 || b[0] != 0x20 {
+		return false
+	}
+	for _, c := range b[1:] {
+		if c < 'A' || c > 'P' {
+			return false
+		}
+	}
+	return true
 }
 
 // identifyNBDGM recognises a NetBIOS datagram (RFC 1002 4.4): a message

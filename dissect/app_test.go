@@ -129,6 +129,14 @@ func TestIdentifySynthetic(t *testing.T) {
 		{"nbss keepalive", TCP, []byte{0x85, 0, 0, 0}, AppNetBIOSSession, ConfidenceLow, SideEither, false},
 		{"tls application data", TCP, []byte{0x17, 0x03, 0x03, 0x00, 0x20, 0xaa}, AppTLS, ConfidenceMedium, SideEither, false},
 		{"tls record cut", TCP, []byte{0x16, 0x03, 0x01}, AppUnknown, ConfidenceNone, SideEither, true},
+		// ndpi/google_ssl.pcap frame 4: an SSL 2.0 format ClientHello
+		// offering TLS 1.0 (first 24 of 126 bytes).
+		{"sslv2 client hello", TCP, []byte{0x80, 0x7c, 0x01, 0x03, 0x01, 0x00, 0x63, 0x00, 0x00, 0x00, 0x10, 0x00,
+			0x00, 0x39, 0x00, 0x00, 0x38, 0x00, 0x00, 0x35, 0x00, 0x00, 0x16, 0x00}, AppTLS, ConfidenceHigh, SideClient, false},
+		// suricata-verify tls13-draft18 frame 10: a ServerHello whose
+		// version is TLS 1.3 draft 18 (0x7f12).
+		{"tls 1.3 draft server hello", TCP, []byte{0x16, 0x03, 0x01, 0x00, 0x52, 0x02, 0x00, 0x00, 0x4e, 0x7f, 0x12, 0x02,
+			0xbd, 0x41, 0xac, 0xa4, 0x1e, 0x1c, 0x31, 0xad, 0xf9, 0x7d, 0x61, 0xd7}, AppTLS, ConfidenceHigh, SideServer, false},
 		{"ssh", TCP, []byte("SSH-2.0-OpenSSH_9.2p1\r\n"), AppUnknown, ConfidenceNone, SideEither, false},
 		{"dce/rpc on udp is connectionless, not this", UDP, dcshadow24.payload, AppUnknown, ConfidenceNone, SideEither, false},
 		{"tls on udp (dtls) is not tls", UDP, tls13ClientHello.payload, AppUnknown, ConfidenceNone, SideEither, false},

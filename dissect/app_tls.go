@@ -134,7 +134,7 @@ func identifyTLS(b []byte, _ int, out *Identification) match {
 	switch b[0] {
 	case tlsContentHandshake, tlsContentAlert, tlsContentCCS, tlsContentAppData:
 	default:
-		return match{}
+		return identifySSLv2Hello(b, out)
 	}
 	if len(b) < 3 {
 		return match{needMore: b[0] == tlsContentHandshake && (len(b) == 1 || b[1] == 3)}
@@ -168,7 +168,9 @@ func identifyTLS(b []byte, _ int, out *Identification) match {
 	if len(body) < tlsHandshakeHeaderLen+2 {
 		return match{needMore: true}
 	}
-	if body[4] != 3 || body[5] > 4 {
+	// 3.0 to 3.4, or a draft of TLS 1.3 (0x7f and the draft number),
+	// which the ServerHellos of 2016-2018 carry.
+	if !(body[4] == 3 && body[5] <= 4 || body[0] == tlsServerHello && body[4] == 0x7f) {
 		return match{}
 	}
 	hsLen := int(body[1])<<16 | int(body[2])<<8 | int(body[3])
@@ -364,4 +366,27 @@ func (h *TLSHello) readSupportedVersions(b []byte, client bool) bool {
 		h.Version = best
 	}
 	return true
+}
+
+// identifySSLv2Hello recognises a ClientHello in the SSL 2.0 record format,
+// which old clients send to offer SSL 3.0 or TLS 1.x too (RFC 5246
+// appendix E.2): a two-byte length with the high bit set, message type 1,
+// and the highest version offered (0x0002, or 0x0300-0x0304). It carries
+// no extension.
+func identifySSLv2Hello(b []byte, out *Identification) match {
+	if b[0]&0x80 == 0 {
+		return match{}
+	}
+	if len(b) < 5 {
+		return match{needMore: len(b) < 3 || b[2] == tlsClientHello}
+	}
+	n := int(b[0]&0x7f)<<8 | int(b[1])
+	v := binary.BigEndian.Uint16(b[3:])
+	if b[2] != tlsClientHello || n < 3+6 || !(v == 0x0002 || v >= 0x0300 && v <= 0x0304) {
+		return match{}
+	}
+	out.TLS.Handshake = tlsClientHello
+	out.TLS.Version = v
+	out.TLS.Extensions = HelloComplete
+	return match{app: AppTLS, conf: ConfidenceHigh, sender: SideClient}
 }
