@@ -1,6 +1,9 @@
 package dissect
 
-import "testing"
+import (
+	"testing"
+	"unsafe"
+)
 
 // hotPaths are the calls the packet path makes, each on its happy path.
 // TestZeroAllocations and the benchmarks share them.
@@ -76,5 +79,23 @@ func BenchmarkHotPaths(b *testing.B) {
 				p.run()
 			}
 		})
+	}
+}
+
+// TestStateSizes keeps the per-connection state and the reused results
+// as small as the package documentation says: a flow table keeps one
+// RPCConn per connection to 135 in a pool.
+func TestStateSizes(t *testing.T) {
+	for _, s := range []struct {
+		name      string
+		size, max uintptr
+	}{
+		{"RPCConn", unsafe.Sizeof(RPCConn{}), 3 << 10},
+		{"Identification", unsafe.Sizeof(Identification{}), 384},
+		{"RPCResult", unsafe.Sizeof(RPCResult{}), 4 << 10},
+	} {
+		if s.size > s.max {
+			t.Errorf("%s is %d bytes, more than %d", s.name, s.size, s.max)
+		}
 	}
 }

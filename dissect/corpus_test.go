@@ -50,6 +50,11 @@ type corpusPacket struct {
 	// payloadLen its length by the headers.
 	payload    []byte
 	payloadLen int
+	// link, frameData (valid during the callback only) and wireLen are
+	// the whole frame, to write it again.
+	link      capture.LinkType
+	frameData []byte
+	wireLen   uint32
 }
 
 // eachCorpusPacket calls fn for every TCP and UDP packet of a capture
@@ -84,6 +89,7 @@ func eachCorpusPacket(t testing.TB, path string, fn func(p *corpusPacket) bool) 
 			src: netip.AddrFrom16(hdr.Src).Unmap(), dst: netip.AddrFrom16(hdr.Dst).Unmap(),
 			srcPort: hdr.SrcPort, dstPort: hdr.DstPort, tcpFlags: hdr.TCPFlags,
 			payloadLen: int(hdr.PayloadLen),
+			link:       rec.Link, frameData: rec.Data, wireLen: rec.WireLen,
 		}
 		if !gopacketPayload(rec.Link, rec.Data, &p) {
 			continue

@@ -242,8 +242,11 @@ type assembly struct {
 	asked      UUID
 	hasAsked   bool
 	stubLen    int
-	pduLen     int
-	buf        [assemblyCap]byte
+	// pduAt is where the PDU being collected starts in buf: stubLen when
+	// it began.
+	pduAt  int
+	pduLen int
+	buf    [assemblyCap]byte
 }
 
 // Reset forgets everything, for another connection.
@@ -393,7 +396,7 @@ func (c *RPCConn) walk(dir int, payload []byte, declared int, out *RPCResult) {
 		pos += take
 		if !s.hdrKnown && s.seen == rpcHeaderLen {
 			h, ok := parseRPCHeader(s.head[:rpcHeaderLen])
-			if !ok || h.fragLen <= rpcHeaderLen {
+			if !ok {
 				// Not a header after all: search again from the bytes
 				// that follow (the kept ones are gone).
 				if !s.lost {
@@ -424,7 +427,8 @@ func (c *RPCConn) startCollecting(dir int) {
 		return
 	}
 	s.collect = true
-	a.pduLen = copy(a.buf[a.stubLen:], s.head[:s.headLen])
+	a.pduAt = a.stubLen
+	a.pduLen = copy(a.buf[a.pduAt:], s.head[:s.headLen])
 }
 
 // keep adds the next n bytes of the PDU in progress, of which b were
@@ -444,7 +448,7 @@ func (c *RPCConn) keep(dir int, b []byte, n int) {
 			s.collect = false
 			c.asm.pduLen = 0
 		} else {
-			c.asm.pduLen += copy(c.asm.buf[c.asm.stubLen+c.asm.pduLen:], b)
+			c.asm.pduLen += copy(c.asm.buf[c.asm.pduAt+c.asm.pduLen:], b)
 		}
 	}
 	s.seen += n
@@ -456,7 +460,7 @@ func (c *RPCConn) completed(dir int, out *RPCResult) {
 	h := s.hdr
 	if s.collect {
 		a := &c.asm
-		pdu := a.buf[a.stubLen : a.stubLen+a.pduLen]
+		pdu := a.buf[a.pduAt : a.pduAt+a.pduLen]
 		a.pduLen = 0
 		c.pdu(dir, &h, pdu, len(pdu) == h.fragLen, out)
 	} else {

@@ -164,13 +164,26 @@ func sweepFile(t *testing.T, dir, name string, ports map[Transport]map[uint16]bo
 	}
 }
 
-// askTshark writes the first payloads into pcapng files (an interface per
-// link type) and reads tshark's protocol chain of each. tshark keeps
-// state per conversation (a StartTLS, a DCE/RPC bind), and captures of
-// the corpus reuse addresses and ports (suricata-verify's 1.1.1.1:5555 →
-// 2.2.2.2:389 is in a dozen files), so the files are put in batches in
-// which no two share a conversation, one tshark run per batch.
+// askTshark reads tshark's protocol chain of each first payload.
 func askTshark(t *testing.T, tshark string, firsts []*firstPayload) {
+	batches := batchByConversation(firsts)
+	for i, batch := range batches {
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("firsts-%d.pcapng", i))
+		if err := writeFirstsPcapng(path, batch); err != nil {
+			t.Fatal(err)
+		}
+		runTshark(t, tshark, path, batch)
+	}
+	t.Logf("tshark read the %d first payloads in %d runs", len(firsts), len(batches))
+}
+
+// batchByConversation splits frames (in file order, each file's frames
+// together) into batches for tshark, each written as one capture. tshark
+// keeps state per conversation (a StartTLS, a DCE/RPC bind), and captures
+// of the corpus reuse addresses and ports (suricata-verify's 1.1.1.1:5555
+// → 2.2.2.2:389 is in a dozen files), so no two files of a batch share a
+// conversation.
+func batchByConversation(frames []*firstPayload) [][]*firstPayload {
 	type conv struct {
 		tr   Transport
 		a, b netip.AddrPort
@@ -183,12 +196,12 @@ func askTshark(t *testing.T, tshark string, firsts []*firstPayload) {
 	}
 	var batches [][]*firstPayload
 	var used []map[conv]string // conversation → file, per batch
-	for i := 0; i < len(firsts); {
+	for i := 0; i < len(frames); {
 		j := i
-		for j < len(firsts) && firsts[j].file == firsts[i].file {
+		for j < len(frames) && frames[j].file == frames[i].file {
 			j++
 		}
-		file := firsts[i:j:j]
+		file := frames[i:j:j]
 		b := 0
 	find:
 		for ; b < len(batches); b++ {
@@ -209,14 +222,7 @@ func askTshark(t *testing.T, tshark string, firsts []*firstPayload) {
 		batches[b] = append(batches[b], file...)
 		i = j
 	}
-	for i, batch := range batches {
-		path := filepath.Join(t.TempDir(), fmt.Sprintf("firsts-%d.pcapng", i))
-		if err := writeFirstsPcapng(path, batch); err != nil {
-			t.Fatal(err)
-		}
-		runTshark(t, tshark, path, batch)
-	}
-	t.Logf("tshark read the %d first payloads in %d runs", len(firsts), len(batches))
+	return batches
 }
 
 // runTshark reads tshark's protocol chain of each frame of a capture
