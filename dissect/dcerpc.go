@@ -91,6 +91,9 @@ func parseRPCHeader(b []byte) (h rpcHeader, ok bool) {
 		h.callID = binary.LittleEndian.Uint32(b[12:])
 	}
 	need := int(minBody[h.ptype])
+	if h.ptype == ptypeRequest && h.flags&flagObjectUUID != 0 {
+		need += 16 // the object UUID before the stub
+	}
 	if h.authLen > 0 {
 		need += secTrailerLen + h.authLen
 	}
@@ -347,13 +350,14 @@ func (c *RPCConn) walk(dir int, payload []byte, declared int, out *RPCResult) {
 	pos := 0
 	for pos < declared {
 		if !s.inPDU {
-			if pos+rpcHeaderLen > declared && declared == len(payload) {
+			if pos+rpcHeaderLen > declared && declared == len(payload) && (!s.lost || payload[pos] == 5) {
 				// A header split across segments: keep its first bytes.
 				s.inPDU = true
 			} else {
 				if pos+rpcHeaderLen > len(payload) {
-					// The header was cut by the snap length: its PDU's
-					// length is unknown.
+					// The header was cut by the snap length (its PDU's
+					// length is unknown), or what is left cannot start
+					// one.
 					s.lost = true
 					out.Unsynced += declared - pos
 					return
@@ -617,7 +621,7 @@ func (c *RPCConn) request(h *rpcHeader, pdu []byte) {
 		start += 16
 	}
 	end, level, known, ok := h.stubBounds(pdu, start)
-	if !known || !ok || level == authLevelPrivacy {
+	if !known || !ok || level == authLevelPrivacy || start > len(pdu) {
 		return
 	}
 	syntax := SyntaxUnknown
