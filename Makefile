@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REV     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REV)
 # Debian packages the tests use; installed when missing (CI runs as root).
-APT_PACKAGES := prometheus libpcap-dev nftables iproute2 tcpreplay tcpdump
+APT_PACKAGES := prometheus libpcap-dev nftables iproute2 tcpreplay tcpdump tshark
 
 .PHONY: all build test demo bench bench-go lint fuzz pcaps deps clean
 
@@ -58,7 +58,8 @@ lint:
 
 ## deps: Debian packages the tests need (promtool and prometheus for the metric,
 ## rule and dashboard checks; libpcap-dev for live capture; ip, nft and
-## tcpreplay for the end-to-end test in e2e/)
+## tcpreplay for the end-to-end test in e2e/; tshark, the oracle of dissect's
+## corpus sweep)
 deps:
 	@missing=""; command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	  [ -e /usr/include/pcap/pcap.h ] || missing="$$missing libpcap-dev"; \
@@ -66,6 +67,7 @@ deps:
 	  command -v ip >/dev/null || missing="$$missing iproute2"; \
 	  command -v tcpreplay >/dev/null || missing="$$missing tcpreplay"; \
 	  command -v tcpdump >/dev/null || missing="$$missing tcpdump"; \
+	  command -v tshark >/dev/null || missing="$$missing tshark"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	      echo "installing:$$missing"; \
@@ -79,12 +81,12 @@ bench: bench-go
 	scripts/bench.sh
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./capture ./classifier ./policy ./report ./pipeline
+	$(GO) test -run '^$$' -bench . -benchmem ./capture ./classifier ./policy ./report ./pipeline ./dissect
 
 ## fuzz: run every fuzz target for FUZZTIME each
 FUZZTIME ?= 60s
 fuzz:
-	@for pkg in ./capture ./policy; do \
+	@for pkg in ./capture ./policy ./dissect; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
