@@ -231,28 +231,27 @@ func wrapLines(text string, first, rest int) []string {
 		return rest
 	}
 	for _, word := range strings.Fields(text) {
-		for Width(word) > room() {
-			// A word longer than a line: break it after a comma or a
-			// slash if one falls in the line, else at the width.
-			if line.Len() > 0 {
+		for word != "" {
+			switch r := room(); {
+			case line.Len() > 0 && Width(line.String())+1+Width(word) <= r:
+				line.WriteByte(' ')
+				line.WriteString(word)
+				word = ""
+			case line.Len() > 0:
+				// On the next line, whose room may differ.
 				lines = append(lines, line.String())
 				line.Reset()
-				continue
+			case Width(word) <= r:
+				line.WriteString(word)
+				word = ""
+			default:
+				// A word longer than a line: break it after a comma, a
+				// slash or a hyphen if one falls in the line, else at
+				// the width.
+				cut := breakAt(word, r)
+				lines = append(lines, word[:cut])
+				word = word[cut:]
 			}
-			cut := breakAt(word, room())
-			lines = append(lines, word[:cut])
-			word = word[cut:]
-		}
-		switch {
-		case line.Len() == 0:
-			line.WriteString(word)
-		case Width(line.String())+1+Width(word) <= room():
-			line.WriteByte(' ')
-			line.WriteString(word)
-		default:
-			lines = append(lines, line.String())
-			line.Reset()
-			line.WriteString(word)
 		}
 	}
 	if line.Len() > 0 || len(lines) == 0 {
