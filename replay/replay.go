@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -114,14 +116,65 @@ func (r *Result) Inventory() *policy.Config {
 // so that a host shows the same roles throughout the report.
 func (r *Result) Header(configName string) report.Header {
 	h := report.Header{Files: r.Files, Packets: r.Counts.Records, Inventory: r.inventoryLine(configName),
-		Roles: policy.Bind(r.pol, r.inv).Roles}
+		Roles: policy.Bind(r.pol, r.inv).Roles, Inferred: r.Inferred}
 	for _, err := range r.ReadErrors {
 		h.Problems = append(h.Problems, err.Error())
 	}
+	var evidence map[netip.Addr]map[policy.Role]string
 	if r.inv != nil {
 		h.Undecided = r.inv.Undecided()
+		evidence = r.inv.Evidence()
 	}
+	h.Hosts, h.MoreHosts, h.InventoryRoles = InventoryHosts(r.Inventory(), evidence, MaxInventoryHosts)
+	c := &r.Counts
+	name := strings.Join(r.Files, ", ")
+	h.Captures = []report.CaptureHealth{{Name: name, Packets: c.Records, Bytes: c.Bytes, NotIP: c.NotIP,
+		Truncated: c.Truncated, Malformed: c.Malformed, Unsupported: c.Unsupported}}
 	return h
+}
+
+// MaxInventoryHosts bounds the hosts a report lists: an inferred
+// inventory may hold tens of thousands.
+const MaxInventoryHosts = 500
+
+// InventoryHosts lists the hosts of an inventory config, one entry per
+// address or prefix with all its roles, sorted, with the evidence for each
+// role when there is some; at most max of them (0: all), and how many more
+// there are, and the roles some host holds.
+func InventoryHosts(cfg *policy.Config, evidence map[netip.Addr]map[policy.Role]string, max int) (hosts []report.InventoryHost, more int, roles policy.RoleSet) {
+	if cfg == nil {
+		return nil, 0, 0
+	}
+	byPrefix := map[netip.Prefix]policy.RoleSet{}
+	for role, prefixes := range cfg.Roles {
+		for _, p := range prefixes {
+			byPrefix[p] = byPrefix[p].With(role)
+			roles = roles.With(role)
+		}
+	}
+	prefixes := make([]netip.Prefix, 0, len(byPrefix))
+	for p := range byPrefix {
+		prefixes = append(prefixes, p)
+	}
+	slices.SortFunc(prefixes, func(a, b netip.Prefix) int {
+		return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+	})
+	if max > 0 && len(prefixes) > max {
+		more = len(prefixes) - max
+		prefixes = prefixes[:max]
+	}
+	for _, p := range prefixes {
+		h := report.InventoryHost{Prefix: p, Roles: byPrefix[p]}
+		if ev := evidence[p.Addr()]; ev != nil && p.IsSingleIP() {
+			for _, role := range h.Roles.Roles() {
+				if text, ok := ev[role]; ok {
+					h.Evidence = append(h.Evidence, role.String()+": "+text)
+				}
+			}
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts, more, roles
 }
 
 func (r *Result) inventoryLine(configName string) string {
