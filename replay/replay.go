@@ -46,7 +46,7 @@ type Config struct {
 	// Filter, when not empty, keeps only the flows it matches in the
 	// summary and the JSON lines (the metrics textfile counts every flow,
 	// as the daemon would).
-	Filter Filter
+	Filter report.Filter
 
 	// MaxFlows bounds the flow table (0: the classifier's default).
 	MaxFlows int
@@ -125,56 +125,12 @@ func (r *Result) Header(configName string) report.Header {
 		h.Undecided = r.inv.Undecided()
 		evidence = r.inv.Evidence()
 	}
-	h.Hosts, h.MoreHosts, h.InventoryRoles = InventoryHosts(r.Inventory(), evidence, MaxInventoryHosts)
+	h.Hosts, h.MoreHosts, h.InventoryRoles = report.InventoryHosts(r.Inventory(), evidence, report.MaxInventoryHosts)
 	c := &r.Counts
 	name := strings.Join(r.Files, ", ")
 	h.Captures = []report.CaptureHealth{{Name: name, Packets: c.Records, Bytes: c.Bytes, NotIP: c.NotIP,
 		Truncated: c.Truncated, Malformed: c.Malformed, Unsupported: c.Unsupported}}
 	return h
-}
-
-// MaxInventoryHosts bounds the hosts a report lists: an inferred
-// inventory may hold tens of thousands.
-const MaxInventoryHosts = 500
-
-// InventoryHosts lists the hosts of an inventory config, one entry per
-// address or prefix with all its roles, sorted, with the evidence for each
-// role when there is some; at most max of them (0: all), and how many more
-// there are, and the roles some host holds.
-func InventoryHosts(cfg *policy.Config, evidence map[netip.Addr]map[policy.Role]string, max int) (hosts []report.InventoryHost, more int, roles policy.RoleSet) {
-	if cfg == nil {
-		return nil, 0, 0
-	}
-	byPrefix := map[netip.Prefix]policy.RoleSet{}
-	for role, prefixes := range cfg.Roles {
-		for _, p := range prefixes {
-			byPrefix[p] = byPrefix[p].With(role)
-			roles = roles.With(role)
-		}
-	}
-	prefixes := make([]netip.Prefix, 0, len(byPrefix))
-	for p := range byPrefix {
-		prefixes = append(prefixes, p)
-	}
-	slices.SortFunc(prefixes, func(a, b netip.Prefix) int {
-		return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
-	})
-	if max > 0 && len(prefixes) > max {
-		more = len(prefixes) - max
-		prefixes = prefixes[:max]
-	}
-	for _, p := range prefixes {
-		h := report.InventoryHost{Prefix: p, Roles: byPrefix[p]}
-		if ev := evidence[p.Addr()]; ev != nil && p.IsSingleIP() {
-			for _, role := range h.Roles.Roles() {
-				if text, ok := ev[role]; ok {
-					h.Evidence = append(h.Evidence, role.String()+": "+text)
-				}
-			}
-		}
-		hosts = append(hosts, h)
-	}
-	return hosts, more, roles
 }
 
 func (r *Result) inventoryLine(configName string) string {
@@ -219,10 +175,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		reported = append(reported, jsonOut)
 	}
 	var sinks teeSink
-	if cfg.Filter.empty() {
+	if cfg.Filter.Empty() {
 		sinks = reported
 	} else {
-		sinks = teeSink{&filtered{f: cfg.Filter.compile(pol.Rules()), next: reported}}
+		sinks = teeSink{&filtered{f: cfg.Filter.Compile(pol.Rules()), next: reported}}
 	}
 	var stats pipeline.SourceStats
 	var table *classifier.Table
@@ -357,6 +313,24 @@ func startProgress(report func(Progress, bool), stats *pipeline.SourceStats) (st
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// filtered is a sink that passes on the flows a filter keeps.
+type filtered struct {
+	f    *report.FlowFilter
+	next classifier.Sink
+}
+
+func (s *filtered) Decided(r *classifier.FlowRecord) {
+	if s.f.Keeps(r) {
+		s.next.Decided(r)
+	}
+}
+
+func (s *filtered) Final(r *classifier.FlowRecord) {
+	if s.f.Keeps(r) {
+		s.next.Final(r)
+	}
 }
 
 // teeSink hands every flow to several sinks, in order.

@@ -50,6 +50,7 @@ var funcs = template.FuncMap{
 	"problems":     newProblemTable,
 	"cellText":     cellText,
 	"words":        func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+	"flowHow":      flowHow,
 	"duration":     func(a, b time.Time) string { return b.Sub(a).Round(time.Millisecond).String() },
 	"verdict":      func(v classifier.Verdict) string { return v.String() },
 	"flowTime":     func(t time.Time) string { return t.Format("2006-01-02 15:04:05") },
@@ -180,6 +181,23 @@ func problemClass(p *Problem) string {
 	return "away"
 }
 
+// flowHow says how a listed flow failed, or for an unexpected one why
+// and how it went.
+func flowHow(f *Flow) string {
+	if f.Verdict == classifier.Unexpected {
+		return strings.ReplaceAll(f.Reason.String(), "_", " ") + ", " + outcomeText(f.Outcome)
+	}
+	switch {
+	case f.ICMP:
+		return fmt.Sprintf("rejected by %s (ICMP %d/%d %s)", f.ICMPSrc, f.ICMPType, f.ICMPCode, icmpMeaning(f.ICMPType, f.ICMPCode))
+	case f.Reason == classifier.NoResponse:
+		return "no answer"
+	case f.Reason == classifier.Refused:
+		return "reset (RST)"
+	}
+	return f.Reason.String()
+}
+
 // cellText is what a grid cell says: the problem flows of the pair out
 // of all its flows, or its working flows, or a dot for rules not seen.
 func cellText(c GridCell) string {
@@ -213,10 +231,14 @@ func (v *View) exitText(live bool) (int, string) {
 	if unexpected > 0 {
 		parts = append(parts, plural(unexpected, "unexpected flow"))
 	}
-	code, text := 0, "Nothing blocked or unexpected."
+	code, text := 0, "Nothing blocked or unexpected"
 	if len(parts) > 0 {
-		code, text = 1, upperFirst(strings.Join(parts, " and "))+"."
+		code, text = 1, upperFirst(strings.Join(parts, " and "))
 	}
+	if live {
+		text += " since the daemon started"
+	}
+	text += "."
 	if len(v.Header.Problems) > 0 && !live {
 		code, text = 2, "The input could not all be read (see above). "+text
 	}

@@ -111,8 +111,8 @@ an unreadable or corrupt capture (what could be read is still reported).`,
 
 // check refuses flags that do nothing in the mode asked, and returns the
 // filter the others make.
-func (f *replayFlags) check(files []string) (replay.Filter, error) {
-	var filter replay.Filter
+func (f *replayFlags) check(files []string) (report.Filter, error) {
+	var filter report.Filter
 	switch {
 	case f.format != "table" && f.format != "json" && f.format != "html":
 		return filter, fmt.Errorf("--format %q: want table, json or html", f.format)
@@ -132,10 +132,10 @@ func (f *replayFlags) check(files []string) (replay.Filter, error) {
 		return filter, errors.New("- (standard input) can be read only once")
 	}
 	var err error
-	if filter.Hosts, err = replay.ParseHosts(f.hosts); err != nil {
+	if filter.Hosts, err = report.ParseHosts(f.hosts); err != nil {
 		return filter, fmt.Errorf("--host: %w", err)
 	}
-	if filter.Verdicts, err = replay.ParseVerdicts(f.verdicts); err != nil {
+	if filter.Verdicts, err = report.ParseVerdicts(f.verdicts); err != nil {
 		return filter, fmt.Errorf("--verdict: %w", err)
 	}
 	for _, r := range f.rules {
