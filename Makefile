@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REV     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REV)
 # Debian packages the tests use; installed when missing (CI runs as root).
-APT_PACKAGES := prometheus libpcap-dev nftables iproute2 tcpreplay tcpdump
+APT_PACKAGES := prometheus libpcap-dev nftables iproute2 tcpreplay tcpdump chromium tidy
 
 .PHONY: all build test demo bench bench-go lint fuzz pcaps deps clean
 
@@ -58,7 +58,8 @@ lint:
 
 ## deps: Debian packages the tests need (promtool and prometheus for the metric,
 ## rule and dashboard checks; libpcap-dev for live capture; ip, nft and
-## tcpreplay for the end-to-end test in e2e/)
+## tcpreplay for the end-to-end test in e2e/; chromium and tidy to render
+## and check the HTML report and the status page)
 deps:
 	@missing=""; command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	  [ -e /usr/include/pcap/pcap.h ] || missing="$$missing libpcap-dev"; \
@@ -66,6 +67,8 @@ deps:
 	  command -v ip >/dev/null || missing="$$missing iproute2"; \
 	  command -v tcpreplay >/dev/null || missing="$$missing tcpreplay"; \
 	  command -v tcpdump >/dev/null || missing="$$missing tcpdump"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v tidy >/dev/null || missing="$$missing tidy"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	      echo "installing:$$missing"; \
