@@ -395,13 +395,11 @@ func svgNum(f float64) string {
 // own scale (a few blocked flows among thousands that work would not show
 // on one scale).
 type timelineSVG struct {
-	Label             string
-	Bars              []timelineBar
-	AllMax, ProbMax   string
-	Start, Mid, End   string
-	Width             string
-	AllTop, ProbTop   int
-	AllBase, ProbBase int
+	Label           string
+	Bars            []timelineBar
+	AllMax, ProbMax string
+	Start, Mid, End string
+	Width           string
 }
 
 type timelineBar struct {
@@ -413,20 +411,17 @@ type barRect struct {
 	Class, Y, H string
 }
 
-// Geometry of the timeline, in SVG units.
+// Geometry of the timeline's two bands, in SVG units.
 const (
-	tlWidth   = 1000
-	tlLeft    = 0
-	tlBandH   = 90
-	tlAllTop  = 16
-	tlProbTop = tlAllTop + tlBandH + 24
+	tlWidth = 1000
+	tlBandH = 90
 )
 
 func newTimelineSVG(t *Timeline) *timelineSVG {
 	if len(t.Counts) == 0 {
 		return nil
 	}
-	s := &timelineSVG{AllTop: tlAllTop, ProbTop: tlProbTop, AllBase: tlAllTop + tlBandH, ProbBase: tlProbTop + tlBandH}
+	s := &timelineSVG{}
 	var allMax, probMax uint64
 	for _, c := range t.Counts {
 		all := c[classifier.Allowed] + c[classifier.Blocked] + c[classifier.Unexpected] + c[classifier.Pending]
@@ -440,12 +435,12 @@ func newTimelineSVG(t *Timeline) *timelineSVG {
 	if bw > 4 {
 		gap = 1
 	}
-	stack := func(c [classifier.NumVerdicts]uint64, vs []classifier.Verdict, top int, max uint64) []barRect {
+	stack := func(c [classifier.NumVerdicts]uint64, vs []classifier.Verdict, max uint64) []barRect {
 		if max == 0 {
 			return nil
 		}
 		var out []barRect
-		y := float64(top + tlBandH)
+		y := float64(tlBandH)
 		for _, v := range vs {
 			if c[v] == 0 {
 				continue
@@ -464,9 +459,9 @@ func newTimelineSVG(t *Timeline) *timelineSVG {
 		title := fmt.Sprintf("%s: %d allowed, %d blocked, %d unexpected, %d pending", from.Format("2006-01-02 15:04:05.000"),
 			c[classifier.Allowed], c[classifier.Blocked], c[classifier.Unexpected], c[classifier.Pending])
 		s.Bars = append(s.Bars, timelineBar{
-			X: svgNum(tlLeft + float64(i)*bw), W: svgNum(math.Max(bw-gap, 0.5)), Title: title,
-			All:  stack(c, everything, tlAllTop, allMax),
-			Prob: stack(c, problems, tlProbTop, probMax),
+			X: svgNum(float64(i) * bw), W: svgNum(math.Max(bw-gap, 0.5)), Title: title,
+			All:  stack(c, everything, allMax),
+			Prob: stack(c, problems, probMax),
 		})
 	}
 	layout := "15:04:05"

@@ -172,8 +172,9 @@ func TestHTMLReport(t *testing.T) {
 		t.Errorf("grid's blocked cells:\n%s\nwant:\n%s", strings.Join(titles, "\n"), strings.Join(want, "\n"))
 	}
 	// The timeline is drawn.
-	if tl := find(doc, func(n *html.Node) bool { return n.Data == "svg" && hasClass(n, "timeline") }); len(tl) != 1 {
-		t.Error("no timeline")
+	// The timeline is drawn: all flows, then the problems.
+	if tl := find(doc, func(n *html.Node) bool { return n.Data == "svg" && hasClass(n, "timeline") }); len(tl) != 2 {
+		t.Errorf("%d timeline bands, want 2", len(tl))
 	}
 }
 
