@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -228,11 +229,14 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 	case f.format == "html":
 		// The page is written even when nothing could be read: it says
 		// so at the top, and a ticket gets a file either way.
+		start := time.Now()
 		h := res.Header(f.policy.config)
 		h.Version, h.Matrix = version, matrixName(f.policy.matrix)
-		if err := res.Summary.ViewLimits(h, report.HTMLLimits).WriteHTML(a.stdout, report.HTMLOptions{}); err != nil {
+		out := &countingWriter{w: a.stdout}
+		if err := res.Summary.ViewLimits(h, report.HTMLLimits).WriteHTML(out, report.HTMLOptions{}); err != nil {
 			return &exitStatus{code: exitError, err: err}
 		}
+		a.log.Debug().Int64("bytes", out.n).Dur("took", time.Since(start)).Msg("html report written")
 	}
 	if len(res.ReadErrors) > 0 {
 		for _, err := range res.ReadErrors {
@@ -246,6 +250,18 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		return &exitStatus{code: exitProblems}
 	}
 	return nil
+}
+
+// countingWriter counts what goes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // printProgress shows a replay's progress on one line of stderr, and
