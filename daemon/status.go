@@ -99,6 +99,14 @@ func (d *Daemon) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	d.status.mu.Lock()
 	v := d.status.summary.ViewLimits(h, report.HTMLLimits)
 	d.status.mu.Unlock()
+	// The summary knows every rule the daemon has had in force (stable
+	// numbers outlive a reload); a rule a reload removed and no flow used
+	// is not worth a line.
+	inForce := map[string]bool{}
+	for _, r := range snap.policy.Rules() {
+		inForce[r.ID] = true
+	}
+	v.Unseen = slices.DeleteFunc(v.Unseen, func(r report.RuleRow) bool { return !inForce[r.ID] })
 
 	live := &report.Live{
 		Started: d.status.started.UTC(), Now: time.Now().UTC(),
