@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REV     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REV)
 # Debian packages the tests use; installed when missing (CI runs as root).
-APT_PACKAGES := prometheus libpcap-dev nftables iproute2 tcpreplay tcpdump tshark
+APT_PACKAGES := prometheus libpcap-dev nftables iproute2 tcpreplay tcpdump tshark chromium tidy
 
 .PHONY: all build test demo bench bench-go lint fuzz pcaps deps clean
 
@@ -59,7 +59,8 @@ lint:
 ## deps: Debian packages the tests need (promtool and prometheus for the metric,
 ## rule and dashboard checks; libpcap-dev for live capture; ip, nft and
 ## tcpreplay for the end-to-end test in e2e/; tshark, the oracle of dissect's
-## corpus sweep)
+## corpus sweep; chromium and tidy to render and check the HTML report and
+## the status page)
 deps:
 	@missing=""; command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	  [ -e /usr/include/pcap/pcap.h ] || missing="$$missing libpcap-dev"; \
@@ -68,6 +69,8 @@ deps:
 	  command -v tcpreplay >/dev/null || missing="$$missing tcpreplay"; \
 	  command -v tcpdump >/dev/null || missing="$$missing tcpdump"; \
 	  command -v tshark >/dev/null || missing="$$missing tshark"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v tidy >/dev/null || missing="$$missing tidy"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	      echo "installing:$$missing"; \

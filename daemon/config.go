@@ -100,6 +100,10 @@ type Config struct {
 	// Version and Revision are exported in tpwatch_build_info.
 	Version, Revision string
 
+	// RecentFlows is how many blocked and unexpected flows the status
+	// page and the flow API keep (0: DefaultRecentFlows).
+	RecentFlows int
+
 	// Reload, when not nil, asks for a config reload on each receive
 	// (SIGHUP). Reloads also run through Daemon.Reload.
 	Reload <-chan struct{}

@@ -35,6 +35,7 @@ type Daemon struct {
 	counters  *metrics.FlowCounters
 	reloads   metrics.ReloadStatus
 	flowLog   *flowLog
+	status    *status
 	registry  *prometheus.Registry
 	listeners []net.Listener
 }
@@ -84,6 +85,7 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 	d.reloads.Success(time.Now())
 	d.counters = metrics.NewFlowCounters(nil)
 	d.counters.SetRules(metrics.RulesOf(snap.rules))
+	d.status = newStatus(snap.rules, cfg.RecentFlows)
 	d.flowLog = &flowLog{
 		log:        log,
 		bucket:     newTokenBucket(cfg.LogRate, cfg.LogBurst, time.Now),
@@ -111,7 +113,7 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 			return nil, fmt.Errorf("interface %s given twice", name)
 		}
 		seen[name] = true
-		sink := &flowSink{iface: name, counters: d.counters, log: d.flowLog, policy: &d.policy}
+		sink := &flowSink{iface: name, counters: d.counters, log: d.flowLog, policy: &d.policy, status: d.status}
 		d.sources = append(d.sources, &source{
 			name:       name,
 			backend:    cfg.Backend,
@@ -186,7 +188,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() {
 		served <- metrics.ServeListeners(serveCtx, d.listeners, d.cfg.TelemetryPath, d.cfg.WebConfigFile,
-			metrics.NewHandler(d.registry), d.log)
+			metrics.NewHandler(d.registry), d.log, d.routes()...)
 	}()
 	d.log.Info().Strs("interfaces", d.cfg.Interfaces).Strs("listen", d.listenAddrs()).
 		Str("path", d.cfg.TelemetryPath).Bool("inferred_inventory", d.policy.load().Inferred()).
@@ -373,6 +375,7 @@ func (d *Daemon) Reload() error {
 	// numbering between these two lines still lands on its rule.
 	snap := d.policy.store(pol)
 	d.counters.SetRules(metrics.RulesOf(snap.rules))
+	d.status.setRules(snap.rules)
 	d.reloads.Success(time.Now())
 	ev := d.log.Info().Str("config", d.cfg.ConfigFile).Int("rules", len(pol.Rules()))
 	if pol.Timeouts() != d.timeouts {

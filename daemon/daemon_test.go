@@ -119,7 +119,7 @@ func TestFlowLogRateLimited(t *testing.T) {
 	}
 	clock := time.Unix(1000, 0)
 	d.flowLog.bucket = newTokenBucket(1, 3, func() time.Time { return clock })
-	sink := &flowSink{iface: "eth0", counters: d.counters, log: d.flowLog, policy: &d.policy}
+	sink := &flowSink{iface: "eth0", counters: d.counters, log: d.flowLog, policy: &d.policy, status: d.status}
 	r := classifier.FlowRecord{
 		First: 1e18, Last: 1e18 + 5e8, Transport: policy.TCP,
 		Client: addr(10, 1, 0, 5), Server: addr(10, 0, 0, 1), ClientPort: 50000, ServerPort: 3741,

@@ -2,7 +2,11 @@
 // capture per interface, feeds each into its own flow table through the
 // same pipeline replay uses, serves the verdicts as Prometheus metrics,
 // logs every blocked or unexpected flow once (behind a rate limit), and
-// reloads the site config on request without losing flow state.
+// reloads the site config on request without losing flow state. Beside
+// the metrics, behind the same TLS and authentication, it serves a status
+// page (the HTML report of what it has seen since it started, with the
+// last problem flows) and a flow API listing those flows from a bounded
+// ring, which `tpwatch observe` follows.
 //
 // Each interface has its own goroutine, flow table and counters, so the
 // tables keep their one-writer rule. The policy they consult sits behind

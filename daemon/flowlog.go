@@ -29,6 +29,7 @@ type flowSink struct {
 	counters *metrics.FlowCounters
 	log      *flowLog
 	policy   *livePolicy
+	status   *status
 	// decided counts the flows given a verdict, for the totals logged
 	// when the daemon stops.
 	decided atomic.Uint64
@@ -41,6 +42,7 @@ var _ classifier.AliveSink = (*flowSink)(nil)
 // only when it allows builds the log event.
 func (s *flowSink) Decided(r *classifier.FlowRecord) {
 	s.counters.Decided(r)
+	s.status.decided(s.iface, r)
 	s.decided.Add(1)
 	if r.Verdict != classifier.Blocked && r.Verdict != classifier.Unexpected {
 		return
@@ -55,11 +57,17 @@ func (s *flowSink) Decided(r *classifier.FlowRecord) {
 
 // Final implements classifier.Sink: the daemon reports flows when they
 // are decided; at their end it only moves their rule's last-working time.
-func (s *flowSink) Final(r *classifier.FlowRecord) { s.counters.Final(r) }
+func (s *flowSink) Final(r *classifier.FlowRecord) {
+	s.counters.Final(r)
+	s.status.working(r)
+}
 
 // Alive implements classifier.AliveSink: an allowed session still open
 // keeps its rule's last-working time current.
-func (s *flowSink) Alive(r *classifier.FlowRecord) { s.counters.Alive(r) }
+func (s *flowSink) Alive(r *classifier.FlowRecord) {
+	s.counters.Alive(r)
+	s.status.working(r)
+}
 
 // flow writes one flow event with the fields of the replay JSON output.
 // Rule numbers are the live policy's stable numbers (see livePolicy).

@@ -136,16 +136,23 @@ type panel struct {
 
 const dashboardDatasource = "${datasource}"
 
-func loadDashboard(t *testing.T) dashboard {
+// The dashboards deploy/ ships: the live one, and the one for the
+// textfile of a replayed capture.
+const (
+	liveDashboard    = "grafana/tpwatch.json"
+	captureDashboard = "grafana/tpwatch-capture.json"
+)
+
+func loadDashboard(t *testing.T, path string) dashboard {
 	t.Helper()
-	data, err := os.ReadFile("grafana/tpwatch.json")
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var d dashboard
 	if err := dec.Decode(&d); err != nil {
-		t.Fatalf("grafana/tpwatch.json: %v", err)
+		t.Fatalf("%s: %v", path, err)
 	}
 	return d
 }
@@ -208,7 +215,22 @@ func checkExpr(t *testing.T, where, expr, legend string, exported map[string][]s
 }
 
 func TestDashboardStructure(t *testing.T) {
-	d := loadDashboard(t)
+	uids := map[string]string{}
+	for _, path := range []string{liveDashboard, captureDashboard} {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			d := checkDashboard(t, path)
+			if prev, dup := uids[d.UID]; dup {
+				t.Errorf("uid %q is also %s's: Grafana would replace one by the other", d.UID, prev)
+			}
+			uids[d.UID] = path
+		})
+	}
+}
+
+// checkDashboard checks a dashboard's variables and panels against the
+// metrics tpwatch exports.
+func checkDashboard(t *testing.T, path string) dashboard {
+	d := loadDashboard(t, path)
 	exported := exportedLabels(t)
 
 	if d.SchemaVersion < 36 || d.UID == "" || d.Title == "" {
@@ -234,7 +256,11 @@ func TestDashboardStructure(t *testing.T) {
 			checkExpr(t, "variable "+v.Name, strings.TrimSuffix(strings.TrimPrefix(q, "label_values("), ")"), "", exported)
 		}
 	}
-	for _, name := range []string{"datasource", "site", "instance", "rule"} {
+	required := []string{"datasource", "instance", "rule"}
+	if filepath.Base(path) == "tpwatch.json" {
+		required = append(required, "site") // the fleet dashboard
+	}
+	for _, name := range required {
 		if !vars[name] {
 			t.Errorf("variable %s missing", name)
 		}
@@ -271,6 +297,7 @@ func TestDashboardStructure(t *testing.T) {
 			checkExpr(t, where+" "+tg.RefID, tg.Expr, tg.LegendFormat, exported)
 		}
 	}
+	return d
 }
 
 // grafanaVars replaces the dashboard's variables by what Grafana would put
@@ -290,7 +317,7 @@ var grafanaVars = strings.NewReplacer(
 // alert to fire: each query parses and returns data.
 func TestDashboardQueriesReturnData(t *testing.T) {
 	promtool := testenv.Tool(t, "promtool", "prometheus")
-	d := loadDashboard(t)
+	d := loadDashboard(t, liveDashboard)
 	dir := t.TempDir()
 
 	var rules, tests strings.Builder

@@ -3,8 +3,9 @@
 // through a router namespace, blocks some required flows with nftables on
 // the router, runs real TCP and UDP servers and clients, and checks what the
 // real `tpwatch run` binary exports on /metrics, what a real Prometheus
-// makes of the alert rules and the Grafana dashboard in deploy/, and how the
-// daemon takes SIGHUP and SIGTERM. Other tests replay floods into the
+// makes of the alert rules and the Grafana dashboard in deploy/, what the
+// status page shows in headless chromium and what tpwatch observe prints,
+// and how the daemon takes SIGHUP and SIGTERM. Other tests replay floods into the
 // daemon with tcpreplay (bounded memory and series, rate-limited logs,
 // SIGTERM mid-flood), drop root with --user nobody, and make an interface
 // appear, disappear and return.

@@ -249,6 +249,8 @@ func TestLiveNetwork(t *testing.T) {
 		t.Logf("%d logged flows compared with replay of the recording: same flows, fields and findings", compared)
 	})
 
+	t.Run("status_page", func(t *testing.T) { checkStatusPage(t, bin, d, l) })
+
 	t.Run("promtool_check_metrics", func(t *testing.T) {
 		promtool, err := exec.LookPath("promtool")
 		need(t, err == nil, "promtool (Debian package prometheus)")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,12 +33,22 @@ func NewHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.InstrumentMetricHandler(reg, h)
 }
 
-// Serve listens on every address and serves h at path and a landing page
-// linking it at "/", until ctx is done; then it shuts down gracefully and
+// Route is one more page served beside the metrics, behind the same TLS
+// and authentication: the daemon's status page and flow API. Pattern is a
+// net/http.ServeMux pattern ("GET /api/v1/flows"); a route for the root
+// ("/{$}", with or without a method) replaces the landing page.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// Serve listens on every address and serves h at path, the routes, and
+// unless a route replaces it a landing page linking the metrics at "/",
+// until ctx is done; then it shuts down gracefully and
 // returns nil. webConfigFile, when not empty, is an exporter-toolkit web
 // config (https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md):
 // TLS and basic auth, re-read on each connection so certificates can rotate.
-func Serve(ctx context.Context, addrs []string, path, webConfigFile string, h http.Handler, logger zerolog.Logger) error {
+func Serve(ctx context.Context, addrs []string, path, webConfigFile string, h http.Handler, logger zerolog.Logger, routes ...Route) error {
 	if len(addrs) == 0 {
 		return errors.New("serve metrics: no listen address")
 	}
@@ -58,16 +69,16 @@ func Serve(ctx context.Context, addrs []string, path, webConfigFile string, h ht
 		}
 		listeners = append(listeners, l)
 	}
-	return ServeListeners(ctx, listeners, path, webConfigFile, h, logger)
+	return ServeListeners(ctx, listeners, path, webConfigFile, h, logger, routes...)
 }
 
 // ServeListeners is Serve on listeners the caller opened (systemd socket
 // activation, or a test that needs to know the port). It closes them.
-func ServeListeners(ctx context.Context, listeners []net.Listener, path, webConfigFile string, h http.Handler, logger zerolog.Logger) error {
+func ServeListeners(ctx context.Context, listeners []net.Listener, path, webConfigFile string, h http.Handler, logger zerolog.Logger, routes ...Route) error {
 	if err := validateWebConfig(webConfigFile); err != nil {
 		return err
 	}
-	mux, err := newMux(path, h)
+	mux, err := newMux(path, h, routes)
 	if err != nil {
 		return err
 	}
@@ -120,13 +131,29 @@ func validateWebConfig(path string) error {
 	return nil
 }
 
-func newMux(path string, h http.Handler) (*http.ServeMux, error) {
+func newMux(path string, h http.Handler, routes []Route) (mux *http.ServeMux, err error) {
 	if path == "" || path[0] != '/' {
 		return nil, fmt.Errorf("serve metrics: metrics path %q must start with /", path)
 	}
-	mux := http.NewServeMux()
+	mux = http.NewServeMux()
+	// A route that clashes with the metrics path (or another route)
+	// makes Handle panic: an error at start instead.
+	defer func() {
+		if r := recover(); r != nil {
+			mux, err = nil, fmt.Errorf("serve metrics: %v", r)
+		}
+	}()
 	mux.Handle(path, h)
-	if path == "/" {
+	root := path == "/"
+	for _, r := range routes {
+		mux.Handle(r.Pattern, r.Handler)
+		_, p, _ := strings.Cut(r.Pattern, " ")
+		if p == "" {
+			p = r.Pattern
+		}
+		root = root || p == "/" || p == "/{$}"
+	}
+	if root {
 		return mux, nil
 	}
 	landing, err := web.NewLandingPage(web.LandingConfig{

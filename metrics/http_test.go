@@ -248,3 +248,49 @@ func TestServeStopsWithContext(t *testing.T) {
 		t.Fatal("Serve did not return after its context was cancelled")
 	}
 }
+
+// Routes are served beside the metrics, a route for the root replaces
+// the landing page, and a route that clashes is an error at start.
+func TestServeRoutes(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	text := func(s string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, s) })
+	}
+	go func() {
+		done <- ServeListeners(ctx, []net.Listener{l}, "/metrics", "", NewHandler(reg), zerolog.Nop(),
+			Route{Pattern: "GET /{$}", Handler: text("status page")}, Route{Pattern: "GET /api/v1/flows", Handler: text("flows")})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeListeners: %v", err)
+		}
+	}()
+	for path, want := range map[string]string{"/": "status page", "/api/v1/flows": "flows", "/nothing-here": "404 page not found\n"} {
+		resp, err := http.Get("http://" + l.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != want {
+			t.Errorf("GET %s: %q, want %q", path, body, want)
+		}
+	}
+	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ServeListeners(context.Background(), []net.Listener{l2}, "/metrics", "", NewHandler(reg), zerolog.Nop(),
+		Route{Pattern: "/metrics", Handler: text("clash")})
+	if err == nil || !strings.Contains(err.Error(), "/metrics") {
+		t.Errorf("a route on the metrics path: %v, want an error naming it", err)
+	}
+	l2.Close()
+}

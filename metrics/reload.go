@@ -40,6 +40,21 @@ func (s *ReloadStatus) Failure() {
 	s.ok.Store(false)
 }
 
+// OK reports whether the last config load succeeded.
+func (s *ReloadStatus) OK() bool { return s.ok.Load() }
+
+// LastSuccess is when a config was last loaded and put in force (zero
+// before the first).
+func (s *ReloadStatus) LastSuccess() time.Time {
+	if ns := s.lastSuccess.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// Failures counts the config loads that failed.
+func (s *ReloadStatus) Failures() uint64 { return s.failures.Load() }
+
 // Describe implements prometheus.Collector.
 func (s *ReloadStatus) Describe(ch chan<- *prometheus.Desc) {
 	ch <- reloadOKDesc

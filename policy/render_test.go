@@ -52,6 +52,12 @@ func TestWriteTableFitsTheWidth(t *testing.T) {
 		if !strings.Contains(buf.String(), "agent-em-grpc  tcp/3741  agent → enterprise-manager\n    Agent communication with the Enterprise Manager (gRPC)") {
 			t.Errorf("width %d: the stacked layout lacks agent-em-grpc:\n%s", width, buf.String())
 		}
+		// Each rule once: a wrapped first line once printed its rule twice.
+		for _, r := range m.Rules {
+			if n := strings.Count(buf.String(), r.ID+" "); n != 1 {
+				t.Errorf("width %d: rule %s starts %d lines", width, r.ID, n)
+			}
+		}
 	}
 }
 

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -44,7 +46,7 @@ type Config struct {
 	// Filter, when not empty, keeps only the flows it matches in the
 	// summary and the JSON lines (the metrics textfile counts every flow,
 	// as the daemon would).
-	Filter Filter
+	Filter report.Filter
 
 	// MaxFlows bounds the flow table (0: the classifier's default).
 	MaxFlows int
@@ -114,13 +116,20 @@ func (r *Result) Inventory() *policy.Config {
 // so that a host shows the same roles throughout the report.
 func (r *Result) Header(configName string) report.Header {
 	h := report.Header{Files: r.Files, Packets: r.Counts.Records, Inventory: r.inventoryLine(configName),
-		Roles: policy.Bind(r.pol, r.inv).Roles}
+		Roles: policy.Bind(r.pol, r.inv).Roles, Inferred: r.Inferred}
 	for _, err := range r.ReadErrors {
 		h.Problems = append(h.Problems, err.Error())
 	}
+	var evidence map[netip.Addr]map[policy.Role]string
 	if r.inv != nil {
 		h.Undecided = r.inv.Undecided()
+		evidence = r.inv.Evidence()
 	}
+	h.Hosts, h.MoreHosts, h.InventoryRoles = report.InventoryHosts(r.Inventory(), evidence, report.MaxInventoryHosts)
+	c := &r.Counts
+	name := strings.Join(r.Files, ", ")
+	h.Captures = []report.CaptureHealth{{Name: name, Packets: c.Records, Bytes: c.Bytes, NotIP: c.NotIP,
+		Truncated: c.Truncated, Malformed: c.Malformed, Unsupported: c.Unsupported}}
 	return h
 }
 
@@ -166,10 +175,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		reported = append(reported, jsonOut)
 	}
 	var sinks teeSink
-	if cfg.Filter.empty() {
+	if cfg.Filter.Empty() {
 		sinks = reported
 	} else {
-		sinks = teeSink{&filtered{f: cfg.Filter.compile(pol.Rules()), next: reported}}
+		sinks = teeSink{&filtered{f: cfg.Filter.Compile(pol.Rules()), next: reported}}
 	}
 	var stats pipeline.SourceStats
 	var table *classifier.Table
@@ -304,6 +313,24 @@ func startProgress(report func(Progress, bool), stats *pipeline.SourceStats) (st
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// filtered is a sink that passes on the flows a filter keeps.
+type filtered struct {
+	f    *report.FlowFilter
+	next classifier.Sink
+}
+
+func (s *filtered) Decided(r *classifier.FlowRecord) {
+	if s.f.Keeps(r) {
+		s.next.Decided(r)
+	}
+}
+
+func (s *filtered) Final(r *classifier.FlowRecord) {
+	if s.f.Keeps(r) {
+		s.next.Final(r)
+	}
 }
 
 // teeSink hands every flow to several sinks, in order.

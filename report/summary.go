@@ -1,6 +1,8 @@
 package report
 
 import (
+	"math/bits"
+
 	"github.com/tpwatch/tpwatch/classifier"
 	"github.com/tpwatch/tpwatch/policy"
 )
@@ -23,7 +25,8 @@ const (
 // classifier.Sink; Final counts a flow once, at its end.
 type Summary struct {
 	rules    []policy.Rule
-	perRule  []ruleCounts // by rule index; the last entry collects flows without a rule
+	perRule  []ruleCounts // by rule index
+	noRule   ruleCounts   // flows without a rule
 	groups   map[groupKey]*group
 	order    uint64 // groups made so far, to order them as they came
 	overflow uint64 // problem flows past maxGroups
@@ -33,6 +36,11 @@ type Summary struct {
 	last     int64
 	evicted  uint64
 	clients  int // distinct clients remembered, over all groups
+	// timeline counts flows by verdict over time, grid by the role pair
+	// of their rule: fixed arrays, so the picture of a capture costs the
+	// same memory whatever its size, and nothing per flow.
+	timeline timeline
+	grid     [gridClients][gridServers][gridVerdicts]uint64
 }
 
 type ruleCounts struct {
@@ -83,11 +91,31 @@ type client struct {
 
 // NewSummary aggregates flows classified against rules.
 func NewSummary(rules []policy.Rule) *Summary {
-	return &Summary{rules: rules, perRule: make([]ruleCounts, len(rules)+1), groups: make(map[groupKey]*group)}
+	return &Summary{rules: rules, perRule: make([]ruleCounts, len(rules)), groups: make(map[groupKey]*group)}
+}
+
+// SetRules replaces the rules flows are counted against, for a daemon
+// whose reloads keep rule numbers stable: the list may only grow, and a
+// number keeps naming the same rule id (see daemon's livePolicy).
+func (s *Summary) SetRules(rules []policy.Rule) {
+	s.rules = rules
+	for len(s.perRule) < len(rules) {
+		s.perRule = append(s.perRule, ruleCounts{})
+	}
 }
 
 // Decided implements classifier.Sink; the summary counts final verdicts.
 func (s *Summary) Decided(*classifier.FlowRecord) {}
+
+// Working moves the last working time of an allowed flow's rule, for a
+// daemon that counts flows when they are decided and sees long sessions
+// go on working after that.
+func (s *Summary) Working(r *classifier.FlowRecord) {
+	if r.Verdict == classifier.Allowed && r.Rule >= 0 && int(r.Rule) < len(s.perRule) {
+		rc := &s.perRule[r.Rule]
+		rc.lastWorking = max(rc.lastWorking, r.Last)
+	}
+}
 
 // Final implements classifier.Sink.
 func (s *Summary) Final(r *classifier.FlowRecord) {
@@ -104,13 +132,15 @@ func (s *Summary) Final(r *classifier.FlowRecord) {
 		s.first = r.First
 	}
 	s.last = max(s.last, r.Last)
+	s.timeline.add(r.First, r.Verdict)
 	if r.Verdict == classifier.Ignored {
 		return
 	}
-	rc := &s.perRule[len(s.rules)]
-	if r.Rule >= 0 && int(r.Rule) < len(s.rules) {
+	rc := &s.noRule
+	if r.Rule >= 0 && int(r.Rule) < len(s.perRule) {
 		rc = &s.perRule[r.Rule]
 	}
+	s.countPair(r)
 	switch r.Verdict {
 	case classifier.Allowed:
 		rc.allowed++
@@ -148,6 +178,61 @@ func (s *Summary) Final(r *classifier.FlowRecord) {
 	g.flows++
 	g.first, g.last = min(g.first, r.First), max(g.last, r.Last)
 	s.addClient(g, r.Client, r.ClientRoles)
+}
+
+// Grid dimensions: a row per client role (slot 0 for a client with no
+// role, the last for rules that admit any client), a column per server
+// role (slot 0: no role), and the verdicts a cell counts.
+const (
+	gridClients  = 33
+	gridServers  = 32
+	anyClient    = gridClients - 1
+	gridVerdicts = 4 // allowed, blocked, unexpected, pending: see gridVerdict
+)
+
+// gridVerdict is the index of a verdict in a grid cell, or -1.
+func gridVerdict(v classifier.Verdict) int {
+	switch v {
+	case classifier.Allowed:
+		return 0
+	case classifier.Blocked:
+		return 1
+	case classifier.Unexpected:
+		return 2
+	case classifier.Pending:
+		return 3
+	}
+	return -1
+}
+
+// countPair counts a flow in the grid, in its rule's role pair, or, with
+// no rule, in the pair of its ends' first roles.
+func (s *Summary) countPair(r *classifier.FlowRecord) {
+	v := gridVerdict(r.Verdict)
+	if v < 0 {
+		return
+	}
+	var c, sv int
+	if r.Rule >= 0 && int(r.Rule) < len(s.rules) {
+		rule := &s.rules[r.Rule]
+		c, sv = int(rule.Client), int(rule.Server)
+		if rule.AnyClient {
+			c = anyClient
+		}
+	} else {
+		c, sv = firstRole(r.ClientRoles), firstRole(r.ServerRoles)
+	}
+	if c < gridClients && sv < gridServers {
+		s.grid[c][sv][v]++
+	}
+}
+
+// firstRole is the slot of a role set's first role, 0 when it is empty.
+func firstRole(set policy.RoleSet) int {
+	if set == 0 {
+		return 0
+	}
+	return bits.TrailingZeros32(uint32(set))
 }
 
 func (s *Summary) addClient(g *group, a [16]byte, roles policy.RoleSet) {

@@ -26,7 +26,46 @@ type Header struct {
 	// a host shows one role set throughout; nil keeps the roles the
 	// flows had when they were decided.
 	Roles func(addr [16]byte) policy.RoleSet
+
+	// Version is tpwatch's, Matrix names the matrix in force.
+	Version, Matrix string
+	// Inferred says the inventory was learned from the traffic. Hosts
+	// are its hosts (configured addresses and prefixes, or those
+	// learned, with the evidence), sorted and cut at a bound; MoreHosts
+	// counts the rest. InventoryRoles are the roles some host holds.
+	Inferred       bool
+	Hosts          []InventoryHost
+	MoreHosts      int
+	InventoryRoles policy.RoleSet
+	// Captures are the health of what was read: one entry for a replay,
+	// one per interface for the daemon.
+	Captures []CaptureHealth
+	// LocalRoles, when set, are the roles of the host a daemon runs on:
+	// the rules not seen are then listed only when they concern it.
+	LocalRoles policy.RoleSet
 }
+
+// InventoryHost is one entry of the inventory: an address or a prefix, its
+// roles, and for a learned one the evidence, a line a role.
+type InventoryHost struct {
+	Prefix   netip.Prefix
+	Roles    policy.RoleSet
+	Evidence []string
+}
+
+// CaptureHealth is what a capture read and could not: a report built on a
+// lossy capture must say so.
+type CaptureHealth struct {
+	Name                              string
+	Up                                bool // live captures: capturing now
+	Live                              bool
+	Packets, Bytes, NotIP             uint64
+	Truncated, Malformed, Unsupported uint64
+	KernelDrops, InterfaceDrops       uint64
+}
+
+// DecodeErrors is the number of packets whose headers could not be read.
+func (c *CaptureHealth) DecodeErrors() uint64 { return c.Truncated + c.Malformed + c.Unsupported }
 
 // View is what a report shows, computed from a Summary: the data of the
 // terminal table and of the HTML page alike, every list bounded.
@@ -35,10 +74,19 @@ type View struct {
 	First, Last time.Time
 	Flows       uint64
 	Verdicts    [classifier.NumVerdicts]uint64
+	// Reasons counts the flows by reason (indexed by classifier.Reason).
+	Reasons [classifier.NumReasons]uint64
 	// Rules are the rules that saw flows, the worst first; Unlisted counts
-	// those of the matrix that saw none.
+	// those of the matrix that saw none, and Unseen are their rows, in
+	// matrix order (those of the host's roles only when
+	// Header.LocalRoles is set).
 	Rules    []RuleRow
 	Unlisted int
+	Unseen   []RuleRow
+	// Timeline is the flows by verdict over time; Grid, the matrix as
+	// client role × server role, with what was seen in each pair.
+	Timeline Timeline
+	Grid     Grid
 	// ToOpen are the blocked flows the network dropped (no answer, an
 	// ICMP error): what to open on which firewall. Refused are the blocked
 	// flows a server reset. Unexpected are the unexpected flows, those
@@ -68,6 +116,15 @@ type RuleRow struct {
 	Status                                Status
 	Allowed, Blocked, Unexpected, Pending uint64
 	LastWorking                           time.Time // zero when never seen working
+
+	clientRole, serverRole policy.Role
+	anyClient              bool
+}
+
+// concerns reports whether a host holding roles takes part in the rule's
+// flows.
+func (r *RuleRow) concerns(roles policy.RoleSet) bool {
+	return roles.Has(r.serverRole) || r.anyClient || roles.Has(r.clientRole)
 }
 
 // Status is a rule's state in a report: the worst of its flows.
@@ -78,10 +135,15 @@ const (
 	StatusPending
 	StatusUnexpected
 	StatusBlocked
+	// StatusNotSeen is a rule of the matrix no flow of the capture used.
+	StatusNotSeen
 )
 
 func (s Status) String() string {
-	return [...]string{"ok", "PENDING", "UNEXPECTED", "BLOCKED"}[s]
+	if s > StatusNotSeen {
+		return "invalid"
+	}
+	return [...]string{"ok", "PENDING", "UNEXPECTED", "BLOCKED", "not seen"}[s]
 }
 
 // Endpoint is a host and the roles it holds.
@@ -138,9 +200,20 @@ type HostView struct {
 // clientsListed is how many clients of a problem a view keeps.
 const clientsListed = 8
 
+// Limits bound the lists of a view (0: no limit): the problems of each
+// kind, the hosts, and each host's problems as client and as server.
+type Limits struct {
+	Problems, Hosts, PerHost int
+}
+
 // View computes the view of what the summary holds, each list of problems
 // and hosts cut at limit (0: no limit).
 func (s *Summary) View(h Header, limit int) *View {
+	return s.ViewLimits(h, Limits{Problems: limit, Hosts: limit, PerHost: limit})
+}
+
+// ViewLimits is View with a bound for each kind of list.
+func (s *Summary) ViewLimits(h Header, l Limits) *View {
 	roles := h.Roles
 	v := &View{Header: h, Verdicts: s.verdicts, Overflow: s.overflow, Evicted: s.evicted}
 	for _, n := range s.verdicts {
@@ -149,7 +222,15 @@ func (s *Summary) View(h Header, limit int) *View {
 	if s.first != 0 {
 		v.First, v.Last = time.Unix(0, s.first).UTC(), time.Unix(0, s.last).UTC()
 	}
-	v.Rules, v.Unlisted = s.ruleRows()
+	v.Rules, v.Unseen = s.ruleRows()
+	v.Unlisted = len(v.Unseen)
+	if local := h.LocalRoles; local != 0 {
+		// A daemon on one host shows the rules of that host's roles only.
+		v.Unseen = slices.DeleteFunc(v.Unseen, func(r RuleRow) bool { return !r.concerns(local) })
+	}
+	v.Reasons = s.reasons
+	v.Timeline = s.timeline.view()
+	v.Grid = s.gridView(h)
 
 	type keyed struct {
 		k groupKey
@@ -198,9 +279,9 @@ func (s *Summary) View(h Header, limit int) *View {
 	slices.SortStableFunc(v.Unexpected, func(a, b Problem) int {
 		return cmp.Compare(outcomeRank(a.Outcome), outcomeRank(b.Outcome))
 	})
-	v.ToOpen, v.MoreToOpen = cut(v.ToOpen, limit)
-	v.Refused, v.MoreRefused = cut(v.Refused, limit)
-	v.Unexpected, v.MoreUnexpected = cut(v.Unexpected, limit)
+	v.ToOpen, v.MoreToOpen = cut(v.ToOpen, l.Problems)
+	v.Refused, v.MoreRefused = cut(v.Refused, l.Problems)
+	v.Unexpected, v.MoreUnexpected = cut(v.Unexpected, l.Problems)
 
 	for _, hv := range hosts {
 		v.Hosts = append(v.Hosts, *hv)
@@ -208,11 +289,11 @@ func (s *Summary) View(h Header, limit int) *View {
 	slices.SortFunc(v.Hosts, func(a, b HostView) int {
 		return cmp.Or(cmp.Compare(b.Flows, a.Flows), a.Host.Addr.Compare(b.Host.Addr))
 	})
-	v.Hosts, v.MoreHosts = cut(v.Hosts, limit)
+	v.Hosts, v.MoreHosts = cut(v.Hosts, l.Hosts)
 	for i := range v.Hosts {
 		hv := &v.Hosts[i]
-		hv.AsClient, hv.MoreAsClient = cut(hv.AsClient, limit)
-		hv.AsServer, hv.MoreAsServer = cut(hv.AsServer, limit)
+		hv.AsClient, hv.MoreAsClient = cut(hv.AsClient, l.PerHost)
+		hv.AsServer, hv.MoreAsServer = cut(hv.AsServer, l.PerHost)
 	}
 	return v
 }
@@ -273,29 +354,31 @@ func (s *Summary) problem(k groupKey, g *group, roles func([16]byte) policy.Role
 }
 
 // ruleRows returns the rows of the rules that saw flows, the worst first
-// and the matrix order within each status, and how many rules saw none.
-func (s *Summary) ruleRows() ([]RuleRow, int) {
-	var rows []RuleRow
-	seen := 0
-	for i, rc := range s.perRule {
+// and the matrix order within each status, and those of the rules that saw
+// none, in matrix order.
+func (s *Summary) ruleRows() (seen, unseen []RuleRow) {
+	for i := range s.rules {
+		rc := s.perRule[i]
+		r := &s.rules[i]
+		row := RuleRow{ID: r.ID, Client: r.ClientName(), Server: r.Server.String(),
+			Ports: r.Transport.String() + "/" + r.PortsString(), Feature: r.Feature, Section: r.Section, Description: r.Description,
+			serverRole: r.Server, clientRole: r.Client, anyClient: r.AnyClient}
 		if rc.total() == 0 {
+			row.Status = StatusNotSeen
+			unseen = append(unseen, row)
 			continue
 		}
-		row := RuleRow{Status: status(rc), Allowed: rc.allowed, Blocked: rc.blocked, Unexpected: rc.unexpected, Pending: rc.pending}
+		row.Status, row.Allowed, row.Blocked, row.Unexpected, row.Pending = status(rc), rc.allowed, rc.blocked, rc.unexpected, rc.pending
 		if rc.lastWorking != 0 {
 			row.LastWorking = time.Unix(0, rc.lastWorking).UTC()
 		}
-		if i < len(s.rules) {
-			r := &s.rules[i]
-			row.ID, row.Client, row.Server = r.ID, r.ClientName(), r.Server.String()
-			row.Ports = r.Transport.String() + "/" + r.PortsString()
-			row.Feature, row.Section, row.Description = r.Feature, r.Section, r.Description
-			seen++
-		}
-		rows = append(rows, row)
+		seen = append(seen, row)
 	}
-	slices.SortStableFunc(rows, func(a, b RuleRow) int { return cmp.Compare(b.Status, a.Status) })
-	return rows, len(s.rules) - seen
+	if rc := s.noRule; rc.total() > 0 {
+		seen = append(seen, RuleRow{Status: status(rc), Allowed: rc.allowed, Blocked: rc.blocked, Unexpected: rc.unexpected, Pending: rc.pending})
+	}
+	slices.SortStableFunc(seen, func(a, b RuleRow) int { return cmp.Compare(b.Status, a.Status) })
+	return seen, unseen
 }
 
 func status(rc ruleCounts) Status {

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -55,12 +56,18 @@ func main() {
 // run executes the command line and returns the exit status; it is main
 // without os.Exit, so tests run the real command in-process.
 func run(args []string, stdout, stderr io.Writer) int {
+	return runContext(context.Background(), args, stdout, stderr)
+}
+
+// runContext is run until ctx is done, for tests of commands that run
+// until interrupted (observe --follow).
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := &app{stdout: stdout, stderr: stderr}
 	root := app.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.Execute()
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
@@ -105,6 +112,7 @@ Start with a capture file, then watch live traffic:
   tpwatch policy                                # the documented port matrix
   tpwatch policy check --config site.yaml       # validate a site config
   sudo tpwatch run --interface eth0 --config site.yaml   # daemon, metrics on :19740
+  tpwatch observe --follow                      # its blocked and unexpected flows as they come
 
 Exit status: 0 nothing blocked or unexpected, 1 something is, 2 bad usage
 or unreadable input.`,
@@ -119,7 +127,7 @@ or unreadable input.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.logLevel, "log.level", "info", "diagnostics on stderr at this level or above: debug, info, warn, error")
 	pf.StringVar(&a.logFormat, "log.format", "auto", "diagnostics format: json, console, or auto (console on a terminal, else json)")
-	root.AddCommand(a.replayCommand(), a.runCommand(), a.policyCommand(), a.versionCommand())
+	root.AddCommand(a.replayCommand(), a.runCommand(), a.observeCommand(), a.policyCommand(), a.versionCommand())
 	return root
 }
 

@@ -19,6 +19,14 @@ func (f *policyFlags) register(cmd *cobra.Command, configHelp string) {
 	cmd.Flags().StringVar(&f.config, "config", "", configHelp)
 }
 
+// matrixName names the matrix in force for a report.
+func matrixName(path string) string {
+	if path == "" {
+		return "Netwrix Threat Prevention 7.5 (embedded)"
+	}
+	return path
+}
+
 // loadPolicy reads the matrix and the config and compiles them. Errors are
 // printed one per line (a config may have several) and come back as an
 // exitStatus with code 2.

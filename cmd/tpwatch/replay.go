@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -68,7 +69,10 @@ whose flow to it then worked an agent); --print-inventory writes what was
 inferred, with the evidence, as a config file to start from.
 
 The report (--format table, the default on a terminal) fits the terminal's
-width; --by host shows the problems host by host. --host, --rule, --verdict,
+width; --by host shows the problems host by host. --format html writes the
+same report as one self-contained page (no script, nothing fetched, it
+prints): verdicts, a timeline, the rules, the matrix role by role, what to
+open, host by host, the inventory with its evidence. --host, --rule, --verdict,
 --since and --until keep only the flows they match, in the report and the
 JSON alike.
 
@@ -79,6 +83,7 @@ an unreadable or corrupt capture (what could be read is still reported).`,
   tpwatch replay --print-inventory capture.pcapng > site.yaml
   tpwatch replay --config site.yaml --by host --host 198.51.100.0/24 capture.pcapng
   tpwatch replay --format json --verdict blocked,unexpected capture.pcap | jq .
+  tpwatch replay --config site.yaml --format html capture.pcapng > report.html
   tcpdump -i eth0 -w - | tpwatch replay --format json -`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
@@ -87,7 +92,7 @@ an unreadable or corrupt capture (what could be read is still reported).`,
 	}
 	fl := cmd.Flags()
 	f.policy.register(cmd, "site config (roles, features, SIEM ports, allow and ignore rules, timeouts); without it roles are inferred from the traffic")
-	fl.StringVar(&f.format, "format", "", "output: table (the report, default on a terminal) or json (one object per flow, default otherwise)")
+	fl.StringVar(&f.format, "format", "", "output: table (the report, default on a terminal), json (one object per flow, default otherwise) or html (the report as one self-contained page)")
 	fl.BoolVar(&f.all, "all", false, "json: also report ignored flows (traffic unrelated to Threat Prevention)")
 	fl.BoolVar(&f.printInventory, "print-inventory", false, "write the inventory (given, or inferred with its evidence) as a config file to stdout instead of the report")
 	fl.StringVar(&f.by, "by", "rule", "table: show the problems rule by rule (rule) or host by host (host)")
@@ -107,11 +112,11 @@ an unreadable or corrupt capture (what could be read is still reported).`,
 
 // check refuses flags that do nothing in the mode asked, and returns the
 // filter the others make.
-func (f *replayFlags) check(files []string) (replay.Filter, error) {
-	var filter replay.Filter
+func (f *replayFlags) check(files []string) (report.Filter, error) {
+	var filter report.Filter
 	switch {
-	case f.format != "table" && f.format != "json":
-		return filter, fmt.Errorf("--format %q: want table or json", f.format)
+	case f.format != "table" && f.format != "json" && f.format != "html":
+		return filter, fmt.Errorf("--format %q: want table, json or html", f.format)
 	case f.maxFlows < 1:
 		return filter, fmt.Errorf("--max-flows %d: want a positive number", f.maxFlows)
 	case f.progress != "auto" && f.progress != "always" && f.progress != "never":
@@ -123,15 +128,15 @@ func (f *replayFlags) check(files []string) (replay.Filter, error) {
 	case f.all && f.format != "json":
 		return filter, errors.New("--all reports ignored flows one by one in --format json; the table already counts them on its Verdicts line")
 	case f.by != "rule" && f.format != "table":
-		return filter, errors.New("--by applies to the table report (--format table)")
+		return filter, errors.New("--by applies to the table report (--format table); the HTML page has both views")
 	case len(slices.DeleteFunc(slices.Clone(files), func(f string) bool { return f != replay.Stdin })) > 1:
 		return filter, errors.New("- (standard input) can be read only once")
 	}
 	var err error
-	if filter.Hosts, err = replay.ParseHosts(f.hosts); err != nil {
+	if filter.Hosts, err = report.ParseHosts(f.hosts); err != nil {
 		return filter, fmt.Errorf("--host: %w", err)
 	}
-	if filter.Verdicts, err = replay.ParseVerdicts(f.verdicts); err != nil {
+	if filter.Verdicts, err = report.ParseVerdicts(f.verdicts); err != nil {
 		return filter, fmt.Errorf("--verdict: %w", err)
 	}
 	for _, r := range f.rules {
@@ -221,6 +226,17 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		if err := v.WriteText(a.stdout, o); err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("write report: %w", err)}
 		}
+	case f.format == "html":
+		// The page is written even when nothing could be read: it says
+		// so at the top, and a ticket gets a file either way.
+		start := time.Now()
+		h := res.Header(f.policy.config)
+		h.Version, h.Matrix = version, matrixName(f.policy.matrix)
+		out := &countingWriter{w: a.stdout}
+		if err := res.Summary.ViewLimits(h, report.HTMLLimits).WriteHTML(out, report.HTMLOptions{}); err != nil {
+			return &exitStatus{code: exitError, err: err}
+		}
+		a.log.Debug().Int64("bytes", out.n).Dur("took", time.Since(start)).Msg("html report written")
 	}
 	if len(res.ReadErrors) > 0 {
 		for _, err := range res.ReadErrors {
@@ -234,6 +250,18 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		return &exitStatus{code: exitProblems}
 	}
 	return nil
+}
+
+// countingWriter counts what goes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // printProgress shows a replay's progress on one line of stderr, and

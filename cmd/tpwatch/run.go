@@ -40,7 +40,10 @@ func (a *app) runCommand() *cobra.Command {
 		Long: `Capture live traffic on one or more interfaces (libpcap; Npcap on Windows),
 classify every flow against the Threat Prevention port matrix as replay does,
 and serve the results as Prometheus metrics (tpwatch_flows_total{verdict,
-reason,rule} and capture health) on --web.listen-address.
+reason,rule} and capture health) on --web.listen-address, beside a status
+page at / (the report of what was seen since the start, the last problem
+flows, capture health, the config in force) and the flow API at
+/api/v1/flows that tpwatch observe reads; all behind --web.config.file.
 
 Every blocked or unexpected flow is logged once, when it is decided, as a
 structured event (the fields of replay --format json), at most --log.rate

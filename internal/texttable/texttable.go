@@ -194,18 +194,9 @@ func (t *Table) writeRow(w io.Writer, row []Cell, widths []int, gap int, p Paint
 // Paragraph writes text wrapped to width (0: no limit), the first line
 // after first and the others after rest (a hanging indent).
 func Paragraph(w io.Writer, width int, first, rest, text string, color Color, p Painter) error {
-	room := width - Width(rest)
-	if width <= 0 {
-		room = 0
-	}
-	lines := Wrap(text, room)
-	// The first line has its own indent's room.
-	if width > 0 && Width(first) != Width(rest) && len(lines) > 0 {
-		head := Wrap(text, width-Width(first))
-		lines = append([]string{head[0]}, Wrap(strings.TrimSpace(strings.TrimPrefix(text, head[0])), room)...)
-		if len(lines) > 1 && lines[len(lines)-1] == "" {
-			lines = lines[:len(lines)-1]
-		}
+	lines := []string{text}
+	if width > 0 {
+		lines = wrapLines(text, width-Width(first), width-Width(rest))
 	}
 	ew := &errWriter{w: w}
 	for i, l := range lines {
@@ -221,34 +212,46 @@ func Paragraph(w io.Writer, width int, first, rest, text string, color Color, p 
 // Wrap breaks text into lines of at most width runes (0: no limit), at
 // spaces where it can, after a comma, a slash or a hyphen where a word is
 // too long, and inside a word only when nothing else fits.
-func Wrap(text string, width int) []string {
-	if width <= 0 || Width(text) <= width {
+func Wrap(text string, width int) []string { return wrapLines(text, width, width) }
+
+// wrapLines is Wrap with a first line of its own width (a paragraph's
+// first line has its own indent). A width of 0 or less is no limit. Text
+// that fits is returned as it is; wrapped lines are joined by single
+// spaces.
+func wrapLines(text string, first, rest int) []string {
+	if first <= 0 || rest <= 0 || Width(text) <= first {
 		return []string{text}
 	}
 	var lines []string
 	var line strings.Builder
+	room := func() int {
+		if len(lines) == 0 {
+			return first
+		}
+		return rest
+	}
 	for _, word := range strings.Fields(text) {
-		for Width(word) > width {
-			// A word longer than a line: break it after a comma or a
-			// slash if one falls in the line, else at the width.
-			if line.Len() > 0 {
+		for word != "" {
+			switch r := room(); {
+			case line.Len() > 0 && Width(line.String())+1+Width(word) <= r:
+				line.WriteByte(' ')
+				line.WriteString(word)
+				word = ""
+			case line.Len() > 0:
+				// On the next line, whose room may differ.
 				lines = append(lines, line.String())
 				line.Reset()
+			case Width(word) <= r:
+				line.WriteString(word)
+				word = ""
+			default:
+				// A word longer than a line: break it after a comma, a
+				// slash or a hyphen if one falls in the line, else at
+				// the width.
+				cut := breakAt(word, r)
+				lines = append(lines, word[:cut])
+				word = word[cut:]
 			}
-			cut := breakAt(word, width)
-			lines = append(lines, word[:cut])
-			word = word[cut:]
-		}
-		switch {
-		case line.Len() == 0:
-			line.WriteString(word)
-		case Width(line.String())+1+Width(word) <= width:
-			line.WriteByte(' ')
-			line.WriteString(word)
-		default:
-			lines = append(lines, line.String())
-			line.Reset()
-			line.WriteString(word)
 		}
 	}
 	if line.Len() > 0 || len(lines) == 0 {

@@ -63,6 +63,35 @@ func TestParagraphHangs(t *testing.T) {
 	}
 }
 
+// A first line narrower than the others, and text with runs of spaces
+// (the rule lines of tpwatch policy on 80 columns): every word once, in
+// order, no line too long. The first line used to be cut from the text by
+// its words rejoined with single spaces, which a double space defeated, so
+// the whole text came out again after it.
+func TestParagraphFirstLineOfItsOwn(t *testing.T) {
+	var b bytes.Buffer
+	text := "em-agent-wmi-dcom  tcp/1024-65535  enterprise-manager → agent  (feature wmi-auto-deploy)"
+	if err := Paragraph(&b, 80, "", "    ", text, Plain, NewPainter(false)); err != nil {
+		t.Fatal(err)
+	}
+	want := "em-agent-wmi-dcom tcp/1024-65535 enterprise-manager → agent (feature\n    wmi-auto-deploy)\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+	b.Reset()
+	if err := Paragraph(&b, 16, "BLOCKED ", "        ", "agent-em-grpc  tcp/3741", Plain, NewPainter(false)); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+		if Width(line) > 16 {
+			t.Errorf("line %q is wider than 16", line)
+		}
+	}
+	if got := strings.Join(strings.Fields(b.String()), " "); got != "BLOCKED agent- em-grpc tcp/3741" {
+		t.Errorf("words %q", got)
+	}
+}
+
 func TestColorWanted(t *testing.T) {
 	t.Setenv("NO_COLOR", "")
 	if !ColorWanted(true) || ColorWanted(false) {

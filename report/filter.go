@@ -1,9 +1,10 @@
-package replay
+package report
 
 import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,8 +12,9 @@ import (
 	"github.com/tpwatch/tpwatch/policy"
 )
 
-// Filter selects the flows a replay reports. Each field that is set must
-// match; within a field, any value may.
+// Filter selects flows: those a replay reports (--host, --rule, --verdict,
+// --since, --until), those the daemon's flow API lists. Each field that is
+// set must match; within a field, any value may.
 type Filter struct {
 	// Hosts: the flow's client or server is in one of these.
 	Hosts []netip.Prefix
@@ -21,13 +23,16 @@ type Filter struct {
 	Rules []string
 	// Verdicts: the flow's verdict is one of these.
 	Verdicts []classifier.Verdict
+	// Ports: the flow's server port is one of these.
+	Ports []uint16
 	// Since and Until bound the flow's time: it was seen at or after
 	// Since, and at or before Until (zero: no bound).
 	Since, Until time.Time
 }
 
-func (f *Filter) empty() bool {
-	return len(f.Hosts) == 0 && len(f.Rules) == 0 && len(f.Verdicts) == 0 && f.Since.IsZero() && f.Until.IsZero()
+// Empty reports whether the filter keeps every flow.
+func (f *Filter) Empty() bool {
+	return len(f.Hosts) == 0 && len(f.Rules) == 0 && len(f.Verdicts) == 0 && len(f.Ports) == 0 && f.Since.IsZero() && f.Until.IsZero()
 }
 
 // ParseVerdicts reads verdict names, as --verdict gives them: "blocked",
@@ -73,8 +78,24 @@ func ParseHosts(list []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// compiledFilter is a Filter ready to test flows.
-type compiledFilter struct {
+// ParsePorts reads server ports, as the flow API's port= gives them.
+func ParsePorts(list []string) ([]uint16, error) {
+	var out []uint16
+	for _, item := range list {
+		for _, text := range strings.Split(item, ",") {
+			text = strings.TrimSpace(text)
+			n, err := strconv.ParseUint(text, 10, 16)
+			if err != nil || n == 0 {
+				return nil, fmt.Errorf("bad port %q: want a number from 1 to 65535", text)
+			}
+			out = append(out, uint16(n))
+		}
+	}
+	return out, nil
+}
+
+// FlowFilter is a Filter ready to test flows.
+type FlowFilter struct {
 	f        Filter
 	rules    map[int32]bool // rule indices the filter keeps; nil: any
 	noRule   bool           // flows without a rule are kept
@@ -83,8 +104,10 @@ type compiledFilter struct {
 	until    int64
 }
 
-func (f Filter) compile(rules []policy.Rule) *compiledFilter {
-	c := &compiledFilter{f: f}
+// Compile readies the filter for flows classified against rules (which
+// resolve rule ids to the numbers flows carry).
+func (f Filter) Compile(rules []policy.Rule) *FlowFilter {
+	c := &FlowFilter{f: f}
 	if len(f.Rules) > 0 {
 		c.rules = map[int32]bool{}
 		for i, r := range rules {
@@ -106,8 +129,12 @@ func (f Filter) compile(rules []policy.Rule) *compiledFilter {
 	return c
 }
 
-func (c *compiledFilter) keeps(r *classifier.FlowRecord) bool {
+// Keeps reports whether the filter keeps r.
+func (c *FlowFilter) Keeps(r *classifier.FlowRecord) bool {
 	if len(c.f.Verdicts) > 0 && (int(r.Verdict) >= len(c.verdicts) || !c.verdicts[r.Verdict]) {
+		return false
+	}
+	if len(c.f.Ports) > 0 && !slices.Contains(c.f.Ports, r.ServerPort) {
 		return false
 	}
 	if c.rules != nil && !(c.rules[r.Rule] || r.Rule < 0 && c.noRule) {
@@ -126,22 +153,4 @@ func (c *compiledFilter) keeps(r *classifier.FlowRecord) bool {
 		return false
 	}
 	return true
-}
-
-// filtered is a sink that passes on the flows a filter keeps.
-type filtered struct {
-	f    *compiledFilter
-	next classifier.Sink
-}
-
-func (s *filtered) Decided(r *classifier.FlowRecord) {
-	if s.f.keeps(r) {
-		s.next.Decided(r)
-	}
-}
-
-func (s *filtered) Final(r *classifier.FlowRecord) {
-	if s.f.keeps(r) {
-		s.next.Final(r)
-	}
 }
