@@ -47,8 +47,9 @@ events a second; the rest are counted in tpwatch_log_events_suppressed_total.
 Allowed flows are counted, not logged.
 
 Without --bpf, the kernel filter is derived from the config: the inventory's
-hosts, the matrix's server ports and ICMP errors (all TCP, UDP and ICMP when
-the inventory is inferred). An interface that is missing or fails is retried
+hosts (past 32 hosts and networks, only the product hosts, the rest selected
+by the rules' ports), the matrix's server ports and ICMP errors (all TCP, UDP,
+ICMP and IPv6 when the inventory is inferred). An interface that is missing or fails is retried
 with backoff and shown as tpwatch_capture_up 0.
 
 Signals: SIGHUP reloads --config and --matrix (a bad file keeps the old
