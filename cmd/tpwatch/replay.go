@@ -43,10 +43,10 @@ classify every TCP and UDP flow against the Threat Prevention port matrix:
   pending     an attempt still inside its timeout when the capture ended, or a
               flow seen only mid-stream with nothing that shows it worked
 
-Several files are read as one capture, in the order of their first packet
-(as mergecap merges captures that follow one another), whatever order the
-shell gives. Time is packet time, so a replay gives the same answer every
-time.
+Several files are merged into one capture by packet time, as mergecap
+merges them: captures that follow one another, in whatever order the shell
+gives them, and a capture split by direction or by interface. Time is packet
+time, so a replay gives the same answer every time.
 
 Without --config, the roles of the hosts are inferred from the traffic (a
 host answering on 3741 is an enterprise-manager, its clients agents);
