@@ -30,6 +30,9 @@ type Table struct {
 	cursor int        // the sweep's next entry
 	credit uint64     // the sweep's owed work, in entry-nanoseconds (see sweepFor)
 	rec    FlowRecord // handed to the sink, reused
+	// evictCursor is where evict looks for a flow that is no session
+	// when its sample holds sessions only.
+	evictCursor int
 
 	ahead   lookAhead      // processPackets' look-ups, done ahead of the packets
 	scratch capture.Packet // a slim packet made whole to create its flow
