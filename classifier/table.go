@@ -33,6 +33,11 @@ type Table struct {
 	// evictCursor is where evict looks for a flow that is no session
 	// when its sample holds sessions only.
 	evictCursor int
+	// clocked says the clock has been set, by the first packet or
+	// Advance; held is a packet the clock holds when holding (see
+	// clockStep).
+	clocked, holding bool
+	held             capture.Packet
 
 	ahead   lookAhead      // processPackets' look-ups, done ahead of the packets
 	scratch capture.Packet // a slim packet made whole to create its flow
@@ -99,6 +104,14 @@ type keyed struct {
 
 // process is Process with the flow key computed ahead, or pre nil.
 func (t *Table) process(p *capture.Packet, pre *keyed) {
+	if t.offClock(p.TS) && t.hold(p) {
+		return
+	}
+	t.processOnClock(p, pre)
+}
+
+// processOnClock follows packet p, whose time the clock believes.
+func (t *Table) processOnClock(p *capture.Packet, pre *keyed) {
 	t.tick(p.TS)
 	switch {
 	case p.IPVersion == 0:
@@ -143,10 +156,14 @@ func (t *Table) tock() {
 }
 
 // Advance moves the packet clock to now without a packet (a quiet live
-// capture) and lets the sweep pass over the whole table.
+// capture) and lets the sweep pass over the whole table. A packet the
+// clock held (see clockStep) is confirmed or not by now, as by a packet.
 func (t *Table) Advance(now int64) {
-	if now > t.now {
-		t.now = now
+	if t.holding {
+		t.release(now)
+	}
+	if now > t.now || !t.clocked {
+		t.now, t.clocked = now, true
 		t.rebaseDue()
 	}
 	t.sweep(t.live)
@@ -156,10 +173,15 @@ func (t *Table) Advance(now int64) {
 
 // Flush ends every live flow at time end (the end of a replay, or a
 // shutdown): an attempt whose deadline is at or before end is decided as at
-// its deadline, any other undecided flow is pending. Flows are finalised in
-// table order, which the input alone determines. The table is then empty
-// and can be used again.
+// its deadline, any other undecided flow is pending. An end more than a
+// day (endTrust) past the packet clock is not believed: the flows end at
+// the clock. Flows are finalised in table order, which the input alone
+// determines. The table is then empty and can be used again.
 func (t *Table) Flush(end int64) {
+	t.releaseAtEnd()
+	if end-t.now > endTrust {
+		end = t.now
+	}
 	if end > t.now {
 		t.now = end
 	}
@@ -207,6 +229,14 @@ func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
 
 // processSlim follows a slim packet, whose key the look-ahead computed.
 func (t *Table) processSlim(s *slim, pre *keyed) {
+	if t.offClock(s.TS) {
+		// Rare: made whole, for the clock to hold or to follow.
+		s.packet(&t.scratch)
+		if !t.hold(&t.scratch) {
+			t.processOnClock(&t.scratch, nil)
+		}
+		return
+	}
 	t.tick(s.TS)
 	var sg seg
 	sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = s.TS, s.WireLen, s.PayloadLen, s.TCPFlags, s.Proto
