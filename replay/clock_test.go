@@ -2,6 +2,8 @@ package replay
 
 import (
 	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +111,39 @@ func TestReplayClockStepsBack(t *testing.T) {
 	}
 	if res.Table.ClockJumps != 0 {
 		t.Errorf("%d clock jumps counted for a step the packets confirmed", res.Table.ClockJumps)
+	}
+}
+
+// Issue 17, #9, through a replay: a RST recorded 5 µs before the SYN it
+// refuses is one refused flow, and a SYN whose first IPv4 fragment splits
+// its TCP options is the SYN it carries.
+func TestReplayReorderedAndFragmentedSYNs(t *testing.T) {
+	const agent, tm, em = "198.51.100.21", "192.0.2.13", "192.0.2.10"
+	us := time.Microsecond
+	// 198.51.100.21.50010 > 192.0.2.10.3741 SYN, a 40-byte TCP header of
+	// which the first fragment (MF, offset 0) holds 24 bytes.
+	frag := ethFrame(t)
+	frag = append(frag[:12:12], 0x08, 0x00,
+		0x45, 0, 0, 44, 0x12, 0x34, 0x20, 0x00, 64, 6, 0, 0, 198, 51, 100, 21, 192, 0, 2, 10,
+		0xc3, 0x5a, 0x0e, 0x9d, 0, 0, 0, 1, 0, 0, 0, 0, 0xa0, 0x02, 0x20, 0x00, 0, 0, 0, 0, 0x02, 0x04, 0x05, 0xb4)
+	pkts := []pkt{
+		{0, false, tcpFrame(t, tm, agent, 10001, 50002, rstF|ackF, 0)},
+		{5 * us, true, tcpFrame(t, agent, tm, 50002, 10001, synF, 0)},
+		{time.Second, true, frag},
+		{time.Second + 400*us, false, tcpFrame(t, em, agent, 3741, 50010, synF|ackF, 0)},
+		{time.Minute, true, tcpFrame(t, agent, em, 50011, 3741, synF, 0)},
+	}
+	out, res := replayJSON(t, writePkts(t, t.TempDir(), "reordered.pcap", pkts))
+	var got []string
+	for _, f := range parseFlows(t, out) {
+		if f.SrcPort == 50002 || f.SrcPort == 50010 || f.DstPort == 50002 {
+			got = append(got, strconv.Itoa(f.SrcPort)+" "+f.Verdict+"/"+f.Reason)
+		}
+	}
+	if want := []string{"50002 blocked/refused", "50010 allowed/"}; !slices.Equal(got, want) {
+		t.Errorf("flows %q, want %q:\n%s", got, want, out)
+	}
+	if res.Counts.Malformed != 0 {
+		t.Errorf("%d malformed packets", res.Counts.Malformed)
 	}
 }
