@@ -144,11 +144,14 @@ func TestSuppressedLogEvents(t *testing.T) {
 
 func TestInventoryCollector(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewInventoryCollector(func() policy.InventoryStats { return policy.InventoryStats{Hosts: 12, Dropped: 3} }))
+	reg.MustRegister(NewInventoryCollector(func() policy.InventoryStats { return policy.InventoryStats{Hosts: 12, Dropped: 3, Capacity: 65536} }))
 	const want = `
 # HELP tpwatch_inventory_learned_hosts Hosts the inferred inventory has learned a role for (without a site config).
 # TYPE tpwatch_inventory_learned_hosts gauge
 tpwatch_inventory_learned_hosts 12
+# HELP tpwatch_inventory_capacity_hosts Hosts the inferred inventory can hold; past it, what more hosts show is not learned.
+# TYPE tpwatch_inventory_capacity_hosts gauge
+tpwatch_inventory_capacity_hosts 65536
 # HELP tpwatch_inventory_learnings_dropped_total Hosts the inferred inventory did not learn because it was full.
 # TYPE tpwatch_inventory_learnings_dropped_total counter
 tpwatch_inventory_learnings_dropped_total 3
