@@ -70,7 +70,8 @@ func measureStartup(t *testing.T, bin, config, iface string, limit time.Duration
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("tpwatch exited before capturing: %v\n%s", err, stderr.String())
+			m.gaveUp = fmt.Sprintf("exited before capturing (%v): %s", err, shorten(lastLine(stderr.String())))
+			return m
 		default:
 		}
 		if rss, err := procStatus(cmd.Process.Pid, "VmRSS"); err == nil {
@@ -97,6 +98,21 @@ func measureStartup(t *testing.T, bin, config, iface string, limit time.Duration
 		m.stopped = -1
 	}
 	return m
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// shorten keeps the start and the end of a long line (a filter of 10,000
+// hosts in an error message).
+func shorten(s string) string {
+	if len(s) <= 160 {
+		return s
+	}
+	return s[:80] + " … " + s[len(s)-60:]
 }
 
 // sendFrame writes one Ethernet frame out of iface through a packet
