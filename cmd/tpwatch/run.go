@@ -78,7 +78,7 @@ Capturing needs root, or CAP_NET_RAW (and CAP_NET_ADMIN for --promiscuous);
 	fl.StringArrayVar(&f.listen, "web.listen-address", []string{daemon.DefaultListenAddress}, "address to serve metrics on (repeatable)")
 	fl.StringVar(&f.telemetryPath, "web.telemetry-path", daemon.DefaultTelemetryPath, "path of the metrics")
 	fl.StringVar(&f.webConfig, "web.config.file", "", "exporter-toolkit web config for TLS and basic auth")
-	fl.IntVar(&f.maxFlows, "max-flows", 0, "most flows followed at once per interface (0: the default, 1048576); past it the oldest unanswered attempts are dropped first")
+	fl.IntVar(&f.maxFlows, "max-flows", 0, "most flows followed at once per interface (0: the default, 1048576); past it decided flows and unanswered attempts are dropped first, established sessions last")
 	fl.StringVar(&f.user, "user", "", "switch to this user once the captures are open (Linux; under systemd use capabilities instead)")
 	fl.Float64Var(&f.logRate, "log.rate", daemon.DefaultLogRate, "most blocked or unexpected flows logged per second (negative: no limit)")
 	fl.IntVar(&f.logBurst, "log.burst", daemon.DefaultLogBurst, "most flow events logged at once before --log.rate applies")
