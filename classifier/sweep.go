@@ -129,6 +129,10 @@ func (t *Table) evict(h uint64) {
 	}
 	if victim < 0 || victimClass >= classOneWay {
 		if i, ok := t.nonSession(); ok {
+			if t.endAt(i) <= t.now {
+				t.settle(i) // its time has come: it ends, not evicted
+				return
+			}
 			victim = int(i)
 		}
 	}
