@@ -157,13 +157,17 @@ func decodeTransport(p *Packet, b []byte, claimed int, firstFragment bool) Statu
 	switch p.Proto {
 	case ProtoTCP:
 		hdrLen := int(b[12]>>4) * 4
-		if hdrLen < tcpMinHdrLen || hdrLen > claimed {
+		if hdrLen < tcpMinHdrLen || hdrLen > claimed && !firstFragment {
 			return StatusMalformed
 		}
 		p.SrcPort = binary.BigEndian.Uint16(b)
 		p.DstPort = binary.BigEndian.Uint16(b[2:])
 		p.TCPFlags = b[13]
-		p.PayloadLen = uint32(claimed - hdrLen)
+		// A first fragment may end inside the options (a SYN's are up to
+		// 40 bytes, and a path that fragments at 68 bytes leaves 48 for
+		// TCP): the ports and flags are there, the payload is in later
+		// fragments and its length unknown.
+		p.PayloadLen = uint32(max(claimed-hdrLen, 0))
 	case ProtoUDP:
 		length := int(binary.BigEndian.Uint16(b[4:]))
 		if length == 0 {

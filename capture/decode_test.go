@@ -76,6 +76,12 @@ const (
 	// IPv4 first fragment (MF, offset 0) of a 1500-byte UDP datagram
 	// 192.0.2.10.53000 > 192.0.2.11.88; 16 bytes of it. Hand-written.
 	hexIPv4FirstFragment = "450000241c47200040110000c000020ac000020b" + "cf08005805dc0000" + "6b65726265726f73"
+	// IPv4 first fragment (MF, offset 0) of a TCP SYN 192.0.2.10.49152 >
+	// 192.0.2.11.3741 whose 40-byte header (data offset 10) the fragment
+	// cuts after 4 bytes of options (MSS 1460): the ports and flags are
+	// there, the rest of the options in the next fragment. Hand-written.
+	hexIPv4FirstFragmentSplitOptions = "4500002c1c4820004006" + "0000c000020ac000020b" +
+		"c0000e9d0000000100000000a0022000" + "00000000" + "020405b4"
 	// IPv4 later fragment (offset 1480, last) of the same datagram.
 	hexIPv4LaterFragment = "4500001c1c4700b940110000c000020ac000020b" + "667261676d656e74"
 	// IPv6 2001:db8::10 > 2001:db8::20 with a hop-by-hop header (PadN) and a
@@ -168,6 +174,13 @@ var decodeTests = []struct {
 	{"ipv4 first fragment keeps ports", LinkRaw, hexIPv4FirstFragment, StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
 		SrcPort: 53000, DstPort: 88, PayloadLen: 1492}},
+	// Issue 17, #9: it was malformed, and the SYN lost.
+	{"ipv4 first fragment of a syn, options split", LinkRaw, hexIPv4FirstFragmentSplitOptions, StatusOK, Packet{
+		IPVersion: 4, Proto: ProtoTCP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
+		SrcPort: 49152, DstPort: 3741, TCPFlags: TCPSyn}},
+	{"ipv4 whole syn whose header overruns the packet", LinkRaw,
+		"4500002c1c4840004006" + "0000c000020ac000020b" + "c0000e9d0000000100000000a0022000" + "00000000" + "020405b4",
+		StatusMalformed, Packet{}},
 	{"ipv4 later fragment", LinkRaw, hexIPv4LaterFragment, StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
 		Fragment: true, PayloadLen: 8}},

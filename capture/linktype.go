@@ -48,6 +48,16 @@ func (l LinkType) normalize() LinkType {
 	return l
 }
 
+// Decodable reports whether Decode reads packets of this link type (any
+// other is StatusUnsupportedLink).
+func (l LinkType) Decodable() bool {
+	switch l.normalize() {
+	case LinkNull, LinkEthernet, LinkRaw, LinkLoop, LinkLinuxSLL, LinkIPv4, LinkIPv6, LinkLinuxSLL2:
+		return true
+	}
+	return false
+}
+
 // String returns the name libpcap gives the link type (lower case), or
 // "linktype(N)" for one Decode does not know.
 func (l LinkType) String() string {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/bits"
+	"time"
 )
 
 // pcapng block types.
@@ -46,18 +48,39 @@ func (ifc *ngInterface) nanoseconds(ticks uint64) int64 {
 	switch {
 	case ifc.pow2:
 		hi, lo := bits.Mul64(ticks, 1e9)
-		if ifc.shift >= 64 {
+		switch {
+		case ifc.shift >= 64:
 			ns = hi >> (ifc.shift - 64)
-		} else {
+		case hi>>ifc.shift != 0:
+			ns = math.MaxUint64 // past 64 bits: bounded below
+		default:
 			ns = lo>>ifc.shift | hi<<(64-ifc.shift)
 		}
 	case ifc.mul != 0:
-		ns = ticks * ifc.mul
+		hi, lo := bits.Mul64(ticks, ifc.mul)
+		if ns = lo; hi != 0 {
+			ns = math.MaxUint64
+		}
 	case ifc.div != 0:
 		ns = ticks / ifc.div
 	}
-	return int64(ns) + ifc.offsetNs
+	// Both terms are at most maxTimestamp, so the sum cannot overflow.
+	return min(max(int64(min(ns, maxTimestamp))+ifc.offsetNs, 0), maxTimestamp)
 }
+
+// offsetNs is an if_tsoffset of sec seconds (signed) in nanoseconds,
+// bounded so that it cannot overflow: a larger one would only reach the
+// bounds of nanoseconds sooner.
+func offsetNs(sec int64) int64 {
+	const bound = maxTimestamp / int64(time.Second)
+	return min(max(sec, -bound), bound) * int64(time.Second)
+}
+
+// maxTimestamp bounds the packet times a pcapng file can give (its
+// timestamps and offsets are 64-bit numbers of any unit): 2^62 ns is the
+// year 2116, and leaves the flow table room to add any timeout to a packet
+// time without overflow. Times before 1970 become 1970.
+const maxTimestamp = 1 << 62
 
 // setResolution applies an if_tsresol value: a power of 10, or of 2 when
 // the top bit is set.
@@ -256,7 +279,7 @@ func (r *pcapngReader) interfaceDescription(b []byte) error {
 		case code == optIfTSResol && length >= 1:
 			ifc.setResolution(val[0])
 		case code == optIfTSOffset && length == 8:
-			ifc.offsetNs = int64(r.order.Uint64(val)) * 1e9
+			ifc.offsetNs = offsetNs(int64(r.order.Uint64(val)))
 		}
 		opts = opts[4+padded:]
 	}

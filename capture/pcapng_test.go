@@ -191,11 +191,31 @@ func TestPcapngResolutions(t *testing.T) {
 		{0x80 | 30, 1 << 30, 1_000000000},
 		{0x80 | 100, 1 << 62, 0},
 		{100, 1 << 62, 0},
+		// Past 2^62 ns (2116), or a product that overflows: bounded, so
+		// that the flow table may add any timeout to a packet time.
+		{9, 1<<63 + 5, maxTimestamp},
+		{0, 1 << 62, maxTimestamp},
+		{0x80 | 1, 1<<64 - 1, maxTimestamp},
 	} {
 		ifc := ngInterface{}
 		ifc.setResolution(tc.resol)
 		if got := ifc.nanoseconds(tc.ticks); got != tc.want {
 			t.Errorf("if_tsresol %#x: %d ticks = %d ns, want %d", tc.resol, tc.ticks, got, tc.want)
+		}
+	}
+	// An if_tsoffset that takes a time before 1970 or past the bound.
+	for _, tc := range []struct {
+		offset int64
+		want   int64
+	}{
+		{-100, 0},
+		{1 << 62, 4611686018_000000007}, // the bound of offsets, in whole seconds
+		{-(1 << 62), 0},
+	} {
+		ifc := ngInterface{offsetNs: offsetNs(tc.offset)}
+		ifc.setResolution(9)
+		if got := ifc.nanoseconds(7); got != tc.want {
+			t.Errorf("if_tsoffset %d s: %d ns, want %d", tc.offset, got, tc.want)
 		}
 	}
 }

@@ -111,6 +111,7 @@ func TestTCPVerdicts(t *testing.T) {
 		pkts: []capture.Packet{
 			tcpPkt(0, A, 40000, E, 3741, syn, 0),
 			tcpPkt(30*sec-1, E, 3741, A, 40000, synack, 0),
+			confirm(30*sec - 1),
 		},
 		flush: -1,
 		want: []string{
@@ -132,6 +133,7 @@ func TestTCPVerdicts(t *testing.T) {
 		pkts: []capture.Packet{
 			tcpPkt(0, A, 40000, E, 3741, syn, 0),
 			udpPkt(30*sec, X, 5000, Y, 53, 10),
+			confirm(30 * sec),
 		},
 		flush: -1,
 		want: []string{
@@ -451,7 +453,7 @@ func TestICMPErrors(t *testing.T) {
 		want:  []string{`decided tcp 10.0.0.2:40000>10.0.0.1:3741 allowed rule=0 S1 "Sh" out=1/100 in=1/100`},
 	}, {
 		name:  "an error after the deadline comes too late",
-		pkts:  []capture.Packet{syn4, icmpErr(30*sec, router, 3, 1, syn4)},
+		pkts:  []capture.Packet{syn4, icmpErr(30*sec, router, 3, 1, syn4), confirm(30 * sec)},
 		flush: -1,
 		want:  []string{`decided tcp 10.0.0.2:40000>10.0.0.1:3741 blocked/no_response rule=0 S0 "S" out=1/100 in=0/0`},
 	}, {

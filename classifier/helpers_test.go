@@ -234,6 +234,16 @@ func ipPkt(ts time.Duration, src, dst string, proto uint8) capture.Packet {
 	return capture.Packet{TS: at(ts), WireLen: wire, IPVersion: v, Proto: proto, Src: addr(src), Dst: addr(dst)}
 }
 
+// confirm is a packet no flow takes (an ICMP echo) at ts. After a gap of
+// more than a second the packet clock holds a packet until the next one
+// confirms its time (clockStep): a scenario without Flush whose last packet
+// comes after a gap ends with this one.
+func confirm(ts time.Duration) capture.Packet {
+	p := ipPkt(ts, X, Y, capture.ProtoICMP)
+	p.ICMPType = 8
+	return p
+}
+
 // icmpErr is an ICMP (or ICMPv6) destination unreachable from router about
 // the packet q.
 func icmpErr(ts time.Duration, router string, typ, code uint8, q capture.Packet) capture.Packet {

@@ -7,7 +7,8 @@ import (
 )
 
 // Options tune a Table. A zero or negative field takes its default (see
-// DefaultOptions).
+// DefaultOptions); a timeout longer than a config may set
+// (policy.MaxTimeouts) takes that maximum.
 type Options struct {
 	// AttemptTimeout is how long a TCP attempt (the client's first SYN)
 	// waits for an answer before it is blocked/no_response.
@@ -77,6 +78,16 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.TCPIdle, d.TCPIdle)
 	orDefault(&o.UDPIdle, d.UDPIdle)
 	orDefault(&o.TCPClosed, d.TCPClosed)
+	// The config's bounds apply to options set in Go too: 2,500,000 hours
+	// added to a packet time overflowed it, and turned a working
+	// connection into a blocked one.
+	m := policy.MaxTimeouts()
+	o.AttemptTimeout = min(o.AttemptTimeout, m.TCPAttempt)
+	o.UDPReplyTimeout = min(o.UDPReplyTimeout, m.UDPReply)
+	o.UDPICMPWait = min(o.UDPICMPWait, m.UDPICMPWait)
+	o.TCPIdle = min(o.TCPIdle, m.TCPIdle)
+	o.UDPIdle = min(o.UDPIdle, m.UDPIdle)
+	o.TCPClosed = min(o.TCPClosed, m.TCPClosed)
 	if o.MaxFlows <= 0 {
 		o.MaxFlows = d.MaxFlows
 	}

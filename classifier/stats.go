@@ -15,6 +15,11 @@ type Stats struct {
 	FlowsEvicted uint64 // of those, flows dropped to make room
 	FlowsExpired uint64 // of those, flows ended by an idle timeout or the closed linger
 
+	// ClockJumps counts packets stamped more than a second away from the
+	// packet clock that nothing after them confirmed: followed at the
+	// clock's time instead of their own (see the package's clock rule).
+	ClockJumps uint64
+
 	Active uint64 // live flows
 	// Capacity is the most flows the table holds (Options.MaxFlows): past
 	// it, a new flow evicts an old one. The memory it takes follows the
@@ -31,13 +36,14 @@ const publishEvery = 256
 type counters struct {
 	packets, notFollowed, fragments, icmpErrors, icmpMatched uint64
 	created, ended, evicted, expired                         uint64
+	clockJumps                                               uint64
 }
 
 // published is the snapshot other goroutines read.
 type published struct {
 	packets, notFollowed, fragments, icmpErrors, icmpMatched atomic.Uint64
 	created, ended, evicted, expired                         atomic.Uint64
-	active, capacity                                         atomic.Uint64
+	clockJumps, active, capacity                             atomic.Uint64
 }
 
 func (t *Table) publish() {
@@ -51,6 +57,7 @@ func (t *Table) publish() {
 	p.ended.Store(c.ended)
 	p.evicted.Store(c.evicted)
 	p.expired.Store(c.expired)
+	p.clockJumps.Store(c.clockJumps)
 	p.active.Store(uint64(t.live))
 	p.capacity.Store(uint64(t.opts.MaxFlows))
 	t.unpubl = 0
@@ -70,6 +77,7 @@ func (t *Table) Stats() Stats {
 		FlowsEnded:   p.ended.Load(),
 		FlowsEvicted: p.evicted.Load(),
 		FlowsExpired: p.expired.Load(),
+		ClockJumps:   p.clockJumps.Load(),
 		Active:       p.active.Load(),
 		Capacity:     p.capacity.Load(),
 	}
@@ -87,6 +95,7 @@ func (s *Stats) Add(o Stats) {
 	s.FlowsEnded += o.FlowsEnded
 	s.FlowsEvicted += o.FlowsEvicted
 	s.FlowsExpired += o.FlowsExpired
+	s.ClockJumps += o.ClockJumps
 	s.Active += o.Active
 	s.Capacity += o.Capacity
 }

@@ -74,6 +74,13 @@ const (
 	evictSample = 8  // flows compared
 	evictProbes = 64 // index slots looked at, at most
 	reclaimScan = 64 // entries the sweep checks before growing or evicting
+	// evictScan bounds the entries looked at, from the table's eviction
+	// cursor, for a flow that is no session when the sample holds only
+	// sessions: a table of up to 4,096 flows is searched whole, and a
+	// larger one in which fewer than one flow in 4,096 is anything but a
+	// session is full of sessions (--max-flows is too small for the
+	// site), so one of them goes.
+	evictScan = 4096
 )
 
 // makeRoom frees an entry for a new flow whose hash is h: it first lets the
@@ -93,7 +100,11 @@ func (t *Table) makeRoom(h uint64) {
 
 // evict ends one flow among those sampled near h's home slot: one whose
 // time has come if any; else the least recently seen of the least
-// valuable class (see evictionClass).
+// valuable class (see evictionClass). When the sample holds sessions
+// only, a flow of the table that is no session is evicted instead, the
+// first found from the eviction cursor: a session evicted is reported at
+// once and again, as a new flow, at its next packet, where an attempt or
+// a flow already decided loses little.
 func (t *Table) evict(h uint64) {
 	mask := uint32(len(t.index) - 1)
 	pos := uint32(h) & mask
@@ -116,6 +127,15 @@ func (t *Table) evict(h uint64) {
 			victim, victimClass, victimLast = int(i), class, e.last
 		}
 	}
+	if victim < 0 || victimClass >= classOneWay {
+		if i, ok := t.nonSession(); ok {
+			if t.endAt(i) <= t.now {
+				t.settle(i) // its time has come: it ends, not evicted
+				return
+			}
+			victim = int(i)
+		}
+	}
 	if victim < 0 {
 		victim = int(h % uint64(t.live))
 	}
@@ -123,15 +143,64 @@ func (t *Table) evict(h uint64) {
 	t.remove(uint32(victim))
 }
 
-// evictionClass ranks what a flow is worth keeping when the table is full:
-// 1 for an open flow of an allowed rule with traffic both ways (an
-// established session, whose end a report still needs), 0 for the rest:
-// unanswered attempts, scans and sprays, closed or reset flows waiting out
-// their linger, and flows already decided blocked, unexpected or ignored,
-// whose verdict is counted. A flood can then only push out its own kind.
-func evictionClass(e *entry) int {
-	if e.verdict == Allowed && e.pktsIn > 0 && e.pktsOut > 0 && !e.closed() {
-		return 1
+// nonSession finds, from the eviction cursor on and within evictScan
+// entries, a flow of a class below classOneWay, and leaves the cursor on
+// it: the flow that the table's last entry replaces there, once it is
+// evicted, is often the next victim (a flood's flows are the newest).
+func (t *Table) nonSession() (uint32, bool) {
+	for n := min(t.live, evictScan); n > 0; n-- {
+		if t.evictCursor >= t.live {
+			t.evictCursor = 0
+		}
+		i := uint32(t.evictCursor)
+		if evictionClass(&t.entries[i]) < classOneWay {
+			return i, true
+		}
+		t.evictCursor++
 	}
-	return 0
+	return 0, false
+}
+
+// Eviction classes, from the least worth keeping: a full table evicts a
+// flow of the lowest class it finds (see evict).
+const (
+	// classDone: the flow's verdict is counted and nothing is left to
+	// decide: blocked, ignored, closed or reset and waiting out its
+	// linger, one-way unexpected traffic.
+	classDone = iota
+	// classAttempt: an attempt or a flow still waiting for what decides
+	// it; evicted, it is reported pending.
+	classAttempt
+	// classOneWay: an open flow of an allowed rule seen in one direction
+	// only (a one-way UDP stream, a capture that misses the answers).
+	// Packets from spoofed addresses make these too, which is why they
+	// rank below the sessions.
+	classOneWay
+	// classUnexpectedSession: an open unexpected flow with traffic both
+	// ways: a client that got in where no rule lets it.
+	classUnexpectedSession
+	// classSession: an established session of an allowed rule, traffic
+	// both ways: what a report must see end once.
+	classSession
+)
+
+// evictionClass ranks what a flow is worth keeping when the table is full
+// (see the classes). Only traffic both ways makes a session: it takes the
+// answers of a real server, which a flood of spoofed packets does not
+// have, so a flood can push out its own kind and attempts, never the
+// sessions.
+func evictionClass(e *entry) int {
+	open := !e.closed()
+	both := e.pktsIn > 0 && e.pktsOut > 0
+	switch {
+	case e.verdict == Allowed && open && both:
+		return classSession
+	case e.verdict == Unexpected && open && both:
+		return classUnexpectedSession
+	case e.verdict == Allowed && open:
+		return classOneWay
+	case e.verdict == VerdictUndecided:
+		return classAttempt
+	}
+	return classDone
 }

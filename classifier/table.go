@@ -1,6 +1,8 @@
 package classifier
 
 import (
+	"time"
+
 	"github.com/tpwatch/tpwatch/capture"
 	"github.com/tpwatch/tpwatch/policy"
 )
@@ -30,6 +32,18 @@ type Table struct {
 	cursor int        // the sweep's next entry
 	credit uint64     // the sweep's owed work, in entry-nanoseconds (see sweepFor)
 	rec    FlowRecord // handed to the sink, reused
+	// evictCursor is where evict looks for a flow that is no session
+	// when its sample holds sessions only.
+	evictCursor int
+	// lateRST is a RST recorded just before the SYN it refuses, to count
+	// after the SYN when hasLateRST (see answersSyn).
+	lateRST    seg
+	hasLateRST bool
+	// clocked says the clock has been set, by the first packet or
+	// Advance; held is a packet the clock holds when holding (see
+	// clockStep).
+	clocked, holding bool
+	held             capture.Packet
 
 	ahead   lookAhead      // processPackets' look-ups, done ahead of the packets
 	scratch capture.Packet // a slim packet made whole to create its flow
@@ -96,6 +110,14 @@ type keyed struct {
 
 // process is Process with the flow key computed ahead, or pre nil.
 func (t *Table) process(p *capture.Packet, pre *keyed) {
+	if t.offClock(p.TS) && t.hold(p) {
+		return
+	}
+	t.processOnClock(p, pre)
+}
+
+// processOnClock follows packet p, whose time the clock believes.
+func (t *Table) processOnClock(p *capture.Packet, pre *keyed) {
 	t.tick(p.TS)
 	switch {
 	case p.IPVersion == 0:
@@ -140,10 +162,14 @@ func (t *Table) tock() {
 }
 
 // Advance moves the packet clock to now without a packet (a quiet live
-// capture) and lets the sweep pass over the whole table.
+// capture) and lets the sweep pass over the whole table. A packet the
+// clock held (see clockStep) is confirmed or not by now, as by a packet.
 func (t *Table) Advance(now int64) {
-	if now > t.now {
-		t.now = now
+	if t.holding {
+		t.release(now)
+	}
+	if now > t.now || !t.clocked {
+		t.now, t.clocked = now, true
 		t.rebaseDue()
 	}
 	t.sweep(t.live)
@@ -153,10 +179,15 @@ func (t *Table) Advance(now int64) {
 
 // Flush ends every live flow at time end (the end of a replay, or a
 // shutdown): an attempt whose deadline is at or before end is decided as at
-// its deadline, any other undecided flow is pending. Flows are finalised in
-// table order, which the input alone determines. The table is then empty
-// and can be used again.
+// its deadline, any other undecided flow is pending. An end more than a
+// day (endTrust) past the packet clock is not believed: the flows end at
+// the clock. Flows are finalised in table order, which the input alone
+// determines. The table is then empty and can be used again.
 func (t *Table) Flush(end int64) {
+	t.releaseAtEnd()
+	if end-t.now > endTrust {
+		end = t.now
+	}
 	if end > t.now {
 		t.now = end
 	}
@@ -194,7 +225,7 @@ func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
 		k, srcIsA, known = t.wide.keyOf(&p.Src, &p.Dst, p.SrcPort, p.DstPort, p.Proto, false)
 		h = k.hash(t.seed)
 	}
-	i, found := t.find(&k, h, known, pre, &sg)
+	i, found := t.find(&k, h, known, pre, &sg, srcIsA)
 	var match policy.Match
 	if !found {
 		i, match, srcIsA = t.createFrom(p, &k, srcIsA, known)
@@ -204,6 +235,14 @@ func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
 
 // processSlim follows a slim packet, whose key the look-ahead computed.
 func (t *Table) processSlim(s *slim, pre *keyed) {
+	if t.offClock(s.TS) {
+		// Rare: made whole, for the clock to hold or to follow.
+		s.packet(&t.scratch)
+		if !t.hold(&t.scratch) {
+			t.processOnClock(&t.scratch, nil)
+		}
+		return
+	}
 	t.tick(s.TS)
 	var sg seg
 	sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = s.TS, s.WireLen, s.PayloadLen, s.TCPFlags, s.Proto
@@ -211,7 +250,7 @@ func (t *Table) processSlim(s *slim, pre *keyed) {
 	if pre.seed != t.seed {
 		h = k.hash(t.seed)
 	}
-	i, found := t.find(&k, h, true, pre, &sg)
+	i, found := t.find(&k, h, true, pre, &sg, srcIsA)
 	var match policy.Match
 	if !found {
 		// Made whole only to create the flow.
@@ -227,7 +266,7 @@ func (t *Table) processSlim(s *slim, pre *keyed) {
 // it unknown, and then the flow is not live), after applying what the
 // clock says to it: a flow whose time is up, or a closed connection whose
 // ports a new SYN reuses, ends here and is not found.
-func (t *Table) find(k *flowKey, h uint64, known bool, pre *keyed, sg *seg) (i uint32, found bool) {
+func (t *Table) find(k *flowKey, h uint64, known bool, pre *keyed, sg *seg, srcIsA bool) (i uint32, found bool) {
 	switch {
 	case pre != nil && pre.ref != 0 && int(pre.ref) <= t.live && t.entries[pre.ref-1].is(k):
 		i, found = pre.ref-1, true
@@ -242,12 +281,49 @@ func (t *Table) find(k *flowKey, h uint64, known bool, pre *keyed, sg *seg) (i u
 	}
 	if found && sg.proto == capture.ProtoTCP &&
 		sg.flags&(capture.TCPSyn|capture.TCPAck) == capture.TCPSyn && t.entries[i].closed() {
+		if t.answersSyn(i, sg, srcIsA) {
+			// The flow was only the refusal of this SYN, recorded just
+			// before it: it is the SYN's flow, never reported on its own.
+			t.counts.created--
+			t.remove(i)
+			return 0, false
+		}
 		// A new connection on the ports of a closed one.
 		t.finish(i, endReused)
 		t.remove(i)
 		return 0, false
 	}
 	return i, found
+}
+
+// rstReorder is how long before a SYN a RST from its receiver may be
+// recorded and still be taken for the refusal of that SYN: captures
+// merged from several interfaces or queues, or split by direction, stamp
+// packets microseconds, at worst milliseconds, out of their order.
+const rstReorder = int64(10 * time.Millisecond)
+
+// answersSyn reports whether closed flow i is nothing but a RST that the
+// receiver of SYN sg (sent by endpoint A when srcIsA) sent within
+// rstReorder of it: its refusal, recorded first. The RST is then kept in
+// t.lateRST, for follow to count once the SYN's flow is made.
+func (t *Table) answersSyn(i uint32, sg *seg, srcIsA bool) bool {
+	e := &t.entries[i]
+	const (
+		clientRst = 1 << (seenShift + letterRst)
+		serverRst = 1 << (seenShift + letterRst + serverLetters)
+	)
+	seen := e.history & seenMask
+	if e.verdict != VerdictUndecided || e.pktsOut+e.pktsIn != 1 || seen != clientRst && seen != serverRst {
+		return false
+	}
+	rstFromA := (seen == clientRst) == e.has(flagClientIsA)
+	if d := sg.ts - e.last; rstFromA == srcIsA || d > rstReorder || d < -rstReorder {
+		return false
+	}
+	r := &t.lateRST
+	r.ts, r.wireLen, r.payloadLen, r.flags, r.proto = e.last, uint32(e.bytesOut+e.bytesIn), 0, capture.TCPRst|capture.TCPAck, capture.ProtoTCP
+	t.hasLateRST = true
+	return true
 }
 
 // createFrom creates the flow of packet p, which find did not find; k is
@@ -289,6 +365,12 @@ func (t *Table) follow(i uint32, sg *seg, srcIsA, created bool, match policy.Mat
 	// deciding it (no attempt deadline any more) can move it earlier.
 	if created || closing && !wasClosed && e.closed() || wasUndecided && e.verdict != VerdictUndecided {
 		t.setDue(i, t.nextDue(i))
+	}
+	if created && t.hasLateRST {
+		// The refusal recorded before this SYN (answersSyn) comes after it.
+		t.hasLateRST = false
+		late := t.lateRST
+		t.follow(i, &late, !srcIsA, false, policy.Match{})
 	}
 }
 

@@ -3,6 +3,7 @@ package classifier
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -409,4 +410,85 @@ func TestSliceTableIsMappedTable(t *testing.T) {
 // entries, and its index within the highest load factor.
 func (t *Table) capacity() int {
 	return min(len(t.entries), len(t.index)*maxLoadNum/maxLoadDen)
+}
+
+// Issue 17, #3, with its figures: a table of 256 flows holding 200
+// established sessions, then a scan of 20,000 SYNs while the sessions go
+// on talking. The sample of slots near a new flow's home held sessions
+// only often enough (0.78^8, one eviction in seven) that 74 sessions were
+// evicted, and reported a second time when their next packet came. Now
+// the scan's flows are evicted, every time, and each session is reported
+// once, at the end, not evicted.
+func TestFullTableEvictsTheScanNotTheSessions(t *testing.T) {
+	const maxFlows, sessions, scan = 256, 200, 20000
+	opts := testOptions()
+	opts.InitialFlows, opts.MaxFlows = 16, maxFlows
+	rec := newRecorder(t)
+	tab := NewTable(opts, newFakeMatcher(), rec)
+	process := func(ps ...capture.Packet) {
+		for i := range ps {
+			tab.Process(&ps[i])
+		}
+	}
+	for c := range uint16(sessions) {
+		process(handshake(A, 20000+c, E, 3741, time.Duration(c)*ms)...)
+	}
+	rng := rand.New(rand.NewPCG(17, 3))
+	start := time.Second
+	for i := range scan {
+		ts := start + time.Duration(i)*100*time.Microsecond
+		switch i % 3 {
+		case 0: // the Enterprise Manager's ports, one after another
+			process(tcpPkt(ts, X, 40000+uint16(i%20000), E, uint16(1+i/3), syn, 0))
+		case 1: // the agent's, some answered with a RST
+			process(tcpPkt(ts, X, 40000+uint16(i%20000), A, uint16(1+i/3), syn, 0))
+			if rng.IntN(2) == 0 {
+				process(tcpPkt(ts+10*time.Microsecond, A, uint16(1+i/3), X, 40000+uint16(i%20000), rstack, 0))
+			}
+		default: // a sweep of the network
+			p := synFrom(at(ts), rng.Uint32(), false, 445)
+			process(p)
+		}
+		if i%100 == 0 { // the sessions keep talking
+			c := uint16(rng.IntN(sessions))
+			process(tcpPkt(ts, A, 20000+c, E, 3741, pshack, 100), tcpPkt(ts+50*time.Microsecond, E, 3741, A, 20000+c, ack, 0))
+		}
+	}
+	end := start + scan*100*time.Microsecond
+	for c := range uint16(sessions) { // and after the scan
+		process(tcpPkt(end+time.Duration(c)*ms, A, 20000+c, E, 3741, pshack, 10))
+	}
+	st := tab.Stats()
+	checkIndex(t, tab)
+	tab.Flush(at(end + time.Second))
+
+	reported := map[uint16]int{}
+	evictedSessions := 0
+	for _, r := range rec.finals {
+		if r.ServerPort != 3741 || netip.AddrFrom16(r.Client).Unmap().String() != A {
+			continue
+		}
+		reported[r.ClientPort]++
+		if r.Evicted {
+			evictedSessions++
+		}
+		if r.Verdict != Allowed {
+			t.Errorf("session %s", describe(&r))
+		}
+	}
+	twice := 0
+	for _, n := range reported {
+		if n > 1 {
+			twice++
+		}
+	}
+	t.Logf("%d flows created, %d evicted; sessions: %d reported, %d evicted, %d reported more than once",
+		st.FlowsCreated, st.FlowsEvicted, len(reported), evictedSessions, twice)
+	if len(reported) != sessions || evictedSessions != 0 || twice != 0 {
+		t.Errorf("of %d sessions, %d reported, %d evicted, %d reported more than once; want all once, none evicted",
+			sessions, len(reported), evictedSessions, twice)
+	}
+	if st.FlowsEvicted < scan-maxFlows {
+		t.Errorf("%d evictions: the scan did not fill the table", st.FlowsEvicted)
+	}
 }

@@ -171,9 +171,28 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.policy.own.Store(ownEndpoints(d.listeners))
-	if err := d.open(); err != nil {
-		d.closeAll()
-		return err
+	// Opening compiles the capture filter, in libpcap, which cannot be
+	// interrupted: a long --bpf may take seconds. A stop asked meanwhile
+	// is honoured at once, and the captures are closed once the open
+	// returns.
+	opened := make(chan error, 1)
+	go func() { opened <- d.open() }()
+	select {
+	case err := <-opened:
+		if err != nil {
+			d.closeAll()
+			return err
+		}
+	case <-ctx.Done():
+		for _, l := range d.listeners {
+			l.Close()
+		}
+		go func() {
+			<-opened
+			d.closeSources()
+		}()
+		d.log.Info().Msg("stopped while opening the captures")
+		return nil
 	}
 	if d.cfg.User != "" {
 		if err := dropPrivileges(d.cfg.User); err != nil {
@@ -284,6 +303,11 @@ func (d *Daemon) closeAll() {
 	for _, l := range d.listeners {
 		l.Close()
 	}
+	d.closeSources()
+}
+
+// closeSources closes the captures opened before monitoring started.
+func (d *Daemon) closeSources() {
 	for _, s := range d.sources {
 		if s.opened != nil {
 			s.opened.Close()

@@ -60,7 +60,7 @@ tpwatch_capture_up{interface="eth1"} 0
 func TestFlowTableCollector(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewFlowTableCollector(func() classifier.Stats {
-		return classifier.Stats{Active: 3, Capacity: 1 << 20, FlowsEvicted: 4, FlowsExpired: 5, Fragments: 6}
+		return classifier.Stats{Active: 3, Capacity: 1 << 20, FlowsEvicted: 4, FlowsExpired: 5, Fragments: 6, ClockJumps: 7}
 	}))
 	const want = `
 # HELP tpwatch_flow_table_entries Flows held in the flow table.
@@ -78,6 +78,9 @@ tpwatch_flow_table_expired_total 5
 # HELP tpwatch_fragments_total IP fragments seen.
 # TYPE tpwatch_fragments_total counter
 tpwatch_fragments_total 6
+# HELP tpwatch_flow_table_clock_jumps_total Packets stamped more than a second away from the packet clock that nothing after them confirmed, followed at the clock's time.
+# TYPE tpwatch_flow_table_clock_jumps_total counter
+tpwatch_flow_table_clock_jumps_total 7
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
@@ -141,11 +144,14 @@ func TestSuppressedLogEvents(t *testing.T) {
 
 func TestInventoryCollector(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewInventoryCollector(func() policy.InventoryStats { return policy.InventoryStats{Hosts: 12, Dropped: 3} }))
+	reg.MustRegister(NewInventoryCollector(func() policy.InventoryStats { return policy.InventoryStats{Hosts: 12, Dropped: 3, Capacity: 65536} }))
 	const want = `
 # HELP tpwatch_inventory_learned_hosts Hosts the inferred inventory has learned a role for (without a site config).
 # TYPE tpwatch_inventory_learned_hosts gauge
 tpwatch_inventory_learned_hosts 12
+# HELP tpwatch_inventory_capacity_hosts Hosts the inferred inventory can hold; past it, what more hosts show is not learned.
+# TYPE tpwatch_inventory_capacity_hosts gauge
+tpwatch_inventory_capacity_hosts 65536
 # HELP tpwatch_inventory_learnings_dropped_total Hosts the inferred inventory did not learn because it was full.
 # TYPE tpwatch_inventory_learnings_dropped_total counter
 tpwatch_inventory_learnings_dropped_total 3

@@ -9,7 +9,7 @@ import (
 type flowTableCollector struct {
 	get func() classifier.Stats
 
-	entries, capacity, evictions, expired, fragments *prometheus.Desc
+	entries, capacity, evictions, expired, fragments, clockJumps *prometheus.Desc
 }
 
 // NewFlowTableCollector exports the flow table's size and churn. get is
@@ -28,11 +28,13 @@ func NewFlowTableCollector(get func() classifier.Stats) prometheus.Collector {
 			"Flows removed from the flow table by their idle timeout.", nil, nil),
 		fragments: prometheus.NewDesc("tpwatch_fragments_total",
 			"IP fragments seen.", nil, nil),
+		clockJumps: prometheus.NewDesc("tpwatch_flow_table_clock_jumps_total",
+			"Packets stamped more than a second away from the packet clock that nothing after them confirmed, followed at the clock's time.", nil, nil),
 	}
 }
 
 func (c *flowTableCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.entries, c.capacity, c.evictions, c.expired, c.fragments} {
+	for _, d := range []*prometheus.Desc{c.entries, c.capacity, c.evictions, c.expired, c.fragments, c.clockJumps} {
 		ch <- d
 	}
 }
@@ -44,4 +46,5 @@ func (c *flowTableCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- constMetric(c.evictions, prometheus.CounterValue, float64(s.FlowsEvicted))
 	ch <- constMetric(c.expired, prometheus.CounterValue, float64(s.FlowsExpired))
 	ch <- constMetric(c.fragments, prometheus.CounterValue, float64(s.Fragments))
+	ch <- constMetric(c.clockJumps, prometheus.CounterValue, float64(s.ClockJumps))
 }

@@ -20,6 +20,40 @@ import (
 // its context is done.
 const shutdownGrace = 5 * time.Second
 
+// serverLimits bound what a client of the metrics endpoint may hold: the
+// endpoint may face an untrusted network (a sensor's management address),
+// and an HTTP server without them keeps a goroutine and its buffers for
+// every connection opened and never used, and every keep-alive connection
+// left idle, for ever.
+type serverLimits struct {
+	// readHeader and read bound the reading of a request's headers and of
+	// the whole request (a scrape has no body); write bounds the writing
+	// of the response, which for a big registry over a slow link takes
+	// the longest; idle closes a keep-alive connection that long after
+	// its last response.
+	readHeader, read, write, idle time.Duration
+	// maxHeaderBytes bounds a request's headers (a scrape sends a few
+	// hundred bytes).
+	maxHeaderBytes int
+	// maxConns bounds the open connections over every listener; see
+	// connLimiter.
+	maxConns int
+}
+
+// defaultLimits: a scrape of a registry of several thousand series takes
+// well under a second, so a minute to write it leaves room for a slow
+// link, and Prometheus scraping every 15 or 30 s keeps its connection
+// open between scrapes; a few Prometheus servers and a person with curl
+// need nowhere near 64 connections at once.
+var defaultLimits = serverLimits{
+	readHeader:     10 * time.Second,
+	read:           30 * time.Second,
+	write:          60 * time.Second,
+	idle:           45 * time.Second,
+	maxHeaderBytes: 16 << 10,
+	maxConns:       64,
+}
+
 // NewHandler serves the metrics of reg in the Prometheus text and protobuf
 // formats. It also counts its own requests (promhttp_metric_handler_*) on
 // reg. A collector that fails does not fail the scrape: the other metrics
@@ -75,6 +109,10 @@ func Serve(ctx context.Context, addrs []string, path, webConfigFile string, h ht
 // ServeListeners is Serve on listeners the caller opened (systemd socket
 // activation, or a test that needs to know the port). It closes them.
 func ServeListeners(ctx context.Context, listeners []net.Listener, path, webConfigFile string, h http.Handler, logger zerolog.Logger, routes ...Route) error {
+	return serveListeners(ctx, listeners, path, webConfigFile, h, logger, defaultLimits, routes...)
+}
+
+func serveListeners(ctx context.Context, listeners []net.Listener, path, webConfigFile string, h http.Handler, logger zerolog.Logger, limits serverLimits, routes ...Route) error {
 	if err := validateWebConfig(webConfigFile); err != nil {
 		return err
 	}
@@ -83,13 +121,24 @@ func ServeListeners(ctx context.Context, listeners []net.Listener, path, webConf
 		return err
 	}
 	slogger := slog.New(zerolog.NewSlogHandler(logger))
+	lim := newConnLimiter(limits.maxConns)
 	server := &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: limits.readHeader,
+		ReadTimeout:       limits.read,
+		WriteTimeout:      limits.write,
+		IdleTimeout:       limits.idle,
+		MaxHeaderBytes:    limits.maxHeaderBytes,
+		ConnState:         lim.connState,
 		// TLS handshake failures of scanners and misconfigured clients land
 		// here; keep them in tpwatch's log, not on stderr.
 		ErrorLog: slog.NewLogLogger(slogger.Handler(), slog.LevelWarn),
 	}
+	limited := make([]net.Listener, len(listeners))
+	for i, l := range listeners {
+		limited[i] = lim.listener(l)
+	}
+	listeners = limited
 	flags := &web.FlagConfig{
 		WebListenAddresses: new([]string),
 		WebSystemdSocket:   new(bool),

@@ -24,7 +24,8 @@ type fakeSource struct {
 	idle          int   // yield an Idle every idle records (0: never)
 	idleAt        int64 // the Idles' time (0: the record's number)
 	v6            int   // make every v6-th record IPv6 (0: none)
-	gapAt         int   // records after this one are two minutes later (0: none)
+	gapAt         int   // records after this one are gap later (0: none)
+	gap           int64 // 0: two minutes
 }
 
 func newFakeSource(n int, end error) *fakeSource {
@@ -66,7 +67,11 @@ func (s *fakeSource) Next(r *capture.Record) error {
 	binary.BigEndian.PutUint16(frame[port:], uint16(s.i))
 	r.TS, r.Link, r.Data = int64(s.i), capture.LinkRaw, frame
 	if s.gapAt > 0 && s.i > s.gapAt {
-		r.TS += int64(2 * time.Minute)
+		gap := s.gap
+		if gap == 0 {
+			gap = int64(2 * time.Minute)
+		}
+		r.TS += gap
 	}
 	r.CapLen, r.WireLen = uint32(len(frame)), uint32(len(frame))
 	return nil
@@ -191,6 +196,10 @@ func TestRunAdvancesOnIdle(t *testing.T) {
 		src := newFakeSource(1000, io.EOF)
 		src.idle = 100
 		src.idleAt = int64(time.Hour)
+		// The packets after the first idle come after it: packets
+		// stamped an hour before an idle moment would be a clock
+		// stepping back, which the table follows.
+		src.gapAt, src.gap = 100, int64(time.Hour)
 		var log portLog
 		tab := classifier.NewTable(classifier.DefaultOptions(), replyRule{}, &log)
 		if err := Run(context.Background(), src, tab, nil, Options{Sequential: seq}); err != nil {

@@ -96,6 +96,17 @@ var timeoutRanges = [...]struct{ min, max time.Duration }{
 	{10 * time.Millisecond, 5 * time.Minute}, // udp_icmp_wait
 }
 
+// MaxTimeouts returns the longest timeouts a config may set. Timeouts set
+// in Go rather than read from a config (classifier.Options) are capped at
+// them too: packet time plus a timeout must not overflow.
+func MaxTimeouts() Timeouts {
+	var t Timeouts
+	for i, f := range t.fields() {
+		*f = timeoutRanges[i].max
+	}
+	return t
+}
+
 // EffectiveTimeouts returns the configured timeouts with defaults in place
 // of the zero ones. A nil config has all defaults.
 func (c *Config) EffectiveTimeouts() Timeouts {

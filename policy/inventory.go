@@ -152,6 +152,8 @@ type InventoryStats struct {
 	Hosts int
 	// Dropped counts the hosts not learned because the inventory was full.
 	Dropped uint64
+	// Capacity is the most hosts it holds (NewInventory's maxHosts).
+	Capacity int
 }
 
 // NewInventory returns an empty inventory of at most maxHosts hosts
@@ -168,7 +170,7 @@ func (v *Inventory) Stats() InventoryStats {
 	v.mu.RLock()
 	n := len(v.hosts)
 	v.mu.RUnlock()
-	return InventoryStats{Hosts: n, Dropped: v.dropped.Load()}
+	return InventoryStats{Hosts: n, Dropped: v.dropped.Load(), Capacity: v.max}
 }
 
 // Roles returns the roles addr has been seen to hold.

@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -75,7 +73,7 @@ type Result struct {
 	// Summary holds the flows' verdicts, for the report and the exit
 	// status (Summary.Problems).
 	Summary *report.Summary
-	// Files are the files in the order they were read.
+	// Files are the files in the order of their first packet.
 	Files []string
 	// Counts are what was read and decoded, Table the flow table's stats.
 	Counts pipeline.Counts
@@ -151,13 +149,15 @@ func (r *Result) inventoryLine(configName string) string {
 
 // Run replays cfg.Files as one capture: it classifies every flow, writes
 // the JSON lines and the metrics textfile asked for, and returns what it
-// found. Files are read in the order of their first packet, as mergecap
-// would merge captures that follow one another (shell globs sort cap_10
-// before cap_9, and ring buffers wrap); packet time must not run backwards
-// from one file to the next. An error is returned for what makes the
-// replay impossible (a metrics file that cannot be written); files that
-// cannot be read are in Result.ReadErrors, after what could be read.
-// Cancelling ctx stops reading; the flows read so far are still reported.
+// found. Several files are merged record by record in packet time, as
+// mergecap merges them: captures that follow one another in any order
+// (shell globs sort cap_10 before cap_9, and ring buffers wrap), and
+// captures of one conversation split by direction or by interface, are
+// one capture again. An error is returned for what makes the replay
+// impossible (a metrics file that cannot be written); files that cannot be
+// read, or not to their end, are in Result.ReadErrors, after what could be
+// read. Cancelling ctx stops reading; the flows read so far are still
+// reported.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Policy == nil {
 		return nil, errors.New("replay: no policy")
@@ -204,15 +204,28 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	table = classifier.NewTable(opts, policy.Bind(pol, inv), deferred.TableSink())
 
 	stopProgress := startProgress(cfg.Progress, &stats)
-	res.Files = inTimeOrder(cfg.Files, cfg.Log)
-	for _, name := range res.Files {
-		if err := replayFile(ctx, name, table, &stats, pipeline.Options{Sequential: cfg.Sequential, Deferred: deferred}); err != nil {
+	popts := pipeline.Options{Sequential: cfg.Sequential, Deferred: deferred}
+	if len(cfg.Files) == 1 {
+		// One file is read as it is: the merge would only cost its
+		// bookkeeping on every packet.
+		res.Files = cfg.Files
+		if err := replayFile(ctx, cfg.Files[0], table, &stats, popts); err != nil {
 			res.ReadErrors = append(res.ReadErrors, err)
 		}
-		if ctx.Err() != nil {
-			res.ReadErrors = append(res.ReadErrors, fmt.Errorf("interrupted: flows after %s were not read", name))
-			break
+	} else {
+		m := newMerged(cfg.Files)
+		res.Files = m.files()
+		cfg.Log.Debug().Strs("files", res.Files).Msg("merging the files by packet time")
+		err := pipeline.Run(ctx, m, table, &stats, popts)
+		m.Close()
+		if err != nil {
+			res.ReadErrors = append(res.ReadErrors, err)
 		}
+		res.ReadErrors = append(res.ReadErrors, m.errs()...)
+	}
+	if ctx.Err() != nil {
+		at := time.Unix(0, stats.LastTS.Load()).UTC().Format(time.RFC3339Nano)
+		res.ReadErrors = append(res.ReadErrors, fmt.Errorf("interrupted: the packets after %s were not read", at))
 	}
 	stopProgress()
 	if cfg.AfterRead != nil {
@@ -245,7 +258,7 @@ func openCapture(name string) (capture.Reader, error) {
 	return capture.OpenFile(name)
 }
 
-// replayFile runs the pipeline on one file.
+// replayFile runs the pipeline on one file, read as it is.
 func replayFile(ctx context.Context, name string, table *classifier.Table, stats *pipeline.SourceStats, opts pipeline.Options) error {
 	src, err := openCapture(name)
 	if err != nil {
@@ -258,10 +271,16 @@ func replayFile(ctx context.Context, name string, table *classifier.Table, stats
 		return fmt.Errorf("%w (the %d packets before it were classified)", err, stats.Records.Load()-before)
 	}
 	if n := stats.Unsupported.Load() - unsupportedBefore; n > 0 {
-		return fmt.Errorf("%s: %d of %d packets have link type %s, which tpwatch does not decode (it reads Ethernet, 802.1Q/QinQ, Linux SLL and SLL2, raw IPv4/IPv6 and BSD loopback)",
-			name, n, stats.Records.Load()-before, capture.LinkType(stats.UnsupportedLink.Load()))
+		return unsupportedError(name, n, stats.Records.Load()-before, capture.LinkType(stats.UnsupportedLink.Load()))
 	}
 	return nil
+}
+
+// unsupportedError says that n of the records of file have a link type
+// tpwatch does not decode.
+func unsupportedError(file string, n, records uint64, link capture.LinkType) error {
+	return fmt.Errorf("%s: %d of %d packets have link type %s, which tpwatch does not decode (it reads Ethernet, 802.1Q/QinQ, Linux SLL and SLL2, raw IPv4/IPv6 and BSD loopback)",
+		file, n, records, link)
 }
 
 func logSummary(log zerolog.Logger, res *Result) {
@@ -346,55 +365,6 @@ func (t teeSink) Final(r *classifier.FlowRecord) {
 	for _, s := range t {
 		s.Final(r)
 	}
-}
-
-// inTimeOrder returns the files in the order of their first packet. A file
-// whose first packet cannot be read keeps its place relative to the
-// others at the end, where reading it reports the error.
-func inTimeOrder(files []string, log zerolog.Logger) []string {
-	if len(files) < 2 {
-		return files
-	}
-	type dated struct {
-		name string
-		ts   int64
-		ok   bool
-	}
-	list := make([]dated, len(files))
-	for i, name := range files {
-		list[i] = dated{name: name}
-		if name == Stdin {
-			continue // read once only, and last
-		}
-		src, err := capture.OpenFile(name)
-		if err != nil {
-			continue
-		}
-		var rec capture.Record
-		if src.Next(&rec) == nil {
-			list[i].ts, list[i].ok = rec.TS, true
-		}
-		src.Close()
-	}
-	slices.SortStableFunc(list, func(x, y dated) int {
-		if x.ok != y.ok {
-			if x.ok {
-				return -1
-			}
-			return 1
-		}
-		return cmp.Compare(x.ts, y.ts)
-	})
-	ordered := make([]string, len(list))
-	moved := false
-	for i, d := range list {
-		ordered[i] = d.name
-		moved = moved || d.name != files[i]
-	}
-	if moved {
-		log.Info().Strs("files", ordered).Msg("reading the files in the order of their first packet")
-	}
-	return ordered
 }
 
 // checkWritableDir checks that a file can be created beside path, as the

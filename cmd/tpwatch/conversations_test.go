@@ -232,7 +232,6 @@ func conversationDifferences() map[string]string {
 			"protocols/suricata-verify/defrag/bug-6887-defrag-ipv4-tcp-syn/frag-ip-tcp-syn.pcap",
 			"protocols/zeek/ipv4/fragmented-2.pcap",
 			"protocols/zeek/ipv4/fragmented-3.pcap",
-			"protocols/zeek/ipv4/fragmented-syn.pcap",
 			"tcpdump/babel_update_oobr.pcap",
 		},
 		"macsec": {

@@ -58,10 +58,10 @@ Prevention port matrix:
               flow seen only mid-stream with nothing that shows it worked
   ignored     not Threat Prevention's (counted; --all reports them in JSON)
 
-Several files are read as one capture, in the order of their first packet
-(as mergecap merges captures that follow one another), whatever order the
-shell gives. Time is packet time, so a replay gives the same answer every
-time.
+Several files are merged into one capture by packet time, as mergecap
+merges them: captures that follow one another, in whatever order the shell
+gives them, and a capture split by direction or by interface. Time is packet
+time, so a replay gives the same answer every time.
 
 Without --config, the roles of the hosts are inferred from the traffic, from
 evidence only (a host that answers on 3741 is an enterprise-manager, a host
@@ -129,8 +129,10 @@ func (f *replayFlags) check(files []string) (report.Filter, error) {
 		return filter, errors.New("--all reports ignored flows one by one in --format json; the table already counts them on its Verdicts line")
 	case f.by != "rule" && f.format != "table":
 		return filter, errors.New("--by applies to the table report (--format table); the HTML page has both views")
-	case len(slices.DeleteFunc(slices.Clone(files), func(f string) bool { return f != replay.Stdin })) > 1:
-		return filter, errors.New("- (standard input) can be read only once")
+	case slices.Contains(files, replay.Stdin) && len(files) > 1:
+		// Several files are merged by packet time, which reads each one's
+		// first packet before it reads the file: a pipe cannot be read twice.
+		return filter, errors.New("- (standard input) is replayed alone: several files are merged by packet time, which a pipe cannot be")
 	}
 	var err error
 	if filter.Hosts, err = report.ParseHosts(f.hosts); err != nil {

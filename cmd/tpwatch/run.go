@@ -51,8 +51,9 @@ events a second; the rest are counted in tpwatch_log_events_suppressed_total.
 Allowed flows are counted, not logged.
 
 Without --bpf, the kernel filter is derived from the config: the inventory's
-hosts, the matrix's server ports and ICMP errors (all TCP, UDP and ICMP when
-the inventory is inferred). An interface that is missing or fails is retried
+hosts (past 32 hosts and networks, only the product hosts, the rest selected
+by the rules' ports), the matrix's server ports and ICMP errors (all TCP, UDP,
+ICMP and IPv6 when the inventory is inferred). An interface that is missing or fails is retried
 with backoff and shown as tpwatch_capture_up 0.
 
 Signals: SIGHUP reloads --config and --matrix (a bad file keeps the old
@@ -82,7 +83,7 @@ Capturing needs root, or CAP_NET_RAW (and CAP_NET_ADMIN for --promiscuous);
 	fl.StringVar(&f.telemetryPath, "web.telemetry-path", daemon.DefaultTelemetryPath, "path of the metrics")
 	fl.StringVar(&f.webConfig, "web.config.file", "", "exporter-toolkit web config for TLS and basic auth")
 	fl.StringVar(&f.vantage, "vantage", "auto", "where flows are seen from, a label of the flow metrics and a field of the events: auto (client or server by this host's addresses) on an Agent or Enterprise Manager host, transit for a sensor on a mirror port (client and server force those)")
-	fl.IntVar(&f.maxFlows, "max-flows", 0, "most flows followed at once per interface (0: the default, 1048576); past it the oldest unanswered attempts are dropped first")
+	fl.IntVar(&f.maxFlows, "max-flows", 0, "most flows followed at once per interface (0: the default, 1048576); past it decided flows and unanswered attempts are dropped first, established sessions last")
 	fl.StringVar(&f.user, "user", "", "switch to this user once the captures are open (Linux; under systemd use capabilities instead)")
 	fl.Float64Var(&f.logRate, "log.rate", daemon.DefaultLogRate, "most blocked or unexpected flows logged per second (negative: no limit)")
 	fl.IntVar(&f.logBurst, "log.burst", daemon.DefaultLogBurst, "most flow events logged at once before --log.rate applies")
