@@ -84,6 +84,12 @@ func Decode(link LinkType, data []byte, p *Packet) Status {
 	if st != StatusOK && st != StatusNotIP {
 		*p = Packet{TS: p.TS, WireLen: p.WireLen}
 	}
+	// decodeTransport left in PayloadOff the capacity of the payload's
+	// slice, which every slice of data shares to its end: the difference
+	// is the payload's offset, however many headers came before it.
+	if p.PayloadOff != 0 {
+		p.PayloadOff = uint32(cap(data)) - p.PayloadOff
+	}
 	return st
 }
 

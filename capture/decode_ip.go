@@ -162,12 +162,16 @@ func decodeTransport(p *Packet, b []byte, claimed int, firstFragment bool) Statu
 		}
 		p.SrcPort = binary.BigEndian.Uint16(b)
 		p.DstPort = binary.BigEndian.Uint16(b[2:])
+		p.Seq = binary.BigEndian.Uint32(b[4:])
 		p.TCPFlags = b[13]
 		// A first fragment may end inside the options (a SYN's are up to
 		// 40 bytes, and a path that fragments at 68 bytes leaves 48 for
 		// TCP): the ports and flags are there, the payload is in later
 		// fragments and its length unknown.
 		p.PayloadLen = uint32(max(claimed-hdrLen, 0))
+		if p.PayloadLen > 0 && len(b) > hdrLen {
+			p.PayloadOff = uint32(cap(b) - hdrLen) // Decode makes it an offset
+		}
 	case ProtoUDP:
 		length := int(binary.BigEndian.Uint16(b[4:]))
 		if length == 0 {
@@ -181,6 +185,9 @@ func decodeTransport(p *Packet, b []byte, claimed int, firstFragment bool) Statu
 		p.SrcPort = binary.BigEndian.Uint16(b)
 		p.DstPort = binary.BigEndian.Uint16(b[2:])
 		p.PayloadLen = uint32(length - udpHdrLen)
+		if p.PayloadLen > 0 && len(b) > udpHdrLen {
+			p.PayloadOff = uint32(cap(b) - udpHdrLen) // Decode makes it an offset
+		}
 	default: // ICMP, ICMPv6
 		p.ICMPType, p.ICMPCode = b[0], b[1]
 		p.PayloadLen = uint32(claimed)

@@ -127,23 +127,23 @@ var decodeTests = []struct {
 }{
 	{"ethernet ipv4 tcp syn", LinkEthernet, hexEthIPv4TCPSyn, StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoTCP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 49152, DstPort: 3741, TCPFlags: TCPSyn}},
+		SrcPort: 49152, DstPort: 3741, TCPFlags: TCPSyn, Seq: 1000}},
 	{"ethernet ipv4 tcp push with payload", LinkEthernet, hexEthIPv4TCPPush, StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoTCP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 49152, DstPort: 3741, TCPFlags: TCPPsh | TCPAck, PayloadLen: 13}},
+		SrcPort: 49152, DstPort: 3741, TCPFlags: TCPPsh | TCPAck, PayloadLen: 13, PayloadOff: 54, Seq: 1001}},
 	{"802.1q ipv6 tcp syn-ack", LinkEthernet, hexEthVLANIPv6TCPSynAck, StatusOK, Packet{
 		IPVersion: 6, Proto: ProtoTCP, Src: addr("2001:db8::10"), Dst: addr("2001:db8::20"),
-		SrcPort: 445, DstPort: 50000, TCPFlags: TCPSyn | TCPAck}},
+		SrcPort: 445, DstPort: 50000, TCPFlags: TCPSyn | TCPAck, Seq: 7}},
 	{"802.1ad+802.1q ipv4 udp, padded", LinkEthernet, hexEthQinQIPv4UDP, StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 53000, DstPort: 88, PayloadLen: 8}},
+		SrcPort: 53000, DstPort: 88, PayloadLen: 8, PayloadOff: 50}},
 	{"ethernet arp", LinkEthernet, hexEthARP, StatusNotIP, Packet{}},
 	{"raw ipv4 udp", LinkRaw, hexIPv4UDP, StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 53000, DstPort: 88, PayloadLen: 8}},
+		SrcPort: 53000, DstPort: 88, PayloadLen: 8, PayloadOff: 28}},
 	{"raw (DLT 12) ipv6 udp", linkRawDLT12, hexIPv6UDP, StatusOK, Packet{
 		IPVersion: 6, Proto: ProtoUDP, Src: addr("2001:db8::10"), Dst: addr("2001:db8::20"),
-		SrcPort: 5353, DstPort: 10001, PayloadLen: 5}},
+		SrcPort: 5353, DstPort: 10001, PayloadLen: 5, PayloadOff: 48}},
 	{"linktype ipv4 icmp echo", LinkIPv4, hexIPv4ICMPEcho, StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoICMP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
 		ICMPType: 8, PayloadLen: 12}},
@@ -153,31 +153,31 @@ var decodeTests = []struct {
 	{"linktype ipv4 given ipv6", LinkIPv4, hexIPv6UDP, StatusMalformed, Packet{}},
 	{"null little-endian ipv4 udp", LinkNull, hexNullLE + hexIPv4UDP, StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 53000, DstPort: 88, PayloadLen: 8}},
+		SrcPort: 53000, DstPort: 88, PayloadLen: 8, PayloadOff: 32}},
 	{"null big-endian AF 30 ipv6 udp", LinkNull, hexNullBE30 + hexIPv6UDP, StatusOK, Packet{
 		IPVersion: 6, Proto: ProtoUDP, Src: addr("2001:db8::10"), Dst: addr("2001:db8::20"),
-		SrcPort: 5353, DstPort: 10001, PayloadLen: 5}},
+		SrcPort: 5353, DstPort: 10001, PayloadLen: 5, PayloadOff: 52}},
 	{"null unknown family", LinkNull, "07000000" + hexIPv4UDP, StatusNotIP, Packet{}},
 	{"loop AF 24 ipv6 icmpv6", LinkLoop, hexLoop24 + hexIPv6ICMPEcho, StatusOK, Packet{
 		IPVersion: 6, Proto: ProtoICMPv6, Src: addr("2001:db8::10"), Dst: addr("2001:db8::20"),
 		ICMPType: 128, PayloadLen: 12}},
 	{"linux sll ipv4 udp", LinkLinuxSLL, hexSLLIPv4 + hexIPv4UDP, StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 53000, DstPort: 88, PayloadLen: 8}},
+		SrcPort: 53000, DstPort: 88, PayloadLen: 8, PayloadOff: 44}},
 	{"linux sll2 ipv6 udp", LinkLinuxSLL2, hexSLL2IPv6 + hexIPv6UDP, StatusOK, Packet{
 		IPVersion: 6, Proto: ProtoUDP, Src: addr("2001:db8::10"), Dst: addr("2001:db8::20"),
-		SrcPort: 5353, DstPort: 10001, PayloadLen: 5}},
+		SrcPort: 5353, DstPort: 10001, PayloadLen: 5, PayloadOff: 68}},
 	{"unsupported link (radiotap)", LinkType(127), hexIPv4UDP, StatusUnsupportedLink, Packet{}},
 	{"ipv4 options", LinkRaw, hexIPv4OptionsUDP, StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 53000, DstPort: 88, PayloadLen: 8}},
+		SrcPort: 53000, DstPort: 88, PayloadLen: 8, PayloadOff: 32}},
 	{"ipv4 first fragment keeps ports", LinkRaw, hexIPv4FirstFragment, StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 53000, DstPort: 88, PayloadLen: 1492}},
+		SrcPort: 53000, DstPort: 88, PayloadLen: 1492, PayloadOff: 28}},
 	// Issue 17, #9: it was malformed, and the SYN lost.
 	{"ipv4 first fragment of a syn, options split", LinkRaw, hexIPv4FirstFragmentSplitOptions, StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoTCP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 49152, DstPort: 3741, TCPFlags: TCPSyn}},
+		SrcPort: 49152, DstPort: 3741, TCPFlags: TCPSyn, Seq: 1}},
 	{"ipv4 whole syn whose header overruns the packet", LinkRaw,
 		"4500002c1c4840004006" + "0000c000020ac000020b" + "c0000e9d0000000100000000a0022000" + "00000000" + "020405b4",
 		StatusMalformed, Packet{}},
@@ -190,7 +190,7 @@ var decodeTests = []struct {
 			Fragment: true, PayloadLen: 4}},
 	{"ipv6 hop-by-hop + first fragment", LinkRaw, hexIPv6HopByHopFirstFragment, StatusOK, Packet{
 		IPVersion: 6, Proto: ProtoUDP, Src: addr("2001:db8::10"), Dst: addr("2001:db8::20"),
-		SrcPort: 5353, DstPort: 10001, PayloadLen: 1492}},
+		SrcPort: 5353, DstPort: 10001, PayloadLen: 1492, PayloadOff: 64}},
 	{"ipv6 hop-by-hop + later fragment", LinkRaw, hexIPv6HopByHopLaterFragment, StatusOK, Packet{
 		IPVersion: 6, Proto: ProtoUDP, Src: addr("2001:db8::10"), Dst: addr("2001:db8::20"),
 		Fragment: true, PayloadLen: 8}},
@@ -284,8 +284,12 @@ func TestDecodeEveryTruncation(t *testing.T) {
 				t.Errorf("%s cut at %d (in payload): status %v, want ok", tc.name, n, st)
 			case p.Src != whole.Src || p.Dst != whole.Dst || p.SrcPort != whole.SrcPort ||
 				p.DstPort != whole.DstPort || p.Proto != whole.Proto || p.TCPFlags != whole.TCPFlags ||
-				p.PayloadLen != whole.PayloadLen || p.Fragment != whole.Fragment:
+				p.PayloadLen != whole.PayloadLen || p.Fragment != whole.Fragment || p.Seq != whole.Seq:
 				t.Errorf("%s cut at %d: %+v, want %+v", tc.name, n, p, whole)
+			case n > tc.headerLen && whole.PayloadOff != 0 && p.PayloadOff != whole.PayloadOff,
+				n == tc.headerLen && p.PayloadOff != 0:
+				// The payload's place, once a byte of it is captured.
+				t.Errorf("%s cut at %d: payload at %d, want %d (0 when none is captured)", tc.name, n, p.PayloadOff, whole.PayloadOff)
 			}
 		}
 	}

@@ -8,6 +8,8 @@ import "encoding/binary"
 type Flow4 struct {
 	Src, Dst         uint32
 	PayloadLen       uint32
+	PayloadOff       uint32 // as Packet.PayloadOff
+	Seq              uint32 // TCP
 	SrcPort, DstPort uint16
 	Proto            uint8
 	TCPFlags         uint8
@@ -53,6 +55,11 @@ func DecodeFlow4(b []byte, f *Flow4) bool {
 		}
 		f.PayloadLen = uint32(claimed - thl)
 		f.TCPFlags = l4[13]
+		f.Seq = binary.BigEndian.Uint32(l4[4:])
+		f.PayloadOff = 0
+		if f.PayloadLen > 0 && len(l4) > thl {
+			f.PayloadOff = uint32(ethernetHdrLen + hdrLen + thl)
+		}
 	case ProtoUDP:
 		if claimed < udpHdrLen || len(l4) < udpHdrLen {
 			return false
@@ -65,7 +72,10 @@ func DecodeFlow4(b []byte, f *Flow4) bool {
 			return false
 		}
 		f.PayloadLen = uint32(length - udpHdrLen)
-		f.TCPFlags = 0
+		f.TCPFlags, f.Seq, f.PayloadOff = 0, 0, 0
+		if f.PayloadLen > 0 && len(l4) > udpHdrLen {
+			f.PayloadOff = uint32(ethernetHdrLen + hdrLen + udpHdrLen)
+		}
 	default:
 		return false
 	}

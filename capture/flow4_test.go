@@ -23,7 +23,7 @@ func flow4Disagreement(link LinkType, data []byte) (accepted bool, why string) {
 	}
 	want := Packet{
 		IPVersion: 4, Proto: f.Proto, SrcPort: f.SrcPort, DstPort: f.DstPort,
-		TCPFlags: f.TCPFlags, PayloadLen: f.PayloadLen,
+		TCPFlags: f.TCPFlags, PayloadLen: f.PayloadLen, PayloadOff: f.PayloadOff, Seq: f.Seq,
 	}
 	mapIPv4(&want.Src, binary.BigEndian.AppendUint32(nil, f.Src))
 	mapIPv4(&want.Dst, binary.BigEndian.AppendUint32(nil, f.Dst))

@@ -35,6 +35,15 @@ type Packet struct {
 	// transport headers (not from the captured length, which a snap length
 	// may have cut).
 	PayloadLen uint32
+	// PayloadOff is where a TCP or UDP payload starts in the data given to
+	// Decode, 0 when none of it was captured: what of the payload there is
+	// is data[PayloadOff:][:min(PayloadLen, len(data)-PayloadOff)]. The
+	// Packet refers to no byte of data; a caller that wants the payload
+	// reads it before data is reused (classifier.Loader copies the few it
+	// inspects).
+	PayloadOff uint32
+	// Seq is the TCP sequence number.
+	Seq uint32
 
 	// ICMPType and ICMPCode are set for ICMP and ICMPv6 packets.
 	ICMPType, ICMPCode uint8

@@ -20,6 +20,10 @@ type Batch struct {
 	crossing bool
 	slim     [BatchSize]slim
 	whole    []capture.Packet
+	// pay[k] is the payload carried with whole[k] (inspect.go), in arena;
+	// both are nil for a table that inspects none.
+	pay   []payRef
+	arena []byte
 }
 
 // BatchSize is the most packets a Batch holds: 256 amortise a channel
@@ -51,6 +55,15 @@ type Loader struct {
 	pkt      capture.Packet
 	flow4    capture.Flow4
 	stage    [BatchSize]slim
+
+	// inspect, when set, says which payloads the table reads (inspect.go);
+	// seen counts the first payloads of each flow direction carried.
+	inspect *InspectPorts
+	seen    []uint64
+	// wanted: AddFrame left the packet to the general path to carry its
+	// payload.
+	wanted       bool
+	carryDropped uint64
 }
 
 // NewLoader returns a loader of batches for t. crossing says whether the
@@ -58,7 +71,11 @@ type Loader struct {
 // table's goroutine, before the reading one starts: it reads the table's
 // seed.
 func (t *Table) NewLoader(crossing bool) *Loader {
-	return &Loader{crossing: crossing, seed: t.seed, seeded: t.seeded}
+	l := &Loader{crossing: crossing, seed: t.seed, seeded: t.seeded, inspect: t.opts.Inspect}
+	if l.inspect != nil {
+		l.seen = make([]uint64, 1<<seenBits)
+	}
+	return l
 }
 
 // NewBatch returns an empty batch of the loader's kind.
@@ -67,12 +84,17 @@ func (l *Loader) NewBatch() *Batch {
 	if l.crossing {
 		n = wholePerBatch
 	}
-	return &Batch{crossing: l.crossing, whole: make([]capture.Packet, n)}
+	b := &Batch{crossing: l.crossing, whole: make([]capture.Packet, n)}
+	if l.inspect != nil {
+		b.pay, b.arena = make([]payRef, n), make([]byte, 0, carryArena)
+	}
+	return b
 }
 
 // Start empties b and makes it the batch that Add and AddFrame fill.
 func (l *Loader) Start(b *Batch) {
 	b.n, b.wholes = 0, 0
+	b.arena = b.arena[:0]
 	l.b = b
 }
 
@@ -87,7 +109,12 @@ func (l *Loader) Len() int { return l.b.n }
 // reports whether it did; any other frame is for Packet and Add. It takes
 // the short way, straight into the slim form, without capture.Decode.
 func (l *Loader) AddFrame(rec *capture.Record) bool {
+	l.wanted = false
 	if !l.crossing || !l.seeded || rec.Link != capture.LinkEthernet || !capture.DecodeFlow4(rec.Data, &l.flow4) {
+		return false
+	}
+	if l.inspect != nil && l.flow4.PayloadOff != 0 && l.wantsPayload4(&l.flow4) {
+		l.wanted = true // the general path carries it whole, with its payload
 		return false
 	}
 	l.stage[l.b.n].setFlow4(&l.flow4, rec.TS, rec.WireLen, l.seed)
@@ -103,10 +130,23 @@ func (l *Loader) Packet() *capture.Packet {
 	return &l.pkt
 }
 
-// Add adds the packet decoded into Packet(), an IP packet (IPVersion set).
-func (l *Loader) Add() {
+// Add adds the packet decoded into Packet() from data, an IP packet
+// (IPVersion set). data is read only here: the few payload bytes the table
+// inspects are copied into the batch.
+func (l *Loader) Add(data []byte) {
 	b := l.b
+	var carry bool
+	if l.inspect != nil {
+		carry = l.wanted || l.wantsPayload(l.Packet())
+		l.wanted = false
+	}
 	if !l.crossing {
+		if b.pay != nil {
+			b.pay[b.n] = payRef{}
+			if carry {
+				l.carry(b.n, &b.whole[b.n], data)
+			}
+		}
 		b.n++
 		b.wholes++
 		return
@@ -115,8 +155,15 @@ func (l *Loader) Add() {
 	if !l.seeded {
 		l.seed, l.seeded = seedFrom(p)
 	}
-	if l.stage[b.n].set(p, l.seed) {
+	if l.stage[b.n].set(p, l.seed) || carry {
+		l.stage[b.n] = slim{TS: p.TS, Whole: true}
 		b.whole[b.wholes] = *p
+		if b.pay != nil {
+			b.pay[b.wholes] = payRef{}
+			if carry {
+				l.carry(b.wholes, p, data)
+			}
+		}
 		b.wholes++
 	}
 	b.n++
@@ -137,11 +184,13 @@ func (l *Loader) Finish() *Batch {
 // ProcessBatch follows the packets of b in order, with exactly the effect
 // of Process on each. b may be reused once it returns.
 func (t *Table) ProcessBatch(b *Batch) {
+	t.batch, t.wholes = b, 0
 	if b.crossing {
 		t.processSlims(b.slim[:b.n], b.whole[:b.wholes], b.seed)
 	} else {
 		t.processPackets(b.whole[:b.n])
 	}
+	t.batch = nil
 }
 
 // processSlims follows a batch of slim packets in order, with exactly the
@@ -238,11 +287,29 @@ func (t *Table) processPackets(pkts []capture.Packet) {
 
 // followAhead processes packet p, number i of the group looked up ahead.
 func (t *Table) followAhead(i int, p *capture.Packet) {
+	// Whole packets are followed in their batch order: the count says
+	// which carried payload, if any, is this one's.
+	t.payload = t.batch.payloadOf(t.wholes)
+	t.wholes++
 	if t.ahead.tcpUDP[i] {
 		t.process(p, &t.ahead.keys[i])
 	} else {
 		t.process(p, nil)
 	}
+	t.payload = nil
+}
+
+// payloadOf returns the payload carried with the batch's k-th whole
+// packet, nil when none (or b nil: a packet given to Process).
+func (b *Batch) payloadOf(k int) []byte {
+	if b == nil || b.pay == nil {
+		return nil
+	}
+	r := b.pay[k]
+	if r.n == 0 {
+		return nil
+	}
+	return b.arena[r.off : r.off+r.n]
 }
 
 // keyAhead computes the flow key and hash of packet p, number i of the

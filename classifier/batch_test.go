@@ -161,7 +161,7 @@ func TestLoaderBatchesAreProcess(t *testing.T) {
 				}
 			}
 			*ld.Packet() = *p
-			ld.Add()
+			ld.Add(nil)
 		added:
 			if ld.Full() || i == len(pkts)-1 {
 				tab.ProcessBatch(ld.Finish())

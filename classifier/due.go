@@ -31,6 +31,8 @@ const dueRebaseAfter = 1 << 15
 func (t *Table) nextDue(i uint32) int64 {
 	if e := &t.entries[i]; e.attempting() {
 		return t.meta[i].first + int64(t.attemptTimeout(e))
+	} else if e.awaitingApp() {
+		return min(t.appDeadline(i), t.endAt(i))
 	}
 	return t.endAt(i)
 }

@@ -5,13 +5,14 @@ import (
 	"math/bits"
 
 	"github.com/tpwatch/tpwatch/capture"
+	"github.com/tpwatch/tpwatch/dissect"
 	"github.com/tpwatch/tpwatch/policy"
 )
 
 // A live flow is held in two parallel arrays: its entry, what a packet
 // of the flow reads and writes, in exactly one cache line (64 bytes, and
 // the arrays start on a page), and its entryMeta, what only creating,
-// deciding and ending it needs, in 16 bytes beside. The look-ahead of a
+// deciding and ending it needs, in 24 bytes beside. The look-ahead of a
 // batch, and the packet after it, then wait for one line a packet instead
 // of the two that an 80-byte entry spans wherever it starts (the largest
 // single cost of the table's goroutine, docs/performance.md). Neither holds
@@ -40,13 +41,30 @@ type entry struct {
 
 // entryMeta is the rest of a live flow (see entry). What few flows need
 // (an ICMP error's type, code and sender) is kept in a map beside the
-// table (icmpInfo), so that this stays 16 bytes.
+// table (icmpInfo), so that this stays 24 bytes (TestEntrySize).
 type entryMeta struct {
-	first                    int64
+	first int64
+	// announcedAgo is how long (ms) before the flow's first packet its
+	// server announced its port (via epm, dcom or ssrp).
+	announcedAgo             uint32
 	clientRoles, serverRoles roles16
 	rule                     ruleRef
 	outcome                  Outcome
-	_                        uint8
+	// app is the application protocol its first payloads named (AppNone:
+	// none read; AppUnknown: read, not named), alpn the ALPN of a TLS
+	// hello.
+	app  dissect.App
+	alpn dissect.ALPNSet
+	// via is what explains its server port on a rule whose ports are
+	// announced, iface the RPC interface an endpoint mapper named.
+	via   Via
+	iface dissect.Interface
+	_     uint8
+}
+
+// agoMillis is at's distance before now in milliseconds, bounded.
+func agoMillis(now, at int64) uint32 {
+	return uint32(min(max(now-at, 0)/1e6, math.MaxUint32))
 }
 
 // icmpInfo is what an ICMP error that decided a flow said, and who sent it.
@@ -336,6 +354,15 @@ func (t *Table) record(i uint32, r *FlowRecord) {
 	}
 	if t.opts.Vantage != nil {
 		r.Vantage = t.opts.Vantage.Of(r.Client, r.Server)
+	}
+	r.App, r.ALPN, r.Via, r.Interface = m.app, m.alpn, m.via, m.iface
+	if m.via > ViaRange {
+		r.AnnouncedAt = m.first - int64(m.announcedAgo)*1e6
+		if m.via == ViaSSRP {
+			if ann, ok := t.insp.ann.lookup(r.Server, e.proto, r.ServerPort, t.now); ok && ann.Via == ViaSSRP {
+				r.Instance, r.InstanceLen = ann.Instance, ann.InstanceLen
+			}
+		}
 	}
 	n := 0
 	for h := e.history & (1<<seenShift - 1); h != 0; h >>= 4 {

@@ -80,6 +80,32 @@ func (f *fakeMatcher) Learn(fl policy.Flow, ev policy.Evidence) {
 	}
 }
 
+// Rule returns a rule of the fake policy: rule 0 (agent → EM 3741) is
+// agent-em-grpc, whose protocol dissect knows; rule 5 is the Threat
+// Manager's dynamic RPC rule, whose ports an endpoint mapper announces.
+func (f *fakeMatcher) Rule(i int32) *policy.Rule {
+	switch i {
+	case 0:
+		return &policy.Rule{ID: "agent-em-grpc", Client: policy.Agent, Server: policy.EnterpriseManager, Transport: policy.TCP, Ports: []policy.PortRange{{Low: 3741, High: 3741}}}
+	case fakeDynamicRule:
+		return &policy.Rule{ID: "tm-dc-rpc-dynamic", Client: policy.ThreatManager, Server: policy.DomainController, Transport: policy.TCP,
+			Ports: []policy.PortRange{{Low: 49152, High: 65535}}, Announced: policy.AnnounceRPC}
+	}
+	return nil
+}
+
+// fakeDynamicRule is the number of the fake policy's dynamic RPC rule.
+const fakeDynamicRule = 5
+
+// MatchAnnounced admits a Threat Manager to a domain controller's
+// announced RPC port with the dynamic rule.
+func (f *fakeMatcher) MatchAnnounced(fl policy.Flow, a policy.Announce) (policy.Match, bool) {
+	if a == policy.AnnounceRPC && fl.Transport == policy.TCP && fl.ClientRoles.Has(policy.ThreatManager) && fl.ServerRoles.Has(policy.DomainController) {
+		return policy.Match{Kind: policy.MatchAllowed, Rule: fakeDynamicRule}, true
+	}
+	return policy.Match{Kind: policy.MatchIgnored, Rule: -1}, false
+}
+
 // MatchAttempt takes an unknown client of an Enterprise Manager's 3741 for
 // an agent, when learning.
 func (f *fakeMatcher) MatchAttempt(fl policy.Flow) policy.Match {

@@ -26,6 +26,12 @@ type Matcher interface {
 	Learns(tr policy.Transport, port uint16) bool
 	// Learn tells the inventory what a flow showed of its hosts.
 	Learn(f policy.Flow, ev policy.Evidence)
+	// Rule returns the rule a match names (nil for none), for what its
+	// definition says of announced ports and expected protocols.
+	Rule(i int32) *policy.Rule
+	// MatchAnnounced matches a flow to a port its server announced with
+	// the rules the announcement may stand for (policy.Policy.MatchAnnounced).
+	MatchAnnounced(f policy.Flow, a policy.Announce) (policy.Match, bool)
 }
 
 // ignoreAll is the Matcher of a table given none: every flow is ignored.
@@ -42,6 +48,10 @@ func (ignoreAll) MatchAttempt(policy.Flow) policy.Match {
 func (ignoreAll) Reply(int32) bool                     { return false }
 func (ignoreAll) Learns(policy.Transport, uint16) bool { return false }
 func (ignoreAll) Learn(policy.Flow, policy.Evidence)   {}
+func (ignoreAll) Rule(int32) *policy.Rule              { return nil }
+func (ignoreAll) MatchAnnounced(policy.Flow, policy.Announce) (policy.Match, bool) {
+	return policy.Match{Kind: policy.MatchIgnored, Rule: -1}, false
+}
 
 // discard is the Sink of a table given none.
 type discard struct{}

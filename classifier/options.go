@@ -32,6 +32,24 @@ type Options struct {
 	// Vantage tells each flow's vantage (FlowRecord.Vantage): nil, every
 	// flow is in transit.
 	Vantage *VantagePoint
+	// Inspect, when set, makes the table read a few payload bytes: every
+	// payload of the RPC endpoint mapper (TCP 135) and SQL Server Browser
+	// (UDP 1434), whose answers announce ports, and the first payloads of
+	// each direction on these documented ports, which name the
+	// application protocol (inspect.go). nil: headers only.
+	Inspect *InspectPorts
+	// Announcements holds the ports servers announced; tables that share
+	// one (a daemon's interfaces) learn from each other's endpoint mapper
+	// answers. nil: the table keeps its own when it inspects.
+	Announcements *Announcements
+	// RPCStrict makes a flow that a rule whose ports an endpoint mapper
+	// announces admits only by its dynamic range, with no announcement
+	// seen, unexpected/rpc_unannounced rather than allowed.
+	RPCStrict bool
+	// AppWait is how long a flow that worked on a port with an expected
+	// protocol may stay quiet before it is allowed without its first
+	// payload having named the protocol.
+	AppWait time.Duration
 	// InitialFlows is the number of flows the table holds before its
 	// index first grows, and, where its entries are Go slices rather than
 	// a mapping for MaxFlows (arena.go), before they first grow (capped
@@ -61,8 +79,14 @@ func OptionsFor(t policy.Timeouts) Options {
 		TCPClosed:       t.TCPClosed,
 		MaxFlows:        1 << 20,
 		InitialFlows:    4096,
+		AppWait:         defaultAppWait,
 	}
 }
+
+// defaultAppWait: a client speaks first on every documented port (TLS,
+// gRPC, HTTP, TDS, SMB, RPC), right after the handshake; five quiet
+// seconds are well past a slow client and short for a dashboard.
+const defaultAppWait = 5 * time.Second
 
 // withDefaults fills the zero fields and applies the bounds.
 func (o Options) withDefaults() Options {
@@ -78,6 +102,8 @@ func (o Options) withDefaults() Options {
 	orDefault(&o.TCPIdle, d.TCPIdle)
 	orDefault(&o.UDPIdle, d.UDPIdle)
 	orDefault(&o.TCPClosed, d.TCPClosed)
+	orDefault(&o.AppWait, d.AppWait)
+	o.AppWait = min(o.AppWait, time.Hour)
 	// The config's bounds apply to options set in Go too: 2,500,000 hours
 	// added to a packet time overflowed it, and turned a working
 	// connection into a blocked one.
@@ -103,8 +129,11 @@ func (o Options) withDefaults() Options {
 // flow's deadlines follow them from now on, whether they moved later or
 // earlier, and a flow whose new deadline has passed is settled at once.
 func (t *Table) SetTimeouts(to policy.Timeouts) {
-	o := OptionsFor(to)
-	o.MaxFlows, o.InitialFlows = t.opts.MaxFlows, t.opts.InitialFlows
+	// Only the timeouts change: the vantage, the inspection and the bounds
+	// stay as the table was made.
+	n, o := OptionsFor(to), t.opts
+	o.AttemptTimeout, o.UDPReplyTimeout, o.UDPICMPWait = n.AttemptTimeout, n.UDPReplyTimeout, n.UDPICMPWait
+	o.TCPIdle, o.UDPIdle, o.TCPClosed = n.TCPIdle, n.UDPIdle, n.TCPClosed
 	t.opts = o.withDefaults()
 	// A due time is a lower bound of the next deadline under the old
 	// timeouts, and shorter ones break that: every flow is due now, and

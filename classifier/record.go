@@ -3,6 +3,7 @@ package classifier
 import (
 	"sync/atomic"
 
+	"github.com/tpwatch/tpwatch/dissect"
 	"github.com/tpwatch/tpwatch/policy"
 )
 
@@ -48,6 +49,8 @@ const (
 	NotProduct                // ignored: both ends known, but neither a product port nor a product host
 	SiteIgnore                // ignored: the site config's ignore list matches it
 	OwnTraffic                // ignored: a host with itself, or the daemon's own metrics scraped
+	ProtocolMismatch          // unexpected: a documented port carried another application protocol
+	RPCUnannounced            // unexpected (--rpc-strict): a dynamic RPC port no endpoint mapper announced
 	numReasons
 )
 
@@ -58,8 +61,8 @@ const NumReasons = int(numReasons)
 // A reason's name (its metric label and JSON value) and the verdict it
 // explains.
 var (
-	reasonNames    = [...]string{"", "refused", "icmp_unreachable", "no_response", "feature_disabled", "unauthorized_client", "no_rule", "not_product", "site_ignore", "own_traffic"}
-	reasonVerdicts = [...]Verdict{VerdictUndecided, Blocked, Blocked, Blocked, Unexpected, Unexpected, Unexpected, Ignored, Ignored, Ignored}
+	reasonNames    = [...]string{"", "refused", "icmp_unreachable", "no_response", "feature_disabled", "unauthorized_client", "no_rule", "not_product", "site_ignore", "own_traffic", "protocol_mismatch", "rpc_unannounced"}
+	reasonVerdicts = [...]Verdict{VerdictUndecided, Blocked, Blocked, Blocked, Unexpected, Unexpected, Unexpected, Ignored, Ignored, Ignored, Unexpected, Unexpected}
 )
 
 // One name a verdict, one name and one verdict a reason: a constant
@@ -163,7 +166,25 @@ type FlowRecord struct {
 
 	// Vantage is where the flow was seen from (Options.Vantage).
 	Vantage Vantage
+
+	// App is the application protocol the flow's first payloads named
+	// (dissect.AppNone when none were read: a port whose protocol is not
+	// checked, or no payload), ALPN what a TLS hello offered.
+	App  dissect.App
+	ALPN dissect.ALPNSet
+	// Via says what explains the server port of a flow on a rule whose
+	// ports a server announces: an announcement (epm, dcom, ssrp; made at
+	// AnnouncedAt, naming Interface or Instance) or only the rule's range.
+	Via         Via
+	Interface   dissect.Interface
+	AnnouncedAt int64
+	Instance    [16]byte
+	InstanceLen uint8
 }
+
+// InstanceName returns the SQL Server instance SQL Browser announced the
+// port for (it allocates).
+func (r *FlowRecord) InstanceName() string { return string(r.Instance[:r.InstanceLen]) }
 
 // HistoryString returns the history as a string (it allocates; for sinks).
 func (r *FlowRecord) HistoryString() string { return string(r.History[:r.HistoryLen]) }

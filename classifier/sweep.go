@@ -192,12 +192,15 @@ const (
 func evictionClass(e *entry) int {
 	open := !e.closed()
 	both := e.pktsIn > 0 && e.pktsOut > 0
+	// A flow waiting for its protocol to be named has worked on an
+	// allowed rule: it ranks as the allowed flow it almost certainly is.
+	allowed := e.verdict == Allowed || e.awaitingApp()
 	switch {
-	case e.verdict == Allowed && open && both:
+	case allowed && open && both:
 		return classSession
 	case e.verdict == Unexpected && open && both:
 		return classUnexpectedSession
-	case e.verdict == Allowed && open:
+	case allowed && open:
 		return classOneWay
 	case e.verdict == VerdictUndecided:
 		return classAttempt

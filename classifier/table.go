@@ -45,6 +45,15 @@ type Table struct {
 	clocked, holding bool
 	held             capture.Packet
 
+	// batch is the batch being followed, wholes how many of its whole
+	// packets have been, and payload the payload carried with the packet
+	// being followed (nil: none).
+	batch   *Batch
+	wholes  int
+	payload []byte
+	// insp is what payload inspection keeps (inspect_table.go).
+	insp inspection
+
 	ahead   lookAhead      // processPackets' look-ups, done ahead of the packets
 	scratch capture.Packet // a slim packet made whole to create its flow
 
@@ -73,6 +82,7 @@ func NewTable(opts Options, m Matcher, sink Sink) *Table {
 		maps:  &mapped{},
 	}
 	t.allocEntries()
+	t.setUpInspection()
 	t.index, t.maps.index = newIndex(indexSize(opts.InitialFlows))
 	t.unmapWhenGarbage()
 	t.publish()
@@ -206,6 +216,10 @@ type seg struct {
 	ts                  int64
 	wireLen, payloadLen uint32
 	flags, proto        uint8
+	// seq and payload are set for a packet that carries its payload
+	// (inspect.go): its TCP sequence number and the bytes captured.
+	seq     uint32
+	payload []byte
 }
 
 // processFlow follows a TCP or UDP packet, whole.
@@ -219,6 +233,9 @@ func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
 	// Field by field: a composite literal is built aside and copied, and
 	// the copy's wide loads of its narrow stores stall (see slim.set).
 	sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = p.TS, p.WireLen, p.PayloadLen, p.TCPFlags, p.Proto
+	if t.payload != nil {
+		sg.seq, sg.payload = p.Seq, t.payload
+	}
 	if pre != nil && pre.seed == t.seed {
 		k, srcIsA, h, known = pre.k, pre.srcIsA, pre.h, true
 	} else {
@@ -360,6 +377,9 @@ func (t *Table) follow(i uint32, sg *seg, srcIsA, created bool, match policy.Mat
 	if e.verdict == VerdictUndecided && e.flags&flagsJudged != 0 {
 		t.judge(i, sg.flags, fromClient)
 	}
+	if sg.payload != nil {
+		t.inspect(i, sg, fromClient)
+	}
 	// A later last packet only moves the flow's deadline later, which
 	// keeps due[i] a lower bound; closing it (a shorter idle timeout) or
 	// deciding it (no attempt deadline any more) can move it earlier.
@@ -428,7 +448,7 @@ func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (ui
 		f.Client, f.Server, f.Port = p.Dst, p.Src, p.SrcPort
 	}
 	f.ClientRoles, f.ServerRoles = t.m.Roles(f.Client), t.m.Roles(f.Server)
-	match := t.m.Match(f)
+	match, via, ann := t.announced(&f, t.m.Match(f))
 
 	var flags uint8
 	if srcIsClient == srcIsA {
@@ -457,6 +477,11 @@ func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (ui
 		first:       t.now,
 		rule:        refRule(-1),
 		clientRoles: packRoles(f.ClientRoles), serverRoles: packRoles(f.ServerRoles),
+		via:   via,
+		iface: ann.Interface,
+	}
+	if via > ViaRange {
+		t.meta[i].announcedAgo = agoMillis(t.now, ann.At)
 	}
 	place(t.index, slot{tag: uint32(h), ref: i + 1})
 	t.counts.created++
@@ -474,6 +499,9 @@ func (t *Table) create(p *capture.Packet, k *flowKey, h uint64, srcIsA bool) (ui
 func (t *Table) srcIsClient(p *capture.Packet, tr policy.Transport) bool {
 	if tr == policy.TCP && p.TCPFlags&capture.TCPSyn != 0 {
 		return p.TCPFlags&capture.TCPAck == 0
+	}
+	if srcIsClient, ok := t.announcedServer(p); ok {
+		return srcIsClient
 	}
 	srcRoles, dstRoles := t.m.Roles(p.Src), t.m.Roles(p.Dst)
 	srcScore := t.m.ServerPortScore(tr, p.SrcPort, srcRoles)

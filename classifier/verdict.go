@@ -71,6 +71,8 @@ func verdictOf(m policy.MatchKind) (Verdict, Reason) {
 		return Ignored, SiteIgnore
 	case policy.MatchOwnTraffic:
 		return Ignored, OwnTraffic
+	case policy.MatchUnannounced:
+		return Unexpected, RPCUnannounced
 	}
 	return Ignored, ReasonNone
 }
@@ -133,7 +135,7 @@ func (t *Table) conclude(i uint32, outcome Outcome) {
 		t.decide(i, Unexpected, e.reason)
 	case outcome == OutcomeWorked:
 		meta.outcome = outcome
-		t.decide(i, Allowed, ReasonNone)
+		t.allow(i)
 	case outcome == OutcomeUnknown:
 		t.decide(i, Pending, ReasonNone)
 	default:
@@ -304,6 +306,10 @@ const (
 // its final record. The caller removes the entry.
 func (t *Table) finish(i uint32, cause endCause) {
 	e := &t.entries[i]
+	if e.awaitingApp() {
+		e.history &^= awaitApp // it worked, and named no protocol
+		t.decide(i, Allowed, ReasonNone)
+	}
 	if e.verdict == VerdictUndecided {
 		if t.attemptDue(i) {
 			t.decideAtDeadline(i)
@@ -317,6 +323,9 @@ func (t *Table) finish(i uint32, cause endCause) {
 		if ev := e.evidence(); ev != 0 {
 			t.m.Learn(t.flowOf(i), ev)
 		}
+	}
+	if e.proto == capture.ProtoTCP && serverPort(e) == portEPM {
+		t.releaseRPC(i)
 	}
 	t.record(i, &t.rec)
 	t.rec.Evicted = cause == endEvicted
@@ -336,6 +345,10 @@ func (t *Table) finish(i uint32, cause endCause) {
 func (t *Table) settle(i uint32) bool {
 	if t.attemptDue(i) {
 		t.decideAtDeadline(i)
+	}
+	if e := &t.entries[i]; e.awaitingApp() && t.appDeadline(i) <= t.now {
+		e.history &^= awaitApp
+		t.decide(i, Allowed, ReasonNone)
 	}
 	if t.endAt(i) <= t.now {
 		t.finish(i, endExpired)

@@ -63,6 +63,10 @@ type Config struct {
 	// MaxFlows bounds each interface's flow table (0: the classifier's
 	// default).
 	MaxFlows int
+	// HeadersOnly turns payload inspection off (see replay.Config).
+	HeadersOnly bool
+	// RPCStrict: see replay.Config.
+	RPCStrict bool
 
 	// Vantage is where the daemon sees flows from: "auto" (or empty) tells
 	// client and server by this host's addresses, refreshed every

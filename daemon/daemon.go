@@ -96,6 +96,13 @@ func New(cfg Config, log zerolog.Logger) (*Daemon, error) {
 	if cfg.MaxFlows > 0 {
 		opts.MaxFlows = cfg.MaxFlows
 	}
+	if !cfg.HeadersOnly {
+		// One table of announced ports for every interface: an endpoint
+		// mapper's answer may cross one, the flow it announces another.
+		opts.Inspect = classifier.NewInspectPorts(pol.Rules())
+		opts.Announcements = classifier.NewAnnouncements(0, 0)
+	}
+	opts.RPCStrict = cfg.RPCStrict
 	if err := d.setUpVantage(); err != nil {
 		return nil, err
 	}

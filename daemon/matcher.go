@@ -141,6 +141,23 @@ func (l *livePolicy) MatchAttempt(f policy.Flow) policy.Match {
 	return s.stable(s.policy.MatchAttempt(f))
 }
 
+// MatchAnnounced is policy.Policy.MatchAnnounced with the policy in force,
+// the rule given its stable number.
+func (l *livePolicy) MatchAnnounced(f policy.Flow, a policy.Announce) (policy.Match, bool) {
+	s := l.p.Load()
+	m, ok := s.policy.MatchAnnounced(f, a)
+	return s.stable(m), ok
+}
+
+// Rule returns the rule of a stable number, in its last definition.
+func (l *livePolicy) Rule(i int32) *policy.Rule {
+	s := l.p.Load()
+	if i < 0 || int(i) >= len(s.rules) {
+		return nil
+	}
+	return &s.rules[i]
+}
+
 // stable gives m the stable number of its rule.
 func (s *ruleSnapshot) stable(m policy.Match) policy.Match {
 	if m.Rule >= 0 && int(m.Rule) < len(s.toStable) {

@@ -60,7 +60,9 @@ tpwatch_capture_up{interface="eth1"} 0
 func TestFlowTableCollector(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewFlowTableCollector(func() classifier.Stats {
-		return classifier.Stats{Active: 3, Capacity: 1 << 20, FlowsEvicted: 4, FlowsExpired: 5, Fragments: 6, ClockJumps: 7}
+		return classifier.Stats{Active: 3, Capacity: 1 << 20, FlowsEvicted: 4, FlowsExpired: 5, Fragments: 6, ClockJumps: 7,
+			EPMAnswers: 8, DCOMAnswers: 9, SSRPAnswers: 10, AnswersUnreadable: 11, EPMErrors: 12,
+			AnnouncedPorts: 13, AnnouncementsDropped: 14, RPCConnsDropped: 15, AppsIdentified: 16}
 	}))
 	const want = `
 # HELP tpwatch_flow_table_entries Flows held in the flow table.
@@ -81,6 +83,29 @@ tpwatch_fragments_total 6
 # HELP tpwatch_flow_table_clock_jumps_total Packets stamped more than a second away from the packet clock that nothing after them confirmed, followed at the clock's time.
 # TYPE tpwatch_flow_table_clock_jumps_total counter
 tpwatch_flow_table_clock_jumps_total 7
+# HELP tpwatch_announcement_answers_total Answers read that announce ports: the RPC endpoint mapper's ept_map (epm), DCOM activations (dcom), SQL Server Browser (ssrp).
+# TYPE tpwatch_announcement_answers_total counter
+tpwatch_announcement_answers_total{source="epm"} 8
+tpwatch_announcement_answers_total{source="dcom"} 9
+tpwatch_announcement_answers_total{source="ssrp"} 10
+# HELP tpwatch_announcement_answers_unreadable_total Endpoint mapper and DCOM answers that could not be read: sealed (auth level privacy), faults, malformed, or cut by the snap length.
+# TYPE tpwatch_announcement_answers_unreadable_total counter
+tpwatch_announcement_answers_unreadable_total 11
+# HELP tpwatch_endpoint_mapper_errors_total Endpoint mapper answers with an error status, mostly an interface that is not registered.
+# TYPE tpwatch_endpoint_mapper_errors_total counter
+tpwatch_endpoint_mapper_errors_total 12
+# HELP tpwatch_announced_ports Server ports announced and held: flows to them match the rules such announcements stand for.
+# TYPE tpwatch_announced_ports gauge
+tpwatch_announced_ports 13
+# HELP tpwatch_announced_ports_dropped_total Announced ports not held because the table of them was full.
+# TYPE tpwatch_announced_ports_dropped_total counter
+tpwatch_announced_ports_dropped_total 14
+# HELP tpwatch_rpc_connections_dropped_total Endpoint mapper connections not read because the most that are followed at once already were.
+# TYPE tpwatch_rpc_connections_dropped_total counter
+tpwatch_rpc_connections_dropped_total 15
+# HELP tpwatch_apps_identified_total Flows whose first payload named their application protocol.
+# TYPE tpwatch_apps_identified_total counter
+tpwatch_apps_identified_total 16
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)

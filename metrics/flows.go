@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/dissect"
 	"github.com/tpwatch/tpwatch/policy"
 )
 
@@ -36,6 +37,10 @@ type RuleInfo struct {
 	// (SetHostRoles); RulesOf sets them.
 	client, server policy.Role
 	anyClient      bool
+	// expectsApp: a port of the rule carries a known protocol, so its
+	// flows can be protocol_mismatch; rpcRange: the rule admits a dynamic
+	// RPC range an endpoint mapper announces ports in (rpc_unannounced).
+	expectsApp, rpcRange bool
 }
 
 // FlowCounters counts decided flows per (rule, verdict, reason), remembers
@@ -352,6 +357,10 @@ func alwaysExported(slot int, ri RuleInfo, v, reason int) bool {
 		return false
 	case why == classifier.FeatureDisabled:
 		return verdict == classifier.Unexpected && ri.Feature != ""
+	case why == classifier.ProtocolMismatch:
+		return verdict == classifier.Unexpected && ri.expectsApp
+	case why == classifier.RPCUnannounced:
+		return verdict == classifier.Unexpected && ri.rpcRange
 	case verdict == classifier.Blocked || verdict == classifier.Unexpected:
 		return why.Verdict() == verdict
 	}
@@ -378,6 +387,15 @@ func RulesOf(rules []policy.Rule) (ids []string, info []RuleInfo) {
 		ids[i] = r.ID
 		info[i] = RuleInfo{Client: r.ClientName(), Server: r.Server.String(), Transport: r.Transport.String(), Ports: r.PortsString(), Feature: r.Feature,
 			client: r.Client, server: r.Server, anyClient: r.AnyClient}
+		for _, pr := range r.Ports {
+			if pr.Low == pr.High {
+				if e, ok := dissect.ExpectedApps(r.ID, pr.Low); ok && e.Apps != 0 {
+					info[i].expectsApp = true
+				}
+			} else if r.Announced == policy.AnnounceRPC {
+				info[i].rpcRange = true
+			}
+		}
 	}
 	return ids, info
 }

@@ -204,7 +204,7 @@ func (r *reading) fill(src capture.Reader, b *batch) error {
 			status := capture.Decode(rec.Link, rec.Data, p)
 			r.tally(status)
 			if status == capture.StatusOK {
-				ld.Add()
+				ld.Add(rec.Data)
 			}
 		}
 		if r.latency > 0 {

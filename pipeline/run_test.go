@@ -114,6 +114,10 @@ func (replyRule) Match(policy.Flow) policy.Match {
 }
 func (r replyRule) MatchAttempt(f policy.Flow) policy.Match { return r.Match(f) }
 func (replyRule) Reply(int32) bool                          { return true }
+func (replyRule) Rule(int32) *policy.Rule                   { return nil }
+func (replyRule) MatchAnnounced(policy.Flow, policy.Announce) (policy.Match, bool) {
+	return policy.Match{Kind: policy.MatchIgnored, Rule: -1}, false
+}
 
 // ignoring returns a table that ignores every flow, deciding each as it
 // is created: the sink's calls are then in the order of the packets, one

@@ -90,6 +90,31 @@ const (
 	InferKnownClient
 )
 
+// Announce says which announcement may stand for a rule's ports: a
+// server that tells its clients where to connect, rather than a port the
+// documents fix.
+type Announce uint8
+
+const (
+	AnnounceNone Announce = iota
+	// AnnounceRPC: the port an RPC endpoint mapper (ept_map on TCP 135)
+	// or a DCOM activation hands out ("the port that 135 reports", "RPC
+	// Dynamic Range").
+	AnnounceRPC
+	// AnnounceSQLBrowser: the TCP port SQL Server Browser (UDP 1434)
+	// gives for a named instance.
+	AnnounceSQLBrowser
+)
+
+var announceNames = [...]string{"", "rpc", "sql-browser"}
+
+func (a Announce) String() string {
+	if int(a) < len(announceNames) {
+		return announceNames[a]
+	}
+	return "invalid"
+}
+
 // Evidence is what a flow showed of its hosts, for an inventory learned
 // from the traffic (see Inventory.Learn).
 type Evidence uint8
@@ -125,6 +150,11 @@ const (
 	// address to itself), or the daemon's own metrics being scraped:
 	// nothing a firewall between hosts sees.
 	MatchOwnTraffic
+	// MatchUnannounced: a rule whose port an RPC endpoint mapper
+	// announces admits the flow only by its dynamic range, and no
+	// announcement was seen (the classifier's --rpc-strict; never
+	// Policy.Match).
+	MatchUnannounced
 )
 
 // Match is what Policy.Match returns: the kind, and the index of the rule

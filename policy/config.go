@@ -132,7 +132,7 @@ func (t *Timeouts) fields() []*time.Duration {
 var (
 	configKeys     = []string{"roles", "features", "siem", "allow", "ignore", "timeouts"}
 	siemKeys       = []string{"ports"}
-	allowRuleKeys  = []string{"id", "client", "server", "transport", "ports", "description", "reply"}
+	allowRuleKeys  = []string{"id", "client", "server", "transport", "ports", "description", "reply", "announced"}
 	ignoreRuleKeys = []string{"id", "networks", "ports", "client", "server", "description"}
 )
 

@@ -66,7 +66,7 @@ testdata/invalid-allow.yaml:5:61: bad transport "sctp": want tcp or udp (a TCP/U
 testdata/invalid-allow.yaml:6:5: allow rule "typo": missing ports
 testdata/invalid-allow.yaml:6:62: unknown key "port" in allow rule (did you mean "ports"?)
 testdata/invalid-allow.yaml:7:80: reply: applies to udp rules only; remove it from this tcp rule
-testdata/invalid-allow.yaml:8:76: unknown key "feature" in allow rule (valid: client, description, id, ports, reply, server, transport)
+testdata/invalid-allow.yaml:8:76: unknown key "feature" in allow rule (valid: announced, client, description, id, ports, reply, server, transport)
 testdata/invalid-allow.yaml:9:10: bad id "bad id!": use letters, digits, '-', '_' and '.' only`,
 
 	"invalid-duplicate-key.yaml": `testdata/invalid-duplicate-key.yaml:3:3: duplicate key "agent" in roles (first at line 2): merge the two

@@ -141,6 +141,9 @@ func allowNode(r *Rule) *yaml.Node {
 	if r.Reply {
 		addPair(n, "reply", boolNode(true))
 	}
+	if r.Announced != AnnounceNone {
+		addPair(n, "announced", stringNode(r.Announced.String()))
+	}
 	if r.Description != "" {
 		addPair(n, "description", stringNode(r.Description))
 	}

@@ -477,6 +477,12 @@ func (b *Bound) MatchAttempt(f Flow) Match { return b.p.MatchAttempt(f) }
 // Reply is Policy.Reply.
 func (b *Bound) Reply(rule int32) bool { return b.p.Reply(rule) }
 
+// Rule returns rule i of the policy, nil when there is none.
+func (b *Bound) Rule(i int32) *Rule { return b.p.Rule(i) }
+
+// MatchAnnounced is the policy's MatchAnnounced.
+func (b *Bound) MatchAnnounced(f Flow, a Announce) (Match, bool) { return b.p.MatchAnnounced(f, a) }
+
 // MatchAttempt matches an attempt that failed before its server answered
 // (no answer, a reset, an ICMP error). With an inferred inventory its
 // client, which no flow that worked has taught a role, is taken for the

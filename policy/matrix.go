@@ -56,8 +56,12 @@ type Rule struct {
 	// dynamic ranges): other clients using it are ordinary traffic, not a
 	// client the rule fails to admit, so it never yields
 	// unauthorized_client.
-	Shared      bool
-	Infer       InferMode
+	Shared bool
+	Infer  InferMode
+	// Announced says which announcement may stand for the rule's ports:
+	// a flow to a port its server announced (an endpoint mapper's answer,
+	// SQL Browser's) matches the rule outside the ports it lists.
+	Announced   Announce
 	Description string
 	Section     string
 }
@@ -66,6 +70,18 @@ type Rule struct {
 func (r *Rule) HasPort(p uint16) bool {
 	for _, pr := range r.Ports {
 		if pr.Has(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// ListsPort reports whether the rule names p on its own (3741, 135), not
+// only within a range (49152-65535): a port an announcement should
+// explain is one a range merely covers.
+func (r *Rule) ListsPort(p uint16) bool {
+	for _, pr := range r.Ports {
+		if pr.Low == p && pr.High == p {
 			return true
 		}
 	}
@@ -107,7 +123,7 @@ func LoadMatrix(path string) (*Matrix, error) {
 
 var (
 	matrixKeys     = []string{"rules", "product_hosts", "shared_hosts"}
-	matrixRuleKeys = []string{"id", "client", "server", "transport", "ports", "feature", "reply", "shared", "infer", "description", "section"}
+	matrixRuleKeys = []string{"id", "client", "server", "transport", "ports", "feature", "reply", "shared", "infer", "announced", "description", "section"}
 )
 
 // ParseMatrix parses a matrix file; name is used in error messages. The
@@ -274,6 +290,15 @@ func (d *nodeDecoder) ruleField(r *Rule, key, text string, v *yaml.Node) {
 			r.Infer = InferKnownClient
 		default:
 			d.errorf(v, "bad infer %q: want both, server or known-client, or leave it out", text)
+		}
+	case "announced":
+		switch text {
+		case "rpc":
+			r.Announced = AnnounceRPC
+		case "sql-browser":
+			r.Announced = AnnounceSQLBrowser
+		default:
+			d.errorf(v, "bad announced %q: want rpc (the endpoint mapper's port) or sql-browser (SQL Server Browser's), or leave it out", text)
 		}
 	case "description":
 		r.Description = text

@@ -274,6 +274,42 @@ func (p *Policy) Match(f Flow) Match {
 	return m
 }
 
+// Rule returns rule i, nil when there is none.
+func (p *Policy) Rule(i int32) *Rule {
+	if i < 0 || int(i) >= len(p.rules) {
+		return nil
+	}
+	return &p.rules[i]
+}
+
+// MatchAnnounced matches a flow to a port its server announced (a) with
+// the rules that announcement may stand for, whatever ports they list: the
+// first enabled one that admits the flow's roles, else the first one whose
+// feature is off. It reports false when no such rule admits them.
+func (p *Policy) MatchAnnounced(f Flow, a Announce) (Match, bool) {
+	if a == AnnounceNone || sameHost(&f.Client, &f.Server) {
+		return Match{Kind: MatchIgnored, Rule: -1}, false
+	}
+	disabled := int32(-1)
+	for i := range p.rules {
+		r := &p.rules[i]
+		if r.Announced != a || r.Transport != f.Transport || !f.ServerRoles.Has(r.Server) ||
+			!r.AnyClient && !f.ClientRoles.Has(r.Client) {
+			continue
+		}
+		if p.enabled[i] {
+			return Match{Kind: MatchAllowed, Rule: int32(i)}, true
+		}
+		if disabled < 0 {
+			disabled = int32(i)
+		}
+	}
+	if disabled >= 0 {
+		return Match{Kind: MatchFeatureDisabled, Rule: disabled}, true
+	}
+	return Match{Kind: MatchIgnored, Rule: -1}, false
+}
+
 // sameHost reports a flow a host has with itself: both ends the same
 // address, or both on the loopback network (127.0.0.0/8, ::1).
 func sameHost(a, b *[16]byte) bool {

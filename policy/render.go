@@ -64,6 +64,7 @@ type ruleJSON struct {
 	Feature     string   `json:"feature"`
 	Reply       bool     `json:"reply"`
 	Shared      bool     `json:"shared"`
+	Announced   string   `json:"announced,omitempty"`
 	Description string   `json:"description"`
 	Section     string   `json:"section"`
 }
@@ -80,7 +81,7 @@ func WriteJSON(w io.Writer, rules []Rule) error {
 		out[i] = ruleJSON{
 			ID: r.ID, Client: r.ClientName(), Server: r.Server.String(),
 			Transport: r.Transport.String(), Ports: ports, Feature: r.Feature,
-			Reply: r.Reply, Shared: r.Shared, Description: r.Description, Section: r.Section,
+			Reply: r.Reply, Shared: r.Shared, Announced: r.Announced.String(), Description: r.Description, Section: r.Section,
 		}
 	}
 	enc := json.NewEncoder(w)

@@ -48,6 +48,13 @@ type Config struct {
 
 	// MaxFlows bounds the flow table (0: the classifier's default).
 	MaxFlows int
+	// HeadersOnly turns payload inspection off: no port is learned from
+	// an endpoint mapper or SQL Browser, no application protocol named.
+	HeadersOnly bool
+	// RPCStrict reports flows a dynamic RPC rule admits by its range
+	// alone, with no endpoint mapper answer seen, as
+	// unexpected/rpc_unannounced.
+	RPCStrict bool
 	// Sequential reads and classifies on one goroutine (same result).
 	Sequential bool
 
@@ -200,6 +207,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.MaxFlows > 0 {
 		opts.MaxFlows = cfg.MaxFlows
 	}
+	if !cfg.HeadersOnly {
+		opts.Inspect = classifier.NewInspectPorts(pol.Rules())
+	}
+	opts.RPCStrict = cfg.RPCStrict
 	deferred := pipeline.NewDeferredSink(sinks)
 	table = classifier.NewTable(opts, policy.Bind(pol, inv), deferred.TableSink())
 

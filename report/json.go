@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/dissect"
 	"github.com/tpwatch/tpwatch/policy"
 )
 
@@ -107,7 +108,101 @@ func AppendJSON(b []byte, r *classifier.FlowRecord, rules []policy.Rule) []byte 
 	}
 	b = append(b, `,"vantage":"`...)
 	b = append(b, r.Vantage.String()...)
-	return append(b, '"', '}')
+	b = append(b, '"')
+	return append(appendPayloadFields(b, r, rules), '}')
+}
+
+// appendPayloadFields appends what payload inspection said of the flow:
+// its application protocol (and, on a protocol mismatch, what its port
+// should carry), and what explains a port a server announces.
+func appendPayloadFields(b []byte, r *classifier.FlowRecord, rules []policy.Rule) []byte {
+	if r.App != dissect.AppNone {
+		b = append(b, `,"app":"`...)
+		b = append(b, r.App.String()...)
+		b = append(b, '"')
+	}
+	if r.ALPN != 0 {
+		b = append(b, `,"alpn":[`...)
+		first := true
+		for _, f := range alpnNames {
+			if r.ALPN&f.bit == 0 {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, '"')
+			b = append(b, f.name...)
+			b = append(b, '"')
+		}
+		b = append(b, ']')
+	}
+	if r.Reason == classifier.ProtocolMismatch && r.Rule >= 0 && int(r.Rule) < len(rules) {
+		if exp, ok := dissect.ExpectedApps(rules[r.Rule].ID, r.ServerPort); ok {
+			b = append(b, `,"expected_apps":[`...)
+			first := true
+			for a := dissect.AppNone; a < 64; a++ {
+				if !exp.Apps.Has(a) {
+					continue
+				}
+				if !first {
+					b = append(b, ',')
+				}
+				first = false
+				b = append(b, '"')
+				b = append(b, a.String()...)
+				b = append(b, '"')
+			}
+			b = append(b, ']')
+		}
+	}
+	switch r.Via {
+	case classifier.ViaRange:
+		b = append(b, `,"rpc":{"via":"range"}`...)
+	case classifier.ViaEPM, classifier.ViaDCOM:
+		b = append(b, `,"rpc":{"via":"`...)
+		b = append(b, r.Via.String()...)
+		if r.Via == classifier.ViaEPM {
+			b = append(b, `","interface":"`...)
+			b = append(b, r.Interface.String()...)
+		}
+		b = append(b, `","announced":"`...)
+		b = AppendTimestamp(b, r.AnnouncedAt)
+		b = append(b, `"}`...)
+	case classifier.ViaSSRP:
+		b = append(b, `,"sql_browser":{"instance":`...)
+		b = appendJSONString(b, r.Instance[:r.InstanceLen])
+		b = append(b, `,"announced":"`...)
+		b = AppendTimestamp(b, r.AnnouncedAt)
+		b = append(b, `"}`...)
+	}
+	return b
+}
+
+// alpnNames name the ALPN protocols an ALPNSet flags.
+var alpnNames = [...]struct {
+	bit  dissect.ALPNSet
+	name string
+}{{dissect.ALPNH2, "h2"}, {dissect.ALPNHTTP11, "http/1.1"}, {dissect.ALPNTDS8, "tds/8.0"}, {dissect.ALPNOther, "other"}}
+
+// appendJSONString appends text read off the wire as a JSON string: bytes
+// that are not printable ASCII are escaped as \u00XX, so the output is
+// valid JSON and shows what was there, whatever it was.
+func appendJSONString(b, text []byte) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for _, c := range text {
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c >= 0x7f:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 func appendAddr(b []byte, a [16]byte) []byte {

@@ -31,6 +31,8 @@ type replayFlags struct {
 	verdicts       []string
 	since, until   string
 	maxFlows       int
+	headersOnly    bool
+	rpcStrict      bool
 	sequential     bool
 	progress       string
 	metricsOut     string
@@ -101,7 +103,9 @@ an unreadable or corrupt capture (what could be read is still reported).`,
 	fl.StringArrayVar(&f.verdicts, "verdict", nil, "report only flows of this verdict: allowed, blocked, unexpected, pending, ignored (repeatable, or comma-separated)")
 	fl.StringVar(&f.since, "since", "", "report only flows seen at or after this time (RFC 3339, such as 2026-01-05T09:00:00Z)")
 	fl.StringVar(&f.until, "until", "", "report only flows that started at or before this time (RFC 3339)")
-	fl.IntVar(&f.maxFlows, "max-flows", classifier.DefaultOptions().MaxFlows, "most flows followed at once; past it the oldest unanswered attempts are dropped first")
+	fl.IntVar(&f.maxFlows, "max-flows", classifier.DefaultOptions().MaxFlows, "most flows followed at once; past it decided flows and unanswered attempts are dropped first, established sessions last")
+	fl.BoolVar(&f.headersOnly, "headers-only", false, "read no payload byte: learn no port from the endpoint mapper or SQL Browser, name no application protocol")
+	fl.BoolVar(&f.rpcStrict, "rpc-strict", false, "report flows a dynamic RPC rule admits by its range alone, with no endpoint mapper answer seen, as unexpected/rpc_unannounced")
 	fl.BoolVar(&f.sequential, "sequential", false, "read and classify on one goroutine (same result; for comparison and one-core machines)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (on a terminal), always or never")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the replay to FILE (for performance work: go tool pprof)")
@@ -117,6 +121,8 @@ func (f *replayFlags) check(files []string) (report.Filter, error) {
 	switch {
 	case f.format != "table" && f.format != "json" && f.format != "html":
 		return filter, fmt.Errorf("--format %q: want table, json or html", f.format)
+	case f.rpcStrict && f.headersOnly:
+		return filter, errors.New("--rpc-strict needs the endpoint mapper's answers, which --headers-only does not read")
 	case f.maxFlows < 1:
 		return filter, fmt.Errorf("--max-flows %d: want a positive number", f.maxFlows)
 	case f.progress != "auto" && f.progress != "always" && f.progress != "never":
@@ -183,17 +189,19 @@ func (a *app) replay(ctx context.Context, f *replayFlags, files []string) error 
 		defer stopProfile()
 	}
 	cfg := replay.Config{
-		Policy:     pol,
-		ConfigName: f.policy.config,
-		Files:      files,
-		All:        f.all,
-		Filter:     filter,
-		MetricsOut: f.metricsOut,
-		Version:    version,
-		Revision:   revision,
-		MaxFlows:   f.maxFlows,
-		Sequential: f.sequential,
-		Log:        a.log,
+		Policy:      pol,
+		ConfigName:  f.policy.config,
+		Files:       files,
+		All:         f.all,
+		Filter:      filter,
+		MetricsOut:  f.metricsOut,
+		Version:     version,
+		Revision:    revision,
+		MaxFlows:    f.maxFlows,
+		HeadersOnly: f.headersOnly,
+		RPCStrict:   f.rpcStrict,
+		Sequential:  f.sequential,
+		Log:         a.log,
 	}
 	if f.format == "json" && !f.printInventory {
 		cfg.JSON = a.stdout

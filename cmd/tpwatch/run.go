@@ -20,6 +20,8 @@ type runFlags struct {
 	promiscuous   bool
 	bpf           string
 	snaplen       int
+	headersOnly   bool
+	rpcStrict     bool
 	bufferSize    int
 	listen        []string
 	telemetryPath string
@@ -77,7 +79,9 @@ Capturing needs root, or CAP_NET_RAW (and CAP_NET_ADMIN for --promiscuous);
 	fl.StringArrayVarP(&f.interfaces, "interface", "i", nil, "interface to capture on (repeatable; each gets its own flow table; \"any\" on Linux captures all)")
 	fl.BoolVar(&f.promiscuous, "promiscuous", false, "put the interfaces in promiscuous mode (a sensor on a SPAN or mirror port)")
 	fl.StringVar(&f.bpf, "bpf", "", "capture filter (pcap-filter syntax) instead of the one derived from the config")
-	fl.IntVar(&f.snaplen, "snaplen", live.DefaultSnaplen, "bytes captured of each packet (headers are enough)")
+	fl.IntVar(&f.snaplen, "snaplen", live.DefaultSnaplen, "bytes captured of each packet: the headers, and the first payload bytes that name a protocol and carry an endpoint mapper's answer (1024 reads DCOM activations and SQL Browser answers of many instances whole)")
+	fl.BoolVar(&f.headersOnly, "headers-only", false, "read no payload byte: learn no port from the endpoint mapper or SQL Browser, name no application protocol")
+	fl.BoolVar(&f.rpcStrict, "rpc-strict", false, "report flows a dynamic RPC rule admits by its range alone, with no endpoint mapper answer seen, as unexpected/rpc_unannounced")
 	fl.IntVar(&f.bufferSize, "buffer-size", 0, "kernel capture buffer in bytes (0: libpcap's default); raise it if tpwatch_capture_kernel_drops_total grows")
 	fl.StringArrayVar(&f.listen, "web.listen-address", []string{daemon.DefaultListenAddress}, "address to serve metrics on (repeatable)")
 	fl.StringVar(&f.telemetryPath, "web.telemetry-path", daemon.DefaultTelemetryPath, "path of the metrics")
@@ -98,6 +102,8 @@ func (a *app) runDaemon(ctx context.Context, f *runFlags) error {
 	switch {
 	case len(f.interfaces) == 0:
 		return usage("run needs --interface (for example --interface eth0)")
+	case f.rpcStrict && f.headersOnly:
+		return usage("--rpc-strict needs the endpoint mapper's answers, which --headers-only does not read")
 	case f.snaplen < 68 || f.snaplen > 262144:
 		return usage("--snaplen %d: want 68 to 262144", f.snaplen)
 	case f.maxFlows < 0:
@@ -148,6 +154,8 @@ func (a *app) runDaemon(ctx context.Context, f *runFlags) error {
 		TelemetryPath:   f.telemetryPath,
 		WebConfigFile:   f.webConfig,
 		MaxFlows:        f.maxFlows,
+		HeadersOnly:     f.headersOnly,
+		RPCStrict:       f.rpcStrict,
 		Vantage:         f.vantage,
 		LogRate:         f.logRate,
 		RetryMax:        f.retryMax,

@@ -1,0 +1,186 @@
+package classifier
+
+import (
+	"encoding/binary"
+	"math/bits"
+
+	"github.com/tpwatch/tpwatch/capture"
+	"github.com/tpwatch/tpwatch/dissect"
+	"github.com/tpwatch/tpwatch/policy"
+)
+
+// Payload inspection reads a few payload bytes of the flows that need it,
+// once per flow direction, never per packet:
+//
+//   - every payload of TCP port 135 (the RPC endpoint mapper and DCOM
+//     activation, which announce ports) and UDP port 1434 (SQL Server
+//     Browser, which announces an instance's port): small exchanges, read
+//     whole by the dissect learners;
+//   - the first two payloads of each direction on a port a rule lists on
+//     its own and whose protocol is known (dissect.ExpectedApps): enough
+//     to name the application protocol and tell a port that carries
+//     another one. Ports a rule covers only by a range (the dynamic RPC
+//     range, which every Windows client's own ports fall in) are not
+//     inspected.
+//
+// The reading goroutine decides which packets carry their payload (the
+// Loader copies at most maxCarry bytes of them into the batch); a small
+// direct-mapped table of flow directions there keeps the count per
+// direction, and a collision only makes it carry a payload the table then
+// ignores. The table's goroutine reads them (Table.inspect).
+
+// InspectPorts are the server ports whose first payloads name the
+// application protocol. It is read-only once made and shared by the
+// loaders of every table.
+type InspectPorts struct {
+	first [2]portBits // by transport (0 TCP, 1 UDP)
+}
+
+type portBits [1 << 16 / 64]uint64
+
+func (b *portBits) set(p uint16)      { b[p>>6] |= 1 << (p & 63) }
+func (b *portBits) has(p uint16) bool { return b[p>>6]&(1<<(p&63)) != 0 }
+
+// NewInspectPorts returns the ports of rules that a rule lists on its own
+// and whose protocol dissect knows.
+func NewInspectPorts(rules []policy.Rule) *InspectPorts {
+	ins := &InspectPorts{}
+	for i := range rules {
+		r := &rules[i]
+		ti := transportSlot(uint8(r.Transport))
+		if ti < 0 {
+			continue
+		}
+		for _, pr := range r.Ports {
+			if pr.Low != pr.High {
+				continue
+			}
+			if e, ok := dissect.ExpectedApps(r.ID, pr.Low); ok && e.Apps != 0 {
+				ins.first[ti].set(pr.Low)
+			}
+		}
+	}
+	return ins
+}
+
+func transportSlot(proto uint8) int {
+	switch proto {
+	case capture.ProtoTCP:
+		return 0
+	case capture.ProtoUDP:
+		return 1
+	}
+	return -1
+}
+
+// Ports announced on, read whole.
+const (
+	portEPM  = 135  // TCP: the RPC endpoint mapper, DCOM activation
+	portSSRP = 1434 // UDP: SQL Server Browser
+)
+
+// readsAll reports a packet of a learner's port: every payload is read.
+func readsAll(proto uint8, sport, dport uint16) bool {
+	if proto == capture.ProtoTCP {
+		return sport == portEPM || dport == portEPM
+	}
+	return proto == capture.ProtoUDP && (sport == portSSRP || dport == portSSRP)
+}
+
+// Carrying bounds.
+const (
+	// maxCarry is the most payload bytes a packet carries: a learner
+	// assembles PDUs up to dissect's 2 KB; Identify needs far less.
+	maxCarry = 2048
+	// carryArena is the payload room of one batch; past it packets go
+	// without theirs (a batch of 256 packets rarely carries more than a
+	// few).
+	carryArena = 64 << 10
+	// firstPayloads is how many payloads of each direction the reading
+	// side carries for identification: a first one too short for a
+	// signature (a keepalive byte) gets a second chance.
+	firstPayloads = 2
+	// seenBits sizes the reading side's table of flow directions.
+	seenBits = 16
+)
+
+// carryFirst reports whether a payload packet of a direction should carry
+// its payload for identification, and counts it: the direction is tagged
+// by a hash of its addresses (as IPv4 words, or folded IPv6) and ports, so
+// that the short and the general decoding paths agree.
+func (l *Loader) carryFirst(proto uint8, sport, dport uint16, src, dst uint64) bool {
+	ti := transportSlot(proto)
+	if ti < 0 || !l.inspect.first[ti].has(sport) && !l.inspect.first[ti].has(dport) {
+		return false
+	}
+	h := mix64(src*0x9e3779b97f4a7c15 ^ bits.RotateLeft64(dst, 29) ^ uint64(sport)<<48 ^ uint64(dport)<<32 ^ uint64(proto))
+	tag := h &^ 3
+	slot := &l.seen[h>>(64-seenBits)]
+	if *slot&^3 == tag {
+		if *slot&3 >= firstPayloads {
+			return false
+		}
+		*slot++
+		return true
+	}
+	*slot = tag | 1
+	return true
+}
+
+// mix64 is a 64-bit finaliser (splitmix64's).
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// addrWord folds an address into the word carryFirst tags with: an IPv4
+// (mapped) address is its key word (word4), as in the short path.
+func addrWord(a *[16]byte) uint64 {
+	if w, ok := mappedWord(a); ok {
+		return w
+	}
+	return mix64(binary.BigEndian.Uint64(a[:8])) ^ binary.BigEndian.Uint64(a[8:])
+}
+
+// wantsPayload says whether decoded packet p carries its payload.
+func (l *Loader) wantsPayload(p *capture.Packet) bool {
+	if l.inspect == nil || p.PayloadOff == 0 || p.Fragment || p.Proto != capture.ProtoTCP && p.Proto != capture.ProtoUDP {
+		return false
+	}
+	return readsAll(p.Proto, p.SrcPort, p.DstPort) ||
+		l.carryFirst(p.Proto, p.SrcPort, p.DstPort, addrWord(&p.Src), addrWord(&p.Dst))
+}
+
+// wantsPayload4 is wantsPayload for a packet the short path read.
+func (l *Loader) wantsPayload4(f *capture.Flow4) bool {
+	if l.inspect == nil || f.PayloadOff == 0 {
+		return false
+	}
+	return readsAll(f.Proto, f.SrcPort, f.DstPort) ||
+		l.carryFirst(f.Proto, f.SrcPort, f.DstPort, word4(f.Src), word4(f.Dst))
+}
+
+// carry copies the payload of the packet just decoded from data into the
+// batch, for its k-th whole packet.
+func (l *Loader) carry(k int, p *capture.Packet, data []byte) {
+	b := l.b
+	off := int(p.PayloadOff)
+	if off >= len(data) {
+		return
+	}
+	n := min(len(data)-off, int(p.PayloadLen), maxCarry)
+	if len(b.arena)+n > cap(b.arena) {
+		l.carryDropped++
+		return
+	}
+	start := len(b.arena)
+	b.arena = append(b.arena, data[off:off+n]...)
+	b.pay[k] = payRef{off: uint32(start), n: uint32(n)}
+}
+
+// payRef is where a whole packet's carried payload is in its batch's
+// arena (n 0: none).
+type payRef struct{ off, n uint32 }
