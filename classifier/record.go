@@ -112,19 +112,6 @@ func (o Outcome) String() string {
 	return "invalid"
 }
 
-// outcomeOfReason is the outcome a blocked flow's reason says.
-func outcomeOfReason(r Reason) Outcome {
-	switch r {
-	case Refused:
-		return OutcomeRefused
-	case ICMPUnreachable:
-		return OutcomeICMPUnreachable
-	case NoResponse:
-		return OutcomeNoResponse
-	}
-	return OutcomeNone
-}
-
 // FlowRecord is the public view of one flow, handed to sinks. It holds no
 // pointers into the flow table; a sink must copy what it keeps, because
 // the record is reused after the call returns.
