@@ -109,6 +109,8 @@ Start with a capture file, then watch live traffic:
   tpwatch policy check --config site.yaml       # validate a site config
   tpwatch interfaces                            # the interfaces run can capture on
   sudo tpwatch run --interface eth0 --config site.yaml   # daemon, metrics on :19740
+  tpwatch service install --interface Ethernet0 # Windows: the daemon as a service
+  tpwatch policy export --format powershell --config site.yaml --host 192.0.2.10
 
 Exit status: 0 nothing blocked or unexpected, 1 something is, 2 bad usage
 or unreadable input.`,
@@ -123,7 +125,7 @@ or unreadable input.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.logLevel, "log.level", "info", "diagnostics on stderr at this level or above: debug, info, warn, error")
 	pf.StringVar(&a.logFormat, "log.format", "auto", "diagnostics format: json, console, or auto (console on a terminal, else json)")
-	root.AddCommand(a.replayCommand(), a.runCommand(), a.interfacesCommand(), a.policyCommand(), a.versionCommand())
+	root.AddCommand(a.replayCommand(), a.runCommand(), a.interfacesCommand(), a.policyCommand(), a.serviceCommand(), a.versionCommand())
 	return root
 }
 
