@@ -258,7 +258,9 @@ func Start(wait time.Duration) error {
 	}
 	defer m.Disconnect()
 	defer s.Close()
-	if err := s.Start(); err != nil {
+	// Already running is what was asked for (Wine's service manager, for
+	// one, starts automatic services whenever it starts itself).
+	if err := s.Start(); err != nil && !errors.Is(err, windows.ERROR_SERVICE_ALREADY_RUNNING) {
 		return fmt.Errorf("start service %s: %w", Name, err)
 	}
 	deadline := time.Now().Add(wait)
