@@ -3,6 +3,7 @@
 package live
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -134,6 +135,11 @@ func Open(iface string, o Options) (*Handle, error) {
 		return nil, fmt.Errorf("open %s: %w (%s)", iface, ErrNoDevice, errbufString(errbuf[:]))
 	}
 	l := &Handle{iface: iface, fn: fn, p: p, snap: o.Snaplen, inVLANs: o.BPFInVLANs}
+	// fail closes a handle that is not activated (no read to break).
+	fail := func(err error) (*Handle, error) {
+		syscall.SyscallN(fn.close, p)
+		return nil, err
+	}
 	promisc := uintptr(0)
 	if o.Promiscuous {
 		promisc = 1
@@ -153,8 +159,7 @@ func Open(iface string, o Options) (*Handle, error) {
 	if o.BufferSize > 0 {
 		bs, err := wpcap.proc("pcap_set_buffer_size")
 		if err != nil {
-			l.Close()
-			return nil, fmt.Errorf("open %s: %w", iface, err)
+			return fail(fmt.Errorf("open %s: %w", iface, err))
 		}
 		set = append(set, struct {
 			what string
@@ -164,14 +169,11 @@ func Open(iface string, o Options) (*Handle, error) {
 	}
 	for _, s := range set {
 		if r, _, _ := syscall.SyscallN(s.proc, p, s.arg); int32(r) != 0 {
-			l.Close()
-			return nil, fmt.Errorf("open %s: set %s: libpcap status %d", iface, s.what, int32(r))
+			return fail(fmt.Errorf("open %s: set %s: libpcap status %d", iface, s.what, int32(r)))
 		}
 	}
 	if r, _, _ := syscall.SyscallN(fn.activate, p); int32(r) < 0 {
-		err := activateError(iface, int32(r), l.lastError())
-		l.Close()
-		return nil, err
+		return fail(activateError(iface, int32(r), l.lastError()))
 	}
 	dlt, _, _ := syscall.SyscallN(fn.datalink, p)
 	l.link = capture.NormalLinkType(int(int32(dlt)))
@@ -272,11 +274,11 @@ func (l *Handle) Next(r *capture.Record) error {
 
 // SetFilter replaces the capture filter. It checks expr at once, so an
 // error leaves the old filter in force; the new one applies from the next
-// call to Next. It is safe to call while another goroutine is in Next (it
-// waits for the read, at most the read timeout).
+// call to Next, on the goroutine that reads. It is safe to call while
+// another goroutine is in Next.
 func (l *Handle) SetFilter(expr string) error {
 	expr = l.expr(expr)
-	if err := l.CheckFilter(expr); err != nil {
+	if err := l.check(expr); err != nil {
 		return err
 	}
 	l.filter.Store(&expr)
@@ -284,16 +286,34 @@ func (l *Handle) SetFilter(expr string) error {
 }
 
 // CheckFilter says whether SetFilter would accept expr, without changing
-// anything. The filter is compiled on the open handle itself.
-func (l *Handle) CheckFilter(expr string) error {
+// anything. It compiles on a handle of its own, so it never waits for a
+// read in progress; only where wpcap.dll cannot make one (Wine's) does it
+// compile on the open handle, after the read.
+func (l *Handle) CheckFilter(expr string) error { return l.check(l.expr(expr)) }
+
+// check is CheckFilter of an expression already made for the link type.
+func (l *Handle) check(expr string) error {
+	err := compileDead(l.link, l.snap, expr)
+	if errors.Is(err, errNoDeadHandle) {
+		err = l.compileLive(expr)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", l.iface, err)
+	}
+	return nil
+}
+
+// compileLive compiles expr on the open handle, waiting for a read in
+// progress.
+func (l *Handle) compileLive(expr string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.p == 0 {
-		return fmt.Errorf("%s: closed", l.iface)
+		return errors.New("closed")
 	}
-	prog, err := l.compileLocked(l.expr(expr))
+	prog, err := l.compileLocked(expr)
 	if err != nil {
-		return fmt.Errorf("%s: %w", l.iface, err)
+		return err
 	}
 	syscall.SyscallN(l.fn.freecode, uintptr(unsafe.Pointer(prog)))
 	return nil
@@ -340,6 +360,18 @@ func CheckFilter(expr string, link capture.LinkType, o Options) error {
 	if o.BPFInVLANs && link == capture.LinkEthernet {
 		expr = InVLANs(expr)
 	}
+	if err := compileDead(link, o.Snaplen, expr); !errors.Is(err, errNoDeadHandle) {
+		return err
+	}
+	return nil
+}
+
+// errNoDeadHandle: wpcap.dll has no working pcap_open_dead.
+var errNoDeadHandle = errors.New("wpcap.dll cannot compile a filter without an interface")
+
+// compileDead compiles expr on a dead handle of the link type, as libpcap
+// does for a filter without an interface.
+func compileDead(link capture.LinkType, snap int, expr string) error {
 	p, err := wpcap.all("pcap_compile", "pcap_freecode", "pcap_geterr", "pcap_close")
 	if err != nil {
 		return err
@@ -347,13 +379,13 @@ func CheckFilter(expr string, link capture.LinkType, o Options) error {
 	comp, freecode, geterr, closeDead := p[0], p[1], p[2], p[3]
 	openDead, err := wpcap.proc("pcap_open_dead")
 	if err != nil {
-		return nil
+		return errNoDeadHandle
 	}
 	cexpr, err := windows.BytePtrFromString(expr)
 	if err != nil {
 		return fmt.Errorf("%w %q: %v", ErrBadFilter, expr, err)
 	}
-	h, _, _ := syscall.SyscallN(openDead, uintptr(link), uintptr(o.Snaplen))
+	h, _, _ := syscall.SyscallN(openDead, uintptr(link), uintptr(snap))
 	if h == 0 {
 		return fmt.Errorf("compile filter %q: pcap_open_dead failed for link type %d", expr, link)
 	}

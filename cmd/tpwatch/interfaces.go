@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -37,6 +38,11 @@ administrators, run it from an elevated prompt.`,
 			list, err := live.Interfaces()
 			if err != nil {
 				return &exitStatus{code: exitError, err: err}
+			}
+			if len(list) == 0 {
+				// Npcap restricted to administrators shows a plain user an
+				// empty list rather than an error.
+				return &exitStatus{code: exitError, err: errors.New("no interface to capture on: capturing may need administrator rights (an elevated prompt) or root, or the capture driver is not running (sc query npcap)")}
 			}
 			if format == "json" {
 				err = writeInterfacesJSON(a.stdout, list)
