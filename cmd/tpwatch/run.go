@@ -123,7 +123,11 @@ func (a *app) runDaemon(ctx context.Context, f *runFlags) error {
 	if runtime.GOOS == "windows" {
 		for _, name := range f.interfaces {
 			if strings.EqualFold(name, "any") {
-				return usage("--interface any: Npcap has no \"any\" device; give each interface with its own --interface (tpwatch interfaces lists them)")
+				known := "see tpwatch interfaces"
+				if list, err := live.Interfaces(); err == nil {
+					known = "the interfaces are " + live.KnownNames(list)
+				}
+				return usage("--interface any: Npcap has no \"any\" device; give each interface with its own --interface (%s)", known)
 			}
 		}
 		if f.user != "" {
