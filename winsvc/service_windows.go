@@ -101,7 +101,12 @@ func (a adapter) Execute(_ []string, r <-chan svc.ChangeRequest, s chan<- svc.St
 		for {
 			select {
 			case st := <-stats:
-				s <- svc.Status{State: svc.State(st.State), Accepts: svc.Accepted(st.Accepts), CheckPoint: st.CheckPoint, WaitHint: st.WaitHint}
+				select {
+				case s <- svc.Status{State: svc.State(st.State), Accepts: svc.Accepted(st.Accepts), CheckPoint: st.CheckPoint, WaitHint: st.WaitHint}:
+				case <-stop:
+					// svc.Run reports Stopped itself once Execute returns.
+					return
+				}
 			case <-stop:
 				return
 			}
