@@ -112,6 +112,11 @@ type Config struct {
 	// (SIGHUP). Reloads also run through Daemon.Reload.
 	Reload <-chan struct{}
 
+	// Ready, when not nil, is called once, when the metrics listeners and
+	// the captures are open and the daemon monitors: a Windows service
+	// reports itself running then, not before.
+	Ready func()
+
 	// Backend opens the captures; nil means live capture (the live
 	// package). Tests give captures read from files.
 	Backend Backend

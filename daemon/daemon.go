@@ -219,6 +219,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info().Strs("interfaces", d.cfg.Interfaces).Strs("listen", d.listenAddrs()).
 		Str("path", d.cfg.TelemetryPath).Bool("inferred_inventory", d.policy.load().Inferred()).
 		Str("vantage", d.cfg.Vantage).Str("host_roles", metrics.RoleSetLabel(d.hostRoles())).Msg("tpwatch running")
+	if d.cfg.Ready != nil {
+		d.cfg.Ready()
+	}
 
 	captureCtx, stopCapture := context.WithCancel(ctx)
 	defer stopCapture()
@@ -262,6 +265,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) open() error {
 	filter := d.sources[0].liveOptions()
 	if err := d.cfg.Backend.CheckFilter(filter.BPF, filter); err != nil {
+		if errors.Is(err, live.ErrUnavailable) {
+			// No capture library (no Npcap): that, not the filter, is
+			// what the user must fix.
+			return err
+		}
 		if d.cfg.Live.BPF != "" {
 			return fmt.Errorf("--bpf: %w", err)
 		}

@@ -199,6 +199,13 @@ func (s *source) capture(ctx context.Context, c Capture, filter string) error {
 		s.log.Error().Err(refilter).Str("interface", s.name).Msg("capture filter not changed on this interface")
 	}
 	s.up.Store(true)
+	if b, ok := c.(interface{ Break() }); ok {
+		// A capture that can end a read at once (Npcap) stops without
+		// waiting for its read timeout; under Wine's wpcap.dll, whose
+		// reads ignore the timeout on a quiet interface, it stops at all.
+		stop := context.AfterFunc(ctx, b.Break)
+		defer stop()
+	}
 	r := &dropCounting{Capture: c, src: s}
 	err := pipeline.Run(ctx, r, s.table, &s.stats, pipeline.Options{
 		// A packet trickling in waits no longer than the read timeout

@@ -7,8 +7,10 @@
 // status page shows in headless chromium and what tpwatch observe prints,
 // and how the daemon takes SIGHUP and SIGTERM. Other tests replay floods into the
 // daemon with tcpreplay (bounded memory and series, rate-limited logs,
-// SIGTERM mid-flood), drop root with --user nobody, and make an interface
-// appear, disappear and return.
+// SIGTERM mid-flood), drop root with --user nobody, make an interface
+// appear, disappear and return, and apply on every host the nftables rules
+// `tpwatch policy export` writes for it (the documented flows still pass
+// and come out allowed; the others are dropped).
 //
 // It needs root, ip (iproute2), nft (nftables) and tcpreplay, and runs with
 // `go test ./e2e/`. Outside CI it skips when those are missing; under CI

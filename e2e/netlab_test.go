@@ -81,10 +81,7 @@ func newLab(t *testing.T) *lab {
 }
 
 // firewall loads the router's nftables rules: the forward chain that
-// blocks some flows, and the mirror of every routed link to span0 (ingress
-// and egress, so the router's own RSTs and ICMP errors are copied too; a
-// forwarded packet is therefore seen twice, once per link, as on a real
-// SPAN session of several ports).
+// blocks some flows, and the mirror to span0 (see mirror).
 func (l *lab) firewall() {
 	ag, em, sql, tm := l.hosts["agent"].addr, l.hosts["em"].addr, l.hosts["sql"].addr, l.hosts["tm"].addr
 	l.loadFirewall(
@@ -102,17 +99,34 @@ func (l *lab) loadFirewall(forward ...string) {
 	for _, r := range forward {
 		fmt.Fprintf(&b, "    %s\n", r)
 	}
-	fmt.Fprintf(&b, "  }\n}\ntable netdev tpwspan {\n")
+	b.WriteString("  }\n}\n")
+	l.nft(l.router, b.String())
+	l.mirror()
+}
+
+// mirror copies every routed link to span0 (ingress and egress, so the
+// router's own RSTs and ICMP errors are copied too; a forwarded packet is
+// therefore seen twice, once per link, as on a real SPAN session of
+// several ports).
+func (l *lab) mirror() {
+	var b strings.Builder
+	b.WriteString("table netdev tpwspan {\n")
 	for _, name := range hostNames {
 		link := l.hosts[name].link
 		fmt.Fprintf(&b, "  chain in_%s { type filter hook ingress device %q priority 0; dup to \"span0\"; }\n", name, link)
 		fmt.Fprintf(&b, "  chain out_%s { type filter hook egress device %q priority 0; dup to \"span0\"; }\n", name, link)
 	}
 	b.WriteString("}\n")
-	cmd := exec.Command("ip", "netns", "exec", l.router, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(b.String())
+	l.nft(l.router, b.String())
+}
+
+// nft loads a ruleset in namespace ns.
+func (l *lab) nft(ns, ruleset string) {
+	l.t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		l.t.Fatalf("nft: %v: %s\nruleset:\n%s", err, out, b.String())
+		l.t.Fatalf("nft in %s: %v: %s\nruleset:\n%s", ns, err, out, ruleset)
 	}
 }
 

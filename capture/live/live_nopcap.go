@@ -9,7 +9,7 @@ import (
 )
 
 // errNoLibpcap says why, and how to get live capture.
-var errNoLibpcap = fmt.Errorf("%w: built without cgo, and live capture needs libpcap (rebuild with CGO_ENABLED=1 and libpcap-dev installed; replay of capture files works)", ErrUnavailable)
+var errNoLibpcap = fmt.Errorf("%w in this build: built without cgo, and live capture needs libpcap (rebuild with CGO_ENABLED=1 and libpcap-dev installed; replay of capture files works)", ErrUnavailable)
 
 // Handle would be a live capture handle; this build cannot open one.
 type Handle struct{}
@@ -20,6 +20,9 @@ var _ capture.Reader = (*Handle)(nil)
 func Open(iface string, o Options) (*Handle, error) {
 	return nil, fmt.Errorf("open %s: %w", iface, errNoLibpcap)
 }
+
+// Interfaces reports that this binary cannot list capture interfaces.
+func Interfaces() ([]Interface, error) { return nil, errNoLibpcap }
 
 // CheckFilter reports that this binary cannot compile a filter.
 func CheckFilter(expr string, link capture.LinkType, o Options) error { return errNoLibpcap }

@@ -1,4 +1,4 @@
-//go:build cgo || windows
+//go:build cgo && !windows
 
 package live
 
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,11 +18,11 @@ import (
 	"github.com/tpwatch/tpwatch/capture"
 )
 
-// Handle reads packets from a network interface through libpcap (Npcap on
-// Windows, where gopacket loads wpcap.dll when the program starts, so no
-// cgo is needed there). It is a capture.Reader: a record's Data is a slice
-// of libpcap's own ring buffer, valid until the next call to Next, so
-// reading allocates nothing per packet.
+// Handle reads packets from a network interface through libpcap, linked
+// with cgo through gopacket (Windows has a binding of its own: see
+// live_windows.go). It is a capture.Reader: a record's Data is a slice of
+// libpcap's own ring buffer, valid until the next call to Next, so reading
+// allocates nothing per packet.
 type Handle struct {
 	iface  string
 	handle *pcap.Handle
@@ -40,12 +41,17 @@ type Handle struct {
 var _ capture.Reader = (*Handle)(nil)
 
 // Open opens iface ("any" on Linux captures every interface) for capture
-// with options o, and applies o.BPF in the kernel. Opening needs the right
-// to capture: root, CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode)
-// on Linux, Npcap's driver on Windows.
+// with options o, and applies o.BPF in the kernel. iface is any name
+// Resolve accepts; one that names no interface is an ErrNoDevice that
+// lists those there are. Opening needs the right to capture: root, or
+// CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode).
 func Open(iface string, o Options) (*Handle, error) {
 	o = o.withDefaults()
-	inactive, err := pcap.NewInactiveHandle(iface)
+	device, err := deviceName(iface)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", iface, err)
+	}
+	inactive, err := pcap.NewInactiveHandle(device)
 	if err != nil {
 		return nil, openError(iface, err)
 	}
@@ -229,4 +235,32 @@ func (l *Handle) Stats() (Stats, error) {
 func (l *Handle) Close() error {
 	l.closeOnce.Do(l.handle.Close)
 	return nil
+}
+
+// Interfaces lists the interfaces libpcap can capture on, in its order
+// (the "any" pseudo-device included on Linux), with the system's index.
+func Interfaces() ([]Interface, error) {
+	devs, err := pcap.FindAllDevs()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	out := make([]Interface, 0, len(devs))
+	for _, d := range devs {
+		it := Interface{
+			Name:        d.Name,
+			Description: d.Description,
+			Up:          d.Flags&pcapIfUp != 0,
+			Loopback:    d.Flags&pcapIfLoopback != 0,
+		}
+		if ni, err := net.InterfaceByName(d.Name); err == nil {
+			it.Index = ni.Index
+		}
+		for _, a := range d.Addresses {
+			if p, ok := prefixOf(a.IP, a.Netmask); ok {
+				it.Addresses = append(it.Addresses, p)
+			}
+		}
+		out = append(out, it)
+	}
+	return out, nil
 }

@@ -82,7 +82,7 @@ type Stats struct {
 // Kinds of failure, wrapped by the errors of Open, SetFilter and
 // CheckFilter (see the package comment).
 var (
-	ErrUnavailable = errors.New("live capture is not available in this build")
+	ErrUnavailable = errors.New("live capture is not available")
 	ErrPermission  = errors.New("no permission to capture")
 	ErrBadFilter   = errors.New("invalid capture filter")
 	ErrNoDevice    = errors.New("no such interface")
@@ -90,8 +90,8 @@ var (
 )
 
 // Permanent reports an error that trying again will not cure: a binary
-// without live capture, a missing right to capture, a filter libpcap
-// refuses.
+// without live capture, no Npcap (or an incomplete wpcap.dll), a missing
+// right to capture, a filter libpcap refuses.
 func Permanent(err error) bool {
 	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrPermission) || errors.Is(err, ErrBadFilter)
 }

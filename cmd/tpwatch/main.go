@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -25,10 +26,13 @@ const (
 	exitError    = 2
 )
 
-// version and revision are set at build time with -ldflags -X.
+// version, revision, branch and buildDate are set at build time with
+// -ldflags -X (see the Makefile).
 var (
-	version  = "dev"
-	revision = "unknown"
+	version   = "dev"
+	revision  = "unknown"
+	branch    = "unknown"
+	buildDate = "unknown"
 )
 
 // exitStatus carries a status other than 0 or 2 out of a command, and
@@ -111,8 +115,11 @@ Start with a capture file, then watch live traffic:
   tpwatch replay --config site.yaml capture.pcap
   tpwatch policy                                # the documented port matrix
   tpwatch policy check --config site.yaml       # validate a site config
+  tpwatch interfaces                            # the interfaces run can capture on
   sudo tpwatch run --interface eth0 --config site.yaml   # daemon, metrics on :19740
   tpwatch observe --follow                      # its blocked and unexpected flows as they come
+  tpwatch service install --interface Ethernet0 # Windows: the daemon as a service
+  tpwatch policy export --format powershell --config site.yaml --host 192.0.2.10
 
 Exit status: 0 nothing blocked or unexpected, 1 something is, 2 bad usage
 or unreadable input.`,
@@ -127,7 +134,7 @@ or unreadable input.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.logLevel, "log.level", "info", "diagnostics on stderr at this level or above: debug, info, warn, error")
 	pf.StringVar(&a.logFormat, "log.format", "auto", "diagnostics format: json, console, or auto (console on a terminal, else json)")
-	root.AddCommand(a.replayCommand(), a.runCommand(), a.observeCommand(), a.policyCommand(), a.versionCommand())
+	root.AddCommand(a.replayCommand(), a.runCommand(), a.observeCommand(), a.interfacesCommand(), a.policyCommand(), a.serviceCommand(), a.versionCommand())
 	return root
 }
 
@@ -180,13 +187,24 @@ func (a *app) warn(warnings []string) {
 	}
 }
 
+// versionText is the version report, in the layout of the Prometheus
+// exporters' --version (prometheus/common/version), which people who run
+// exporters know.
+func versionText() string {
+	return fmt.Sprintf("tpwatch, version %s (branch: %s, revision: %s)\n"+
+		"  build date:       %s\n"+
+		"  go version:       %s\n"+
+		"  platform:         %s/%s\n",
+		version, branch, revision, buildDate, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
 func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version, revision, branch, build date and Go version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(a.stdout, "tpwatch %s (revision %s)\n", version, revision)
+			fmt.Fprint(a.stdout, versionText())
 		},
 	}
 }

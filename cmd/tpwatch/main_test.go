@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -111,9 +112,20 @@ func TestPolicyCheck(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	defer func(v, r, b, d string) { version, revision, branch, buildDate = v, r, b, d }(version, revision, branch, buildDate)
+	version, revision, branch, buildDate = "1.2.3", "abc1234", "windows", "20261202-14:00:00"
 	out, _, status := tpwatch(t, "version")
-	if status != 0 || !strings.HasPrefix(out, "tpwatch ") {
-		t.Errorf("version: %d %q", status, out)
+	want := "tpwatch, version 1.2.3 (branch: windows, revision: abc1234)\n" +
+		"  build date:       20261202-14:00:00\n" +
+		"  go version:       " + runtime.Version() + "\n" +
+		"  platform:         " + runtime.GOOS + "/" + runtime.GOARCH + "\n"
+	if status != 0 || out != want {
+		t.Errorf("version: %d\n%s\nwant\n%s", status, out, want)
+	}
+	// --version stays the one line it always was.
+	out, _, status = tpwatch(t, "--version")
+	if status != 0 || out != "tpwatch 1.2.3\n" {
+		t.Errorf("--version: %d %q", status, out)
 	}
 }
 

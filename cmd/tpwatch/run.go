@@ -3,15 +3,21 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/tpwatch/tpwatch/capture/live"
 	"github.com/tpwatch/tpwatch/daemon"
+	"github.com/tpwatch/tpwatch/internal/logfile"
+	"github.com/tpwatch/tpwatch/winsvc"
 )
 
 type runFlags struct {
@@ -32,6 +38,7 @@ type runFlags struct {
 	logRate       float64
 	logBurst      int
 	retryMax      time.Duration
+	logFile       string
 }
 
 func (a *app) runCommand() *cobra.Command {
@@ -63,7 +70,14 @@ config and sets tpwatch_config_last_reload_successful to 0); SIGTERM or
 SIGINT stops capturing, decides what can be decided, and exits 0.
 
 Capturing needs root, or CAP_NET_RAW (and CAP_NET_ADMIN for --promiscuous);
---user switches to an unprivileged account once the captures are open.`,
+--user switches to an unprivileged account once the captures are open.
+
+On Windows, capture needs Npcap (https://npcap.com), and an elevated prompt
+when Npcap restricts capture to administrators; --interface takes the name
+Windows shows (Ethernet0; see tpwatch interfaces). Run under the service
+control manager (tpwatch service install), it is a Windows service:
+ParamChange (sc control tpwatch paramchange) reloads the config as SIGHUP
+does, Stop and Shutdown stop it as SIGTERM does.`,
 		Example: `  sudo tpwatch run --interface eth0 --config /etc/tpwatch/site.yaml
   sudo tpwatch run --interface eth0 --interface eth1 --promiscuous --user tpwatch
   sudo tpwatch run --interface any --web.listen-address 127.0.0.1:19740
@@ -92,6 +106,7 @@ Capturing needs root, or CAP_NET_RAW (and CAP_NET_ADMIN for --promiscuous);
 	fl.Float64Var(&f.logRate, "log.rate", daemon.DefaultLogRate, "most blocked or unexpected flows logged per second (negative: no limit)")
 	fl.IntVar(&f.logBurst, "log.burst", daemon.DefaultLogBurst, "most flow events logged at once before --log.rate applies")
 	fl.DurationVar(&f.retryMax, "interface.retry-max", 30*time.Second, "longest wait between attempts to open an interface that is missing or failed (the wait doubles from 1s)")
+	fl.StringVar(&f.logFile, "log.file", "", "write the log (JSON) to this file instead of stderr, rotated at 10 MiB with one old file kept (the Windows service's default: %ProgramData%\\tpwatch\\tpwatch.log)")
 	return cmd
 }
 
@@ -117,6 +132,31 @@ func (a *app) runDaemon(ctx context.Context, f *runFlags) error {
 	case f.retryMax < time.Second:
 		return usage("--interface.retry-max %v: want 1s or more", f.retryMax)
 	}
+	if runtime.GOOS == "windows" {
+		for _, name := range f.interfaces {
+			if strings.EqualFold(name, "any") {
+				known := "see tpwatch interfaces"
+				if list, err := live.Interfaces(); err == nil {
+					known = "the interfaces are " + live.KnownNames(list)
+				}
+				return usage("--interface any: Npcap has no \"any\" device; give each interface with its own --interface (%s)", known)
+			}
+		}
+		if f.user != "" {
+			return usage("--user is for Linux; on Windows run tpwatch as a service (tpwatch service install), whose account replaces it")
+		}
+	}
+	cfg := f.daemonConfig()
+	if isService, err := winsvc.IsService(); err == nil && isService {
+		return a.runService(cfg, f)
+	}
+	if f.logFile != "" {
+		closeLog, err := a.logToFile(f.logFile)
+		if err != nil {
+			return &exitStatus{code: exitError, err: err}
+		}
+		defer closeLog()
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -140,7 +180,20 @@ func (a *app) runDaemon(ctx context.Context, f *runFlags) error {
 		}
 	}()
 
-	cfg := daemon.Config{
+	cfg.Reload = reload
+	d, err := daemon.New(cfg, a.log)
+	if err != nil {
+		return a.printErrors(err)
+	}
+	if err := d.Run(ctx); err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
+	return nil
+}
+
+// daemonConfig is what the flags ask the daemon to do.
+func (f *runFlags) daemonConfig() daemon.Config {
+	return daemon.Config{
 		Interfaces: f.interfaces,
 		Live: live.Options{
 			Snaplen:     f.snaplen,
@@ -163,13 +216,65 @@ func (a *app) runDaemon(ctx context.Context, f *runFlags) error {
 		User:            f.user,
 		Version:         version,
 		Revision:        revision,
-		Reload:          reload,
 	}
-	d, err := daemon.New(cfg, a.log)
+}
+
+// logToFile sends the log, as JSON at the level asked for, to a file that
+// rotates itself, and returns what closes it.
+func (a *app) logToFile(path string) (func(), error) {
+	lf, err := logfile.Open(path, 0)
 	if err != nil {
-		return a.printErrors(err)
+		return nil, fmt.Errorf("--log.file: %w", err)
 	}
-	if err := d.Run(ctx); err != nil {
+	a.log = zerolog.New(lf).Level(a.log.GetLevel()).With().Timestamp().Logger()
+	return func() { lf.Close() }, nil
+}
+
+// runService runs the daemon as the Windows service: the log goes to
+// --log.file (by default under %ProgramData%\tpwatch), its lifecycle
+// events also to the Event Log, and the service control manager's
+// requests replace the signals.
+func (a *app) runService(cfg daemon.Config, f *runFlags) error {
+	path := f.logFile
+	if path == "" {
+		path = winsvc.DefaultLogFile()
+	}
+	lf, err := logfile.Open(path, 0)
+	if err != nil {
+		// No log file (a full disk, a read-only directory): the Event Log
+		// still says what happens.
+		lf = nil
+	}
+	var w []io.Writer
+	if lf != nil {
+		defer lf.Close()
+		w = append(w, lf)
+	}
+	events, closeEvents, evErr := winsvc.OpenEventLog()
+	if evErr == nil {
+		defer closeEvents.Close()
+		w = append(w, winsvc.EventWriter{Sink: events})
+	}
+	a.log = zerolog.New(zerolog.MultiLevelWriter(w...)).Level(a.log.GetLevel()).With().Timestamp().Logger()
+	if err != nil {
+		a.log.Error().Err(err).Msg("cannot open the log file; logging to the Event Log only")
+	}
+	if evErr != nil {
+		a.log.Warn().Err(evErr).Msg("cannot open the Event Log (reinstall the service to register its source)")
+	}
+	h := &winsvc.Handler{
+		Events: events,
+		Run: func(ctx context.Context, reload <-chan struct{}, ready func()) error {
+			c := cfg
+			c.Reload, c.Ready = reload, ready
+			d, err := daemon.New(c, a.log)
+			if err != nil {
+				return err
+			}
+			return d.Run(ctx)
+		},
+	}
+	if err := winsvc.RunService(h); err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
 	return nil
