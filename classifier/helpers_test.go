@@ -87,21 +87,37 @@ func (f *fakeMatcher) Rule(i int32) *policy.Rule {
 	switch i {
 	case 0:
 		return &policy.Rule{ID: "agent-em-grpc", Client: policy.Agent, Server: policy.EnterpriseManager, Transport: policy.TCP, Ports: []policy.PortRange{{Low: 3741, High: 3741}}}
+	case ruleDynamic:
+		return &policy.Rule{ID: "em-agent-wmi-dcom", Client: policy.EnterpriseManager, Server: policy.Agent, Transport: policy.TCP,
+			Ports: []policy.PortRange{{Low: 49152, High: 65535}}, Announced: policy.AnnounceRPC}
 	case fakeDynamicRule:
 		return &policy.Rule{ID: "tm-dc-rpc-dynamic", Client: policy.ThreatManager, Server: policy.DomainController, Transport: policy.TCP,
 			Ports: []policy.PortRange{{Low: 49152, High: 65535}}, Announced: policy.AnnounceRPC}
+	case fakeSQLRule:
+		return &policy.Rule{ID: "em-sql-tds", Client: policy.EnterpriseManager, Server: policy.SQLServer, Transport: policy.TCP,
+			Ports: []policy.PortRange{{Low: 1433, High: 1433}}, Announced: policy.AnnounceSQLBrowser}
 	}
 	return nil
 }
 
-// fakeDynamicRule is the number of the fake policy's dynamic RPC rule.
-const fakeDynamicRule = 5
+// The numbers of the fake policy's rules that only announcements reach:
+// the Threat Manager's dynamic RPC to a domain controller, and the
+// Enterprise Manager's SQL connection.
+const (
+	fakeDynamicRule = 5
+	fakeSQLRule     = 6
+)
 
 // MatchAnnounced admits a Threat Manager to a domain controller's
-// announced RPC port with the dynamic rule.
+// announced RPC port, and an Enterprise Manager to a SQL Server's
+// announced instance port.
 func (f *fakeMatcher) MatchAnnounced(fl policy.Flow, a policy.Announce) (policy.Match, bool) {
-	if a == policy.AnnounceRPC && fl.Transport == policy.TCP && fl.ClientRoles.Has(policy.ThreatManager) && fl.ServerRoles.Has(policy.DomainController) {
+	switch {
+	case fl.Transport != policy.TCP:
+	case a == policy.AnnounceRPC && fl.ClientRoles.Has(policy.ThreatManager) && fl.ServerRoles.Has(policy.DomainController):
 		return policy.Match{Kind: policy.MatchAllowed, Rule: fakeDynamicRule}, true
+	case a == policy.AnnounceSQLBrowser && fl.ClientRoles.Has(policy.EnterpriseManager) && fl.ServerRoles.Has(policy.SQLServer):
+		return policy.Match{Kind: policy.MatchAllowed, Rule: fakeSQLRule}, true
 	}
 	return policy.Match{Kind: policy.MatchIgnored, Rule: -1}, false
 }

@@ -74,8 +74,17 @@ func (t *Table) inspect(i uint32, sg *seg, fromClient bool) {
 			e.history &^= awaitApp
 			t.allow(i)
 		}
-	case m.app == dissect.AppNone:
-		m.app = dissect.AppUnknown // a payload was seen; it named nothing
+	default:
+		if m.app == dissect.AppNone {
+			m.app = dissect.AppUnknown // a payload was seen; it named nothing
+		}
+		// Bytes no signature knows (a proprietary or encrypted protocol)
+		// never mismatch: the flow is allowed now, unless the payload was
+		// too short to tell and the next one may.
+		if e.awaitingApp() && !id.NeedMore {
+			e.history &^= awaitApp
+			t.allow(i)
+		}
 	}
 }
 
@@ -232,18 +241,19 @@ func (t *Table) expectation(i uint32) (dissect.Expectation, bool) {
 
 // allow decides flow i, which worked on a rule that admits it: allowed,
 // or unexpected/protocol_mismatch when its payload named a protocol its
-// port does not carry; with nothing named yet on a port whose protocol is
-// expected, it waits for the first payload (appDeadline).
+// port does not carry; with no payload read yet on a port whose protocol
+// is expected, it waits for the first one (appDeadline).
 func (t *Table) allow(i uint32) {
 	e, m := &t.entries[i], &t.meta[i]
 	if exp, ok := t.expectation(i); ok {
 		switch {
-		case m.app <= dissect.AppUnknown && !e.awaitingApp() && t.appDeadline(i) > t.now:
+		case m.app == dissect.AppNone && !e.awaitingApp() && t.appDeadline(i) > t.now:
 			e.history |= awaitApp
 			e.flags &^= flagAttempt // it worked: no attempt deadline any more
+			t.setDue(i, t.nextDue(i))
 			return
-		case m.app <= dissect.AppUnknown && e.awaitingApp():
-			return
+		case e.awaitingApp():
+			return // until a payload names it, or the deadline
 		case exp.Mismatch(m.app):
 			m.outcome = OutcomeWorked
 			t.decide(i, Unexpected, ProtocolMismatch)

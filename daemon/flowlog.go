@@ -111,6 +111,7 @@ func (l *flowLog) flow(iface string, r *classifier.FlowRecord, rules []policy.Ru
 		e = e.Bool("evicted", true)
 	}
 	e = e.Str("vantage", r.Vantage.String())
+	report.EachPayloadField(r, rules, func(key string, value []byte) { e = e.RawJSON(key, value) })
 	e.Msg(r.Verdict.String() + " flow")
 }
 

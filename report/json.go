@@ -116,13 +116,62 @@ func AppendJSON(b []byte, r *classifier.FlowRecord, rules []policy.Rule) []byte 
 // its application protocol (and, on a protocol mismatch, what its port
 // should carry), and what explains a port a server announces.
 func appendPayloadFields(b []byte, r *classifier.FlowRecord, rules []policy.Rule) []byte {
-	if r.App != dissect.AppNone {
-		b = append(b, `,"app":"`...)
-		b = append(b, r.App.String()...)
-		b = append(b, '"')
+	for k := payloadApp; k < numPayloadFields; k++ {
+		n := len(b)
+		b = append(b, ',', '"')
+		b = append(b, payloadKeys[k]...)
+		b = append(b, '"', ':')
+		var ok bool
+		if b, ok = appendPayloadField(b, k, r, rules); !ok {
+			b = b[:n] // the flow has no such field
+		}
 	}
-	if r.ALPN != 0 {
-		b = append(b, `,"alpn":[`...)
+	return b
+}
+
+// EachPayloadField calls f with the key and the JSON value of each payload
+// field the JSON output writes for r, in its order: for the daemon's
+// events, which must carry the same fields. value is only valid during
+// the call.
+func EachPayloadField(r *classifier.FlowRecord, rules []policy.Rule, f func(key string, value []byte)) {
+	var value []byte
+	for k := payloadApp; k < numPayloadFields; k++ {
+		var ok bool
+		if value, ok = appendPayloadField(value[:0], k, r, rules); ok {
+			f(payloadKeys[k], value)
+		}
+	}
+}
+
+type payloadField int
+
+const (
+	payloadApp payloadField = iota
+	payloadALPN
+	payloadExpected
+	payloadRPC
+	payloadSQLBrowser
+	numPayloadFields
+)
+
+var payloadKeys = [...]string{"app", "alpn", "expected_apps", "rpc", "sql_browser"}
+
+// appendPayloadField appends the JSON value of field k of r, and reports
+// whether r has the field.
+func appendPayloadField(b []byte, k payloadField, r *classifier.FlowRecord, rules []policy.Rule) ([]byte, bool) {
+	switch k {
+	case payloadApp:
+		if r.App == dissect.AppNone {
+			return b, false
+		}
+		b = append(b, '"')
+		b = append(b, r.App.String()...)
+		return append(b, '"'), true
+	case payloadALPN:
+		if r.ALPN == 0 {
+			return b, false
+		}
+		b = append(b, '[')
 		first := true
 		for _, f := range alpnNames {
 			if r.ALPN&f.bit == 0 {
@@ -136,48 +185,55 @@ func appendPayloadFields(b []byte, r *classifier.FlowRecord, rules []policy.Rule
 			b = append(b, f.name...)
 			b = append(b, '"')
 		}
-		b = append(b, ']')
-	}
-	if r.Reason == classifier.ProtocolMismatch && r.Rule >= 0 && int(r.Rule) < len(rules) {
-		if exp, ok := dissect.ExpectedApps(rules[r.Rule].ID, r.ServerPort); ok {
-			b = append(b, `,"expected_apps":[`...)
-			first := true
-			for a := dissect.AppNone; a < 64; a++ {
-				if !exp.Apps.Has(a) {
-					continue
-				}
-				if !first {
-					b = append(b, ',')
-				}
-				first = false
-				b = append(b, '"')
-				b = append(b, a.String()...)
-				b = append(b, '"')
+		return append(b, ']'), true
+	case payloadExpected:
+		if r.Reason != classifier.ProtocolMismatch || r.Rule < 0 || int(r.Rule) >= len(rules) {
+			return b, false
+		}
+		exp, ok := dissect.ExpectedApps(rules[r.Rule].ID, r.ServerPort)
+		if !ok {
+			return b, false
+		}
+		b = append(b, '[')
+		first := true
+		for a := dissect.AppNone; a < 64; a++ {
+			if !exp.Apps.Has(a) {
+				continue
 			}
-			b = append(b, ']')
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, '"')
+			b = append(b, a.String()...)
+			b = append(b, '"')
+		}
+		return append(b, ']'), true
+	case payloadRPC:
+		switch r.Via {
+		case classifier.ViaRange:
+			return append(b, `{"via":"range"}`...), true
+		case classifier.ViaEPM, classifier.ViaDCOM:
+			b = append(b, `{"via":"`...)
+			b = append(b, r.Via.String()...)
+			if r.Via == classifier.ViaEPM {
+				b = append(b, `","interface":"`...)
+				b = append(b, r.Interface.String()...)
+			}
+			b = append(b, `","announced":"`...)
+			b = AppendTimestamp(b, r.AnnouncedAt)
+			return append(b, `"}`...), true
+		}
+	case payloadSQLBrowser:
+		if r.Via == classifier.ViaSSRP {
+			b = append(b, `{"instance":`...)
+			b = appendJSONString(b, r.Instance[:r.InstanceLen])
+			b = append(b, `,"announced":"`...)
+			b = AppendTimestamp(b, r.AnnouncedAt)
+			return append(b, `"}`...), true
 		}
 	}
-	switch r.Via {
-	case classifier.ViaRange:
-		b = append(b, `,"rpc":{"via":"range"}`...)
-	case classifier.ViaEPM, classifier.ViaDCOM:
-		b = append(b, `,"rpc":{"via":"`...)
-		b = append(b, r.Via.String()...)
-		if r.Via == classifier.ViaEPM {
-			b = append(b, `","interface":"`...)
-			b = append(b, r.Interface.String()...)
-		}
-		b = append(b, `","announced":"`...)
-		b = AppendTimestamp(b, r.AnnouncedAt)
-		b = append(b, `"}`...)
-	case classifier.ViaSSRP:
-		b = append(b, `,"sql_browser":{"instance":`...)
-		b = appendJSONString(b, r.Instance[:r.InstanceLen])
-		b = append(b, `,"announced":"`...)
-		b = AppendTimestamp(b, r.AnnouncedAt)
-		b = append(b, `"}`...)
-	}
-	return b
+	return b, false
 }
 
 // alpnNames name the ALPN protocols an ALPNSet flags.

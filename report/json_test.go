@@ -6,10 +6,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/dissect"
 	"github.com/tpwatch/tpwatch/policy"
 )
 
@@ -98,6 +101,54 @@ func TestAppendJSONAllocatesNothing(t *testing.T) {
 	buf := make([]byte, 0, 1024)
 	if n := testing.AllocsPerRun(1000, func() { buf = AppendJSON(buf[:0], &r, rules) }); n != 0 {
 		t.Errorf("AppendJSON: %v allocations per flow, want 0", n)
+	}
+	r = payloadRecord()
+	if n := testing.AllocsPerRun(1000, func() { buf = AppendJSON(buf[:0], &r, rules) }); n != 0 {
+		t.Errorf("AppendJSON with the payload fields: %v allocations per flow, want 0", n)
+	}
+}
+
+// payloadRecord is a flow with every field payload inspection sets.
+func payloadRecord() classifier.FlowRecord {
+	r := testRecord()
+	r.App, r.ALPN = dissect.AppHTTP, dissect.ALPNH2|dissect.ALPNHTTP11
+	r.Verdict, r.Reason, r.Rule = classifier.Unexpected, classifier.ProtocolMismatch, 0
+	r.Via, r.Interface, r.AnnouncedAt = classifier.ViaEPM, dissect.InterfaceOther, 1_700_000_000_000_000_000
+	return r
+}
+
+// TestJSONPayloadFields: the fields payload inspection adds, as JSON the
+// daemon's events carry too (EachPayloadField), and a SQL Browser
+// instance name off the wire escaped whatever its bytes.
+func TestJSONPayloadFields(t *testing.T) {
+	r := payloadRecord()
+	line := string(AppendJSON(nil, &r, testRules()))
+	for _, want := range []string{`"app":"http"`, `"alpn":["h2","http/1.1"]`, `"expected_apps":[`,
+		`"rpc":{"via":"epm","interface":"other","announced":"2023-11-14T22:13:20.000000000Z"}`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("%s lacks %s", line, want)
+		}
+	}
+	var fields []string
+	EachPayloadField(&r, testRules(), func(key string, value []byte) {
+		fields = append(fields, key)
+		if !strings.Contains(line, `"`+key+`":`+string(value)) {
+			t.Errorf("EachPayloadField gives %s %s, which the JSON line does not hold", key, value)
+		}
+	})
+	if want := []string{"app", "alpn", "expected_apps", "rpc"}; !slices.Equal(fields, want) {
+		t.Errorf("payload fields %v, want %v", fields, want)
+	}
+
+	r = testRecord()
+	r.Via, r.AnnouncedAt = classifier.ViaSSRP, 0
+	r.InstanceLen = uint8(copy(r.Instance[:], "T\"P\x00\xff"))
+	var got map[string]any
+	if err := json.Unmarshal(AppendJSON(nil, &r, testRules()), &got); err != nil {
+		t.Fatalf("an odd instance name breaks the JSON: %v", err)
+	}
+	if sb, _ := got["sql_browser"].(map[string]any); sb["instance"] != "T\"P\u0000\u00ff" {
+		t.Errorf("sql_browser %v", got["sql_browser"])
 	}
 }
 

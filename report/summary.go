@@ -4,6 +4,7 @@ import (
 	"math/bits"
 
 	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/dissect"
 	"github.com/tpwatch/tpwatch/policy"
 )
 
@@ -64,6 +65,11 @@ type groupKey struct {
 	icmp               bool
 	icmpType, icmpCode uint8
 	icmpSrc            [16]byte
+	// What payload inspection said: the protocol seen (a mismatch), and
+	// what announced the port.
+	app   dissect.App
+	via   classifier.Via
+	iface dissect.Interface
 }
 
 // group is the problem flows of one groupKey.
@@ -81,6 +87,9 @@ type group struct {
 	seen      map[[16]byte]int // client address → its index in clients
 	capped    bool             // past maxClients: clients holds the first ones only
 	clientSet policy.RoleSet
+	// instance is the SQL Server instance SQL Browser announced the port
+	// for, in the group's first flow.
+	instance string
 }
 
 type client struct {
@@ -164,6 +173,10 @@ func (s *Summary) Final(r *classifier.FlowRecord) {
 	if r.ICMP {
 		k.icmpSrc = r.ICMPSrc
 	}
+	if r.Reason == classifier.ProtocolMismatch {
+		k.app = r.App
+	}
+	k.via, k.iface = r.Via, r.Interface
 	g := s.groups[k]
 	if g == nil {
 		if len(s.groups) >= maxGroups {
@@ -172,7 +185,7 @@ func (s *Summary) Final(r *classifier.FlowRecord) {
 		}
 		s.order++
 		g = &group{order: s.order, first: r.First, connState: r.ConnState, history: r.HistoryString(),
-			serverRoles: r.ServerRoles, seen: map[[16]byte]int{}}
+			serverRoles: r.ServerRoles, seen: map[[16]byte]int{}, instance: r.InstanceName()}
 		s.groups[k] = g
 	}
 	g.flows++

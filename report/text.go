@@ -346,6 +346,16 @@ func detail(p *Problem) string {
 	if p.Verdict == classifier.Unexpected {
 		parts = append(parts, p.Reason.String())
 	}
+	if p.Reason == classifier.ProtocolMismatch {
+		what := "carried " + p.App.String()
+		if p.Expected != "" {
+			what += ", where the port carries " + p.Expected
+		}
+		parts = append(parts, what)
+	}
+	if a := p.Announcement(); a != "" {
+		parts = append(parts, "port "+a)
+	}
 	how := plural(p.Flows, "flow")
 	switch {
 	case p.ICMP:

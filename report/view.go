@@ -2,11 +2,14 @@ package report
 
 import (
 	"cmp"
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tpwatch/tpwatch/classifier"
+	"github.com/tpwatch/tpwatch/dissect"
 	"github.com/tpwatch/tpwatch/policy"
 )
 
@@ -180,6 +183,33 @@ type Problem struct {
 	ICMP               bool
 	ICMPType, ICMPCode uint8
 	ICMPSrc            netip.Addr
+	// App is the protocol a protocol_mismatch carried, Expected what its
+	// port should carry ("tls, http2 or grpc").
+	App      dissect.App
+	Expected string
+	// Via says what announced the port (epm, dcom, ssrp) or that only the
+	// rule's range admits it; Interface is the RPC interface an endpoint
+	// mapper named, Instance the SQL Server instance SQL Browser named.
+	Via       classifier.Via
+	Interface dissect.Interface
+	Instance  string
+}
+
+// Announcement says, in words, what told the clients to use the
+// problem's port: "the endpoint mapper of 192.0.2.5 (drsuapi)". Empty when
+// nothing did.
+func (p *Problem) Announcement() string {
+	switch p.Via {
+	case classifier.ViaEPM:
+		return fmt.Sprintf("announced by the endpoint mapper of %s (%s)", p.Server.Addr, p.Interface)
+	case classifier.ViaDCOM:
+		return fmt.Sprintf("announced by a DCOM activation on %s", p.Server.Addr)
+	case classifier.ViaSSRP:
+		return fmt.Sprintf("announced by SQL Server Browser on %s for instance %q", p.Server.Addr, p.Instance)
+	case classifier.ViaRange:
+		return "in the rule's dynamic range; no endpoint mapper answer named it"
+	}
+	return ""
 }
 
 // ICMPMeaning says what the problem's ICMP error means.
@@ -336,8 +366,12 @@ func (s *Summary) problem(k groupKey, g *group, roles func([16]byte) policy.Role
 	if k.icmp {
 		p.ICMPSrc = netip.AddrFrom16(k.icmpSrc).Unmap()
 	}
+	p.App, p.Via, p.Interface, p.Instance = k.app, k.via, k.iface, g.instance
 	if k.rule >= 0 && int(k.rule) < len(s.rules) {
 		p.Rule, p.Section = s.rules[k.rule].ID, s.rules[k.rule].Section
+		if k.reason == classifier.ProtocolMismatch {
+			p.Expected = expectedText(s.rules[k.rule].ID, k.port)
+		}
 	}
 	for _, c := range g.clients {
 		e := endpoint(c.addr, c.roles, roles)
@@ -351,6 +385,27 @@ func (s *Summary) problem(k groupKey, g *group, roles func([16]byte) policy.Role
 	}
 	p.Server = endpoint(k.server, g.serverRoles, roles)
 	return p
+}
+
+// expectedText says what a rule's port should carry: "tls, http2 or grpc".
+func expectedText(ruleID string, port uint16) string {
+	exp, ok := dissect.ExpectedApps(ruleID, port)
+	if !ok {
+		return ""
+	}
+	var names []string
+	for a := dissect.AppNone; a < 64; a++ {
+		if exp.Apps.Has(a) {
+			names = append(names, a.String())
+		}
+	}
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // ruleRows returns the rows of the rules that saw flows, the worst first

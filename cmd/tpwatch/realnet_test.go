@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -85,5 +88,69 @@ func TestMidStreamSMBKeepsItsServerPort(t *testing.T) {
 	}
 	if !found {
 		t.Error("the mid-stream SMB flow of the agent's port 64952 is not reported")
+	}
+}
+
+// TestEndpointMapperExplainsDynamicPorts: in a real MAPI session the
+// domain controller's endpoint mapper sends the client to 4997 (nspi) and
+// 1032 (emsmdb), outside the 49152-65535 the matrix lists for
+// tm-dc-rpc-dynamic. With the answers read, those flows are that rule's,
+// named with their interface; reading headers only, they are no_rule, as
+// every version before this one said. In LM_WMI, a DCOM activation on 135
+// sends the Enterprise Manager to the agent's 49670.
+func TestEndpointMapperExplainsDynamicPorts(t *testing.T) {
+	capFile := filepath.Join(testenv.Corpus(t), "protocols/zeek/dce-rpc/mapi.pcap")
+	cfg := writeFile(t, "mapi.yaml", "roles:\n  threat-manager: [192.168.0.173]\n  domain-controller: [192.168.0.2]\n")
+	dynamic := func(args ...string) (got []string) {
+		out, stderr, status := tpwatch(t, append([]string{"replay", "--format", "json", "--config", cfg}, args...)...)
+		if status == exitError {
+			t.Fatalf("status 2: %s", stderr)
+		}
+		for _, f := range parseNDJSON(t, out) {
+			if f["src_ip"] != "192.168.0.173" || f["dst_ip"] != "192.168.0.2" || f["dst_port"] != 4997.0 && f["dst_port"] != 1032.0 {
+				continue
+			}
+			line := fmt.Sprintf("%v %v/%v %v", f["dst_port"], f["verdict"], f["reason"], f["rule"])
+			if rpc, ok := f["rpc"].(map[string]any); ok {
+				line += fmt.Sprintf(" via %v %v", rpc["via"], rpc["interface"])
+			}
+			got = append(got, line)
+		}
+		sort.Strings(got)
+		return got
+	}
+	want := []string{
+		"1032 allowed/ tm-dc-rpc-dynamic via epm emsmdb",
+		"4997 allowed/ tm-dc-rpc-dynamic via epm nspi",
+		"4997 allowed/ tm-dc-rpc-dynamic via epm nspi",
+	}
+	if got := dynamic(capFile); !slices.Equal(got, want) {
+		t.Errorf("with the endpoint mapper read:\n got %q\nwant %q", got, want)
+	}
+	if got := dynamic("--rpc-strict", capFile); !slices.Equal(got, want) {
+		t.Errorf("--rpc-strict: announced ports are explained:\n got %q\nwant %q", got, want)
+	}
+	headersOnly := []string{"1032 unexpected/no_rule ", "4997 unexpected/no_rule ", "4997 unexpected/no_rule "}
+	if got := dynamic("--headers-only", capFile); !slices.Equal(got, headersOnly) {
+		t.Errorf("--headers-only:\n got %q\nwant %q", got, headersOnly)
+	}
+
+	lm := filepath.Join(testenv.Corpus(t), "enterprise/pcap-attack/Lateral_Movement/LM_WMI_ProcessCallCreate.pcapng")
+	lmCfg := writeFile(t, "lm.yaml", "roles:\n  agent: [172.16.66.36]\n  enterprise-manager: [172.16.66.1]\nfeatures:\n  wmi-auto-deploy: true\n")
+	out, stderr, status := tpwatch(t, "replay", "--format", "json", "--config", lmCfg, lm)
+	if status == exitError {
+		t.Fatalf("status 2: %s", stderr)
+	}
+	var dcom int
+	for _, f := range parseNDJSON(t, out) {
+		if rpc, ok := f["rpc"].(map[string]any); ok && rpc["via"] == "dcom" {
+			dcom++
+			if f["dst_port"] != 49670.0 || f["rule"] != "em-agent-wmi-dcom" || f["verdict"] != "allowed" {
+				t.Errorf("the flow a DCOM activation announced is %v, want the EM's to the agent's 49670, allowed by em-agent-wmi-dcom", f)
+			}
+		}
+	}
+	if dcom != 1 {
+		t.Errorf("%d flows explained by a DCOM activation, want 1", dcom)
 	}
 }

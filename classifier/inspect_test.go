@@ -1,0 +1,352 @@
+package classifier
+
+import (
+	"encoding/binary"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tpwatch/tpwatch/capture"
+	"github.com/tpwatch/tpwatch/dissect"
+	"github.com/tpwatch/tpwatch/policy"
+)
+
+// Payloads of the tests: what a client sends first.
+var (
+	// A TLS 1.2 ClientHello with no extension: what a gRPC-over-TLS
+	// client would open 3741 with (ALPN aside).
+	clientHello = func() []byte {
+		body := []byte{0x03, 0x03}
+		body = append(body, make([]byte, 32)...) // random
+		body = append(body, 0)                   // session id
+		body = append(body, 0, 2, 0x13, 0x01)    // one cipher suite
+		body = append(body, 1, 0)                // no compression
+		hs := append([]byte{1, 0, byte(len(body) >> 8), byte(len(body))}, body...)
+		return append([]byte{0x16, 0x03, 0x01, byte(len(hs) >> 8), byte(len(hs))}, hs...)
+	}()
+	httpRequest = []byte("GET / HTTP/1.1\r\nHost: em\r\n\r\n")
+)
+
+// feed follows packets, each with its payload when it has one.
+func feed(tab *Table, pkts []capture.Packet, payloads map[int][]byte) {
+	for i := range pkts {
+		tab.payload = payloads[i]
+		tab.Process(&pkts[i])
+		tab.payload = nil
+	}
+}
+
+func inspectingOptions() Options {
+	o := testOptions()
+	o.Inspect = NewInspectPorts([]policy.Rule{*newFakeMatcher().Rule(ruleAgentToEM)})
+	return o
+}
+
+// TestProtocolOnADocumentedPort: on 3741, whose protocol dissect knows
+// (TLS, HTTP/2 or gRPC), a flow that worked waits for its first payload:
+// a ClientHello makes it allowed, HTTP/1 unexpected/protocol_mismatch, an
+// unreadable payload allowed; with none it is allowed once quiet for
+// AppWait, or when it ends. Without inspection it is allowed at once.
+func TestProtocolOnADocumentedPort(t *testing.T) {
+	hs := handshake(agentAddr, 40000, emAddr, 3741, 0)
+	withData := func(payload []byte) ([]capture.Packet, map[int][]byte) {
+		pkts := append(slices.Clone(hs), tcpPkt(3*ms, agentAddr, 40000, emAddr, 3741, pshack, uint32(len(payload))))
+		return pkts, map[int][]byte{len(hs): payload}
+	}
+	for _, tt := range []struct {
+		name     string
+		opts     Options
+		pkts     []capture.Packet
+		payloads map[int][]byte
+		advance  time.Duration // then Advance to this time; 0: Flush at 1h
+		want     string        // the decided line
+		app      dissect.App
+	}{{
+		name: "tls", opts: inspectingOptions(),
+		want: `decided tcp 10.0.0.2:40000>10.0.0.1:3741 allowed rule=0 S1 "ShAD" out=3/300 in=1/100`, app: dissect.AppTLS,
+	}, {
+		name: "http/1 on a gRPC port", opts: inspectingOptions(),
+		want: `decided tcp 10.0.0.2:40000>10.0.0.1:3741 unexpected/protocol_mismatch outcome=worked rule=0 S1 "ShAD" out=3/300 in=1/100`, app: dissect.AppHTTP,
+	}, {
+		name: "unreadable bytes", opts: inspectingOptions(),
+		want: `decided tcp 10.0.0.2:40000>10.0.0.1:3741 allowed rule=0 S1 "ShAD" out=3/300 in=1/100`, app: dissect.AppUnknown,
+	}, {
+		name: "no payload: quiet for AppWait", opts: inspectingOptions(), advance: 8 * time.Second,
+		want: `decided tcp 10.0.0.2:40000>10.0.0.1:3741 allowed rule=0 S1 "ShA" out=2/200 in=1/100`,
+	}, {
+		name: "no payload: the flow ends first", opts: inspectingOptions(),
+		want: `decided tcp 10.0.0.2:40000>10.0.0.1:3741 allowed rule=0 S1 "ShA" out=2/200 in=1/100`,
+	}, {
+		name: "headers only", opts: testOptions(),
+		want: `decided tcp 10.0.0.2:40000>10.0.0.1:3741 allowed rule=0 S1 "Sh" out=1/100 in=1/100`, // at the SYN-ACK
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			pkts, payloads := hs, map[int][]byte(nil)
+			switch tt.name {
+			case "tls", "headers only":
+				pkts, payloads = withData(clientHello)
+			case "http/1 on a gRPC port":
+				pkts, payloads = withData(httpRequest)
+			case "unreadable bytes":
+				pkts, payloads = withData([]byte("hello, this is not a known protocol at all"))
+			}
+			rec := newRecorder(t)
+			tab := NewTable(tt.opts, newFakeMatcher(), rec)
+			feed(tab, pkts, payloads)
+			if tt.name != "headers only" && len(rec.lines) != 0 && strings.Contains(tt.name, "no payload") {
+				t.Fatalf("decided before AppWait: %v", rec.lines)
+			}
+			if tt.advance > 0 {
+				tab.Advance(at(tt.advance))
+				if len(rec.lines) == 0 {
+					t.Fatalf("not decided after %v of quiet", tt.advance)
+				}
+			}
+			tab.Flush(at(time.Hour))
+			if len(rec.lines) == 0 || rec.lines[0] != tt.want {
+				t.Fatalf("got %v\nwant %s", rec.lines, tt.want)
+			}
+			if got := rec.finals[0].App; got != tt.app {
+				t.Errorf("app %v, want %v", got, tt.app)
+			}
+		})
+	}
+}
+
+// fakeRoles adds a Threat Manager, a domain controller and a SQL Server to
+// the fake inventory.
+const (
+	tmAddr  = "10.0.0.5"
+	dcAddr  = "10.0.0.6"
+	sqlAddr = "10.0.0.7"
+)
+
+func announcingMatcher() *fakeMatcher {
+	m := newFakeMatcher()
+	m.roles[addr(tmAddr)] = policy.RoleSet(0).With(policy.ThreatManager)
+	m.roles[addr(dcAddr)] = policy.RoleSet(0).With(policy.DomainController)
+	m.roles[addr(sqlAddr)] = policy.RoleSet(0).With(policy.SQLServer)
+	return m
+}
+
+// TestAnnouncedPorts: a port the domain controller's endpoint mapper
+// announced admits the Threat Manager by the dynamic RPC rule, whatever
+// its number; an attempt to it with no answer is that rule's
+// blocked/no_response, named with the interface; a port nobody announced
+// is no_rule, and an announcement older than the TTL explains nothing.
+func TestAnnouncedPorts(t *testing.T) {
+	learned := at(-time.Minute)
+	for _, tt := range []struct {
+		name string
+		ann  *Announcement
+		pkts []capture.Packet
+		want string
+		via  Via
+	}{{
+		name: "announced, answered",
+		ann:  &Announcement{Via: ViaEPM, Interface: dissect.InterfaceOther, At: learned},
+		pkts: handshake(tmAddr, 41000, dcAddr, 5003, 0),
+		want: `decided tcp 10.0.0.5:41000>10.0.0.6:5003 allowed rule=5 S1 "Sh" out=1/100 in=1/100`, via: ViaEPM,
+	}, {
+		name: "announced, dropped",
+		ann:  &Announcement{Via: ViaEPM, At: learned},
+		pkts: []capture.Packet{tcpPkt(0, tmAddr, 41000, dcAddr, 5003, syn, 0), tcpPkt(time.Second, tmAddr, 41000, dcAddr, 5003, syn, 0)},
+		want: `decided tcp 10.0.0.5:41000>10.0.0.6:5003 blocked/no_response rule=5 S0 "S" out=2/200 in=0/0`, via: ViaEPM,
+	}, {
+		name: "nothing announced",
+		pkts: handshake(tmAddr, 41000, dcAddr, 5003, 0),
+		want: `decided tcp 10.0.0.5:41000>10.0.0.6:5003 unexpected/no_rule outcome=worked rule=-1 S1 "Sh" out=1/100 in=1/100`,
+	}, {
+		name: "announced too long ago",
+		ann:  &Announcement{Via: ViaEPM, At: at(-2 * time.Hour)},
+		pkts: handshake(tmAddr, 41000, dcAddr, 5003, 0),
+		want: `decided tcp 10.0.0.5:41000>10.0.0.6:5003 unexpected/no_rule outcome=worked rule=-1 S1 "Sh" out=1/100 in=1/100`,
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := inspectingOptions()
+			opts.Announcements = NewAnnouncements(0, time.Hour)
+			if tt.ann != nil {
+				opts.Announcements.learn(addr(dcAddr), capture.ProtoTCP, 5003, *tt.ann)
+			}
+			rec := newRecorder(t)
+			tab := NewTable(opts, announcingMatcher(), rec)
+			feed(tab, tt.pkts, nil)
+			tab.Flush(at(time.Hour))
+			if len(rec.lines) == 0 || rec.lines[0] != tt.want {
+				t.Fatalf("got %v\nwant %s", rec.lines, tt.want)
+			}
+			r := rec.finals[0]
+			if r.Via != tt.via {
+				t.Errorf("via %v, want %v", r.Via, tt.via)
+			}
+			if tt.via == ViaEPM && r.AnnouncedAt != learned {
+				t.Errorf("announced at %d, want %d", r.AnnouncedAt, learned)
+			}
+		})
+	}
+}
+
+// TestRPCStrict: a flow a dynamic RPC rule admits by its range alone says
+// so (via range); under RPCStrict it is unexpected/rpc_unannounced.
+func TestRPCStrict(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		opts := inspectingOptions()
+		opts.RPCStrict = strict
+		rec := newRecorder(t)
+		tab := NewTable(opts, announcingMatcher(), rec)
+		feed(tab, handshake(emAddr, 42000, agentAddr, 50000, 0), nil)
+		tab.Flush(at(time.Hour))
+		r := rec.finals[0]
+		want := Allowed
+		if strict {
+			want = Unexpected
+		}
+		if r.Verdict != want || r.Via != ViaRange || strict && r.Reason != RPCUnannounced {
+			t.Errorf("strict %v: %s via %v, want %v via range", strict, describe(&r), r.Via, want)
+		}
+	}
+}
+
+// TestSQLBrowserAnnounces: SQL Server Browser's answer names a named
+// instance's port; the Enterprise Manager's connection to it is then
+// em-sql-tds's, and says the instance.
+func TestSQLBrowserAnnounces(t *testing.T) {
+	data := "ServerName;SQL01;InstanceName;TP;IsClustered;No;Version;16.0.1000.6;tcp;50123;;"
+	resp := append([]byte{0x05, byte(len(data)), byte(len(data) >> 8)}, data...)
+	pkts := []capture.Packet{
+		udpPkt(0, emAddr, 53000, sqlAddr, 1434, 3),
+		udpPkt(time.Millisecond, sqlAddr, 1434, emAddr, 53000, uint32(len(resp))),
+	}
+	pkts = append(pkts, handshake(emAddr, 53001, sqlAddr, 50123, 2*time.Millisecond)...)
+	rec := newRecorder(t)
+	tab := NewTable(inspectingOptions(), announcingMatcher(), rec)
+	feed(tab, pkts, map[int][]byte{0: {0x04, 'T', 'P'}, 1: resp})
+	tab.Flush(at(time.Hour))
+	var found bool
+	for _, r := range rec.finals {
+		if r.ServerPort != 50123 {
+			continue
+		}
+		found = true
+		if r.Verdict != Allowed || r.Rule != fakeSQLRule || r.Via != ViaSSRP || r.InstanceName() != "TP" {
+			t.Errorf("%s via %v instance %q, want allowed rule %d via ssrp instance TP", describe(&r), r.Via, r.InstanceName(), fakeSQLRule)
+		}
+	}
+	if !found {
+		t.Fatalf("no flow to 50123: %v", rec.lines)
+	}
+	if s := tab.Stats(); s.SSRPAnswers != 1 || s.AnnouncedPorts != 1 {
+		t.Errorf("stats: %d SQL Browser answers, %d ports announced; want 1 and 1", s.SSRPAnswers, s.AnnouncedPorts)
+	}
+}
+
+// TestAnnouncementsAreBounded: a full table sweeps out the expired ports,
+// then drops new ones and counts them.
+func TestAnnouncementsAreBounded(t *testing.T) {
+	a := NewAnnouncements(2, time.Minute)
+	srv := addr(dcAddr)
+	a.learn(srv, capture.ProtoTCP, 1, Announcement{Via: ViaEPM, At: at(0)})
+	a.learn(srv, capture.ProtoTCP, 2, Announcement{Via: ViaEPM, At: at(0)})
+	a.learn(srv, capture.ProtoTCP, 3, Announcement{Via: ViaEPM, At: at(time.Second)})
+	if a.Len() != 2 || a.Dropped() != 1 {
+		t.Fatalf("held %d, dropped %d; want 2 and 1", a.Len(), a.Dropped())
+	}
+	a.learn(srv, capture.ProtoTCP, 3, Announcement{Via: ViaEPM, At: at(2 * time.Minute)})
+	if _, ok := a.lookup(srv, capture.ProtoTCP, 3, at(2*time.Minute)); !ok || a.Len() != 1 {
+		t.Errorf("after the first two expired: port 3 held %v, %d held; want true, 1", ok, a.Len())
+	}
+	if _, ok := a.lookup(srv, capture.ProtoUDP, 3, at(2*time.Minute)); ok {
+		t.Error("a TCP announcement explains UDP")
+	}
+}
+
+// TestLoaderCarriesFirstPayloads: through a Loader, crossing or not, the
+// first payloads of a direction on an inspected port reach the table (the
+// flow's protocol is named), later ones and those of other ports are not
+// copied, and every payload of the endpoint mapper is.
+func TestLoaderCarriesFirstPayloads(t *testing.T) {
+	frame := func(src, dst string, sport, dport uint16, flags uint8, payload []byte) []byte {
+		f := make([]byte, 14+20+20, 14+20+20+len(payload))
+		binary.BigEndian.PutUint16(f[12:], 0x0800)
+		ip := f[14:]
+		ip[0], ip[8], ip[9] = 0x45, 64, capture.ProtoTCP
+		binary.BigEndian.PutUint16(ip[2:], uint16(40+len(payload)))
+		s, d := addr(src), addr(dst)
+		copy(ip[12:16], s[12:])
+		copy(ip[16:20], d[12:])
+		tp := ip[20:]
+		binary.BigEndian.PutUint16(tp[0:], sport)
+		binary.BigEndian.PutUint16(tp[2:], dport)
+		tp[12], tp[13] = 5<<4, flags
+		return append(f, payload...)
+	}
+	frames := [][]byte{
+		frame(agentAddr, emAddr, 40000, 3741, syn, nil),
+		frame(emAddr, agentAddr, 3741, 40000, syn|ack, nil),
+		frame(agentAddr, emAddr, 40000, 3741, ack, nil),
+		frame(agentAddr, emAddr, 40000, 3741, pshack, clientHello),
+		frame(agentAddr, emAddr, 40000, 3741, pshack, httpRequest), // third: not carried
+		frame(agentAddr, emAddr, 40000, 3741, pshack, httpRequest),
+		frame(agentAddr, emAddr, 40001, 4444, pshack, httpRequest), // not inspected
+		frame(emAddr, agentAddr, 40002, 135, pshack, []byte("x")),
+		frame(emAddr, agentAddr, 40002, 135, pshack, []byte("y")),
+		frame(emAddr, agentAddr, 40002, 135, pshack, []byte("z")),
+	}
+	for _, crossing := range []bool{true, false} {
+		rec := newRecorder(t)
+		tab := NewTable(inspectingOptions(), newFakeMatcher(), rec)
+		ld := tab.NewLoader(crossing)
+		b := ld.NewBatch()
+		ld.Start(b)
+		for i, f := range frames {
+			r := capture.Record{TS: at(time.Duration(i) * ms), WireLen: uint32(len(f)), Link: capture.LinkEthernet, Data: f}
+			if !ld.AddFrame(&r) {
+				p := ld.Packet()
+				p.TS, p.WireLen = r.TS, r.WireLen
+				if st := capture.Decode(r.Link, r.Data, p); st != capture.StatusOK {
+					t.Fatalf("frame %d: %v", i, st)
+				}
+				ld.Add(r.Data)
+			}
+		}
+		batch := ld.Finish()
+		var carried []string
+		for k := range batch.wholes {
+			if p := batch.payloadOf(k); p != nil {
+				carried = append(carried, string(p[:1]))
+			}
+		}
+		// The ClientHello and the first HTTP request (the direction's
+		// first two), then the three payloads to 135.
+		if want := []string{"\x16", "G", "x", "y", "z"}; !slices.Equal(carried, want) {
+			t.Errorf("crossing=%v: carried %q, want %q", crossing, carried, want)
+		}
+		tab.ProcessBatch(batch)
+		tab.Flush(at(time.Hour))
+		for _, r := range rec.finals {
+			if r.ServerPort == 3741 && r.App != dissect.AppTLS {
+				t.Errorf("crossing=%v: the 3741 flow's app is %v, want tls", crossing, r.App)
+			}
+		}
+	}
+}
+
+// TestSetTimeoutsKeepsTheOtherOptions: a reload's new timeouts leave the
+// vantage and the inspection as the table was made (a reload once dropped
+// them, and every flow after it was in transit).
+func TestSetTimeoutsKeepsTheOtherOptions(t *testing.T) {
+	opts := inspectingOptions()
+	opts.Vantage = NewVantagePoint(VantageClient, true)
+	opts.RPCStrict = true
+	tab := NewTable(opts, newFakeMatcher(), nil)
+	to := policy.DefaultTimeouts()
+	to.TCPAttempt = 7 * time.Second
+	tab.SetTimeouts(to)
+	if tab.opts.Vantage != opts.Vantage || tab.opts.Inspect != opts.Inspect || !tab.opts.RPCStrict || tab.opts.AppWait != defaultAppWait {
+		t.Errorf("after SetTimeouts: vantage %p inspect %p strict %v app wait %v; want them kept", tab.opts.Vantage, tab.opts.Inspect, tab.opts.RPCStrict, tab.opts.AppWait)
+	}
+	if tab.opts.AttemptTimeout != 7*time.Second {
+		t.Errorf("attempt timeout %v, want 7s", tab.opts.AttemptTimeout)
+	}
+}
