@@ -20,10 +20,12 @@ type Batch struct {
 	crossing bool
 	slim     [BatchSize]slim
 	whole    []capture.Packet
-	// pay[k] is the payload carried with whole[k] (inspect.go), in arena;
-	// both are nil for a table that inspects none.
-	pay   []payRef
-	arena []byte
+	// pay[k] is the payload carried with whole[k] (inspect.go), in arena,
+	// carried[k] that of the slim packet whose Carried is k+1; all are
+	// nil for a table that inspects none.
+	pay     []payRef
+	carried []payRef
+	arena   []byte
 }
 
 // BatchSize is the most packets a Batch holds: 256 amortise a channel
@@ -59,7 +61,7 @@ type Loader struct {
 	// inspect, when set, says which payloads the table reads (inspect.go);
 	// seen counts the first payloads of each flow direction carried.
 	inspect *InspectPorts
-	seen    []uint64
+	seen    []uint16
 	// wanted: AddFrame left the packet to the general path to carry its
 	// payload.
 	wanted       bool
@@ -73,7 +75,7 @@ type Loader struct {
 func (t *Table) NewLoader(crossing bool) *Loader {
 	l := &Loader{crossing: crossing, seed: t.seed, seeded: t.seeded, inspect: t.opts.Inspect}
 	if l.inspect != nil {
-		l.seen = make([]uint64, 1<<seenBits)
+		l.seen = make([]uint16, 1<<seenBits)
 	}
 	return l
 }
@@ -87,6 +89,7 @@ func (l *Loader) NewBatch() *Batch {
 	b := &Batch{crossing: l.crossing, whole: make([]capture.Packet, n)}
 	if l.inspect != nil {
 		b.pay, b.arena = make([]payRef, n), make([]byte, 0, carryArena)
+		b.carried = make([]payRef, 0, BatchSize)
 	}
 	return b
 }
@@ -94,7 +97,7 @@ func (l *Loader) NewBatch() *Batch {
 // Start empties b and makes it the batch that Add and AddFrame fill.
 func (l *Loader) Start(b *Batch) {
 	b.n, b.wholes = 0, 0
-	b.arena = b.arena[:0]
+	b.arena, b.carried = b.arena[:0], b.carried[:0]
 	l.b = b
 }
 
@@ -113,11 +116,19 @@ func (l *Loader) AddFrame(rec *capture.Record) bool {
 	if !l.crossing || !l.seeded || rec.Link != capture.LinkEthernet || !capture.DecodeFlow4(rec.Data, &l.flow4) {
 		return false
 	}
-	if l.inspect != nil && l.flow4.PayloadOff != 0 && l.wantsPayload4(&l.flow4) {
-		l.wanted = true // the general path carries it whole, with its payload
+	f := &l.flow4
+	carry := l.inspect != nil && f.PayloadOff != 0 && l.wantsPayload4(f)
+	if carry && readsAll(f.Proto, f.SrcPort, f.DstPort) {
+		// A learner's port: its reader follows TCP sequence numbers,
+		// which only a whole packet carries.
+		l.wanted = true
 		return false
 	}
-	l.stage[l.b.n].setFlow4(&l.flow4, rec.TS, rec.WireLen, l.seed)
+	s := &l.stage[l.b.n]
+	s.setFlow4(f, rec.TS, rec.WireLen, l.seed)
+	if carry {
+		l.carrySlim(s, rec.Data[f.PayloadOff:], f.PayloadLen)
+	}
 	l.b.n++
 	return true
 }
@@ -155,8 +166,16 @@ func (l *Loader) Add(data []byte) {
 	if !l.seeded {
 		l.seed, l.seeded = seedFrom(p)
 	}
-	if l.stage[b.n].set(p, l.seed) || carry {
-		l.stage[b.n] = slim{TS: p.TS, Whole: true}
+	s := &l.stage[b.n]
+	whole := s.set(p, l.seed)
+	if !whole && carry && !readsAll(p.Proto, p.SrcPort, p.DstPort) {
+		if off := int(p.PayloadOff); off < len(data) {
+			l.carrySlim(s, data[off:], p.PayloadLen)
+		}
+		carry = false
+	}
+	if whole || carry {
+		*s = slim{TS: p.TS, Whole: true}
 		b.whole[b.wholes] = *p
 		if b.pay != nil {
 			b.pay[b.wholes] = payRef{}
@@ -297,6 +316,13 @@ func (t *Table) followAhead(i int, p *capture.Packet) {
 		t.process(p, nil)
 	}
 	t.payload = nil
+}
+
+// carriedPayload returns the payload of the slim packet whose Carried is
+// c.
+func (b *Batch) carriedPayload(c uint16) []byte {
+	r := b.carried[c-1]
+	return b.arena[r.off : r.off+r.n]
 }
 
 // payloadOf returns the payload carried with the batch's k-th whole

@@ -26,10 +26,15 @@ type inspection struct {
 // (3 KB each): a connection past it is counted and not read.
 const maxRPCConns = 256
 
-// awaitApp, a bit of entry.history (bits 62 and 63 are free of letters),
-// marks a flow that worked on a port with an expected protocol and waits
-// for its first payload to name it (allow).
-const awaitApp = 1 << 62
+// Bits 62 and 63 of entry.history, free of letters: awaitApp marks a flow
+// that worked on a port with an expected protocol and waits for its first
+// payload to name it (allow); appNamed, a flow whose application protocol
+// is named, so that the payloads carried after that one are passed over
+// without reading the flow's meta (a cache miss per payload otherwise).
+const (
+	awaitApp = 1 << 62
+	appNamed = 1 << 63
+)
 
 func (e *entry) awaitingApp() bool { return e.history&awaitApp != 0 }
 
@@ -60,15 +65,16 @@ func (t *Table) inspect(i uint32, sg *seg, fromClient bool) {
 	case e.proto == capture.ProtoUDP && port == portSSRP && !fromClient:
 		t.readSSRP(i, sg)
 	}
-	m := &t.meta[i]
-	if m.app > dissect.AppUnknown || !t.opts.Inspect.first[transportSlot(e.proto)].has(port) {
+	if e.history&appNamed != 0 || !t.opts.Inspect.first[transportSlot(e.proto)].has(port) {
 		return
 	}
+	m := &t.meta[i]
 	id := &t.insp.id
 	dissect.Identify(dissect.Transport(e.proto), sg.payload, int(sg.payloadLen), id)
 	switch {
 	case id.App > dissect.AppUnknown:
 		m.app, m.alpn = id.App, id.TLS.ALPN
+		e.history |= appNamed
 		t.counts.identified++
 		if e.awaitingApp() {
 			e.history &^= awaitApp

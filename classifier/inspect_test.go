@@ -292,6 +292,7 @@ func TestLoaderCarriesFirstPayloads(t *testing.T) {
 		frame(emAddr, agentAddr, 40002, 135, pshack, []byte("x")),
 		frame(emAddr, agentAddr, 40002, 135, pshack, []byte("y")),
 		frame(emAddr, agentAddr, 40002, 135, pshack, []byte("z")),
+		vlan(frame(agentAddr, emAddr, 40003, 3741, pshack, clientHello)), // the general path
 	}
 	for _, crossing := range []bool{true, false} {
 		rec := newRecorder(t)
@@ -312,14 +313,14 @@ func TestLoaderCarriesFirstPayloads(t *testing.T) {
 		}
 		batch := ld.Finish()
 		var carried []string
-		for k := range batch.wholes {
-			if p := batch.payloadOf(k); p != nil {
-				carried = append(carried, string(p[:1]))
-			}
+		for _, p := range carriedPayloads(batch) {
+			carried = append(carried, string(p[:1]))
 		}
 		// The ClientHello and the first HTTP request (the direction's
-		// first two), then the three payloads to 135.
-		if want := []string{"\x16", "G", "x", "y", "z"}; !slices.Equal(carried, want) {
+		// first two; slim when crossing), then the three payloads to 135
+		// (whole: their reader needs sequence numbers), then the
+		// ClientHello of a VLAN-tagged frame (decoded the general way).
+		if want := []string{"\x16", "G", "x", "y", "z", "\x16"}; !slices.Equal(carried, want) {
 			t.Errorf("crossing=%v: carried %q, want %q", crossing, carried, want)
 		}
 		tab.ProcessBatch(batch)
@@ -349,4 +350,39 @@ func TestSetTimeoutsKeepsTheOtherOptions(t *testing.T) {
 	if tab.opts.AttemptTimeout != 7*time.Second {
 		t.Errorf("attempt timeout %v, want 7s", tab.opts.AttemptTimeout)
 	}
+}
+
+// carriedPayloads returns the payloads batch b carries, in packet order,
+// whether their packets are slim or whole.
+func carriedPayloads(b *Batch) [][]byte {
+	var out [][]byte
+	if !b.crossing {
+		for k := range b.wholes {
+			if p := b.payloadOf(k); p != nil {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	w := 0
+	for i := range b.n {
+		s := &b.slim[i]
+		switch {
+		case s.Whole:
+			if p := b.payloadOf(w); p != nil {
+				out = append(out, p)
+			}
+			w++
+		case s.Carried != 0:
+			out = append(out, b.carriedPayload(s.Carried))
+		}
+	}
+	return out
+}
+
+// vlan returns Ethernet frame f with an 802.1Q tag (VLAN 7) inserted.
+func vlan(f []byte) []byte {
+	out := append([]byte{}, f[:12]...)
+	out = append(out, 0x81, 0x00, 0x00, 0x07)
+	return append(out, f[12:]...)
 }

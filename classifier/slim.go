@@ -21,9 +21,13 @@ type slim struct {
 	// A and B are the flow's endpoints in the canonical order of its key
 	// (IPv4 addresses as big-endian numbers), SrcIsA says which one sent
 	// the packet: the reading goroutine orders them once, for the hash.
-	A, B         uint32
-	WireLen      uint32
-	PayloadLen   uint32
+	A, B       uint32
+	WireLen    uint32
+	PayloadLen uint16 // an unfragmented IPv4 packet's payload fits
+	// Carried is the number + 1 of the payload the packet carries in its
+	// batch (Batch.carried; 0: none): the first payloads of a direction on
+	// an inspected port (inspect.go) stay slim.
+	Carried      uint16
 	PortA, PortB uint16
 	TCPFlags     uint8
 	Proto        uint8
@@ -36,7 +40,7 @@ type slim struct {
 // set makes s the slim form of p, its flow hashed with seed, and reports
 // whether p needs carrying whole instead (s.Whole is then set).
 func (s *slim) set(p *capture.Packet, seed uint64) (whole bool) {
-	if p.IPVersion != 4 || p.Fragment || p.Proto != capture.ProtoTCP && p.Proto != capture.ProtoUDP {
+	if p.IPVersion != 4 || p.Fragment || p.Proto != capture.ProtoTCP && p.Proto != capture.ProtoUDP || p.PayloadLen > 0xffff {
 		*s = slim{TS: p.TS, Whole: true}
 		return true
 	}
@@ -67,7 +71,7 @@ func (s *slim) set4(ts int64, wireLen uint32, src, dst uint64, sport, dport uint
 	// which cost a third of Set's time.
 	s.TS, s.Hash = ts, hashKey(a, b, portA, portB, proto, seed)
 	s.A, s.B, s.PortA, s.PortB = uint32(a), uint32(b), portA, portB
-	s.WireLen, s.PayloadLen = wireLen, payloadLen
+	s.WireLen, s.PayloadLen, s.Carried = wireLen, uint16(payloadLen), 0
 	s.TCPFlags, s.Proto, s.SrcIsA, s.Whole = flags, proto, srcIsA, false
 }
 
@@ -80,7 +84,7 @@ func (s *slim) packet(p *capture.Packet) {
 	*p = capture.Packet{
 		TS: s.TS, WireLen: s.WireLen, IPVersion: 4, Proto: s.Proto,
 		SrcPort: sport, DstPort: dport,
-		TCPFlags: s.TCPFlags, PayloadLen: s.PayloadLen,
+		TCPFlags: s.TCPFlags, PayloadLen: uint32(s.PayloadLen),
 	}
 	binary.BigEndian.PutUint64(p.Src[8:], word4(src))
 	binary.BigEndian.PutUint64(p.Dst[8:], word4(dst))

@@ -262,7 +262,10 @@ func (t *Table) processSlim(s *slim, pre *keyed) {
 	}
 	t.tick(s.TS)
 	var sg seg
-	sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = s.TS, s.WireLen, s.PayloadLen, s.TCPFlags, s.Proto
+	sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = s.TS, s.WireLen, uint32(s.PayloadLen), s.TCPFlags, s.Proto
+	if s.Carried != 0 {
+		sg.payload = t.batch.carriedPayload(s.Carried)
+	}
 	k, srcIsA, h := pre.k, pre.srcIsA, pre.h
 	if pre.seed != t.seed {
 		h = k.hash(t.seed)
