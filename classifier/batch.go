@@ -64,8 +64,7 @@ type Loader struct {
 	seen    []uint16
 	// wanted: AddFrame left the packet to the general path to carry its
 	// payload.
-	wanted       bool
-	carryDropped uint64
+	wanted bool
 }
 
 // NewLoader returns a loader of batches for t. crossing says whether the
@@ -101,8 +100,13 @@ func (l *Loader) Start(b *Batch) {
 	l.b = b
 }
 
-// Full reports a batch that takes no more packets.
-func (l *Loader) Full() bool { return l.b.n == BatchSize || l.b.wholes == len(l.b.whole) }
+// Full reports a batch that takes no more packets: no room for another
+// packet, whole packet, or carried payload of the largest size (so that
+// no payload the table should read is ever left behind).
+func (l *Loader) Full() bool {
+	b := l.b
+	return b.n == BatchSize || b.wholes == len(b.whole) || b.arena != nil && cap(b.arena)-len(b.arena) < maxCarry
+}
 
 // Len is the number of packets loaded into the batch so far.
 func (l *Loader) Len() int { return l.b.n }

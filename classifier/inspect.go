@@ -92,9 +92,9 @@ const (
 	// maxCarry is the most payload bytes a packet carries: a learner
 	// assembles PDUs up to dissect's 2 KB; Identify needs far less.
 	maxCarry = 2048
-	// carryArena is the payload room of one batch; past it packets go
-	// without theirs (a batch of 256 packets rarely carries more than a
-	// few).
+	// carryArena is the payload room of one batch: a batch is full when
+	// less than maxCarry of it is left (Loader.Full), so it holds at
+	// least 31 payloads of the largest size.
 	carryArena = 64 << 10
 	// firstPayloads is how many payloads of each direction the reading
 	// side carries for identification: a first one too short for a
@@ -178,10 +178,6 @@ func (l *Loader) carry(k int, p *capture.Packet, data []byte) {
 		return
 	}
 	n := min(len(data)-off, int(p.PayloadLen), maxCarry)
-	if len(b.arena)+n > cap(b.arena) {
-		l.carryDropped++
-		return
-	}
 	start := len(b.arena)
 	b.arena = append(b.arena, data[off:off+n]...)
 	b.pay[k] = payRef{off: uint32(start), n: uint32(n)}
@@ -193,10 +189,6 @@ func (l *Loader) carrySlim(s *slim, payload []byte, payloadLen uint32) {
 	b := l.b
 	n := min(len(payload), int(payloadLen), maxCarry)
 	if n == 0 {
-		return
-	}
-	if len(b.arena)+n > cap(b.arena) {
-		l.carryDropped++
 		return
 	}
 	start := len(b.arena)

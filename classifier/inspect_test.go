@@ -266,21 +266,7 @@ func TestAnnouncementsAreBounded(t *testing.T) {
 // flow's protocol is named), later ones and those of other ports are not
 // copied, and every payload of the endpoint mapper is.
 func TestLoaderCarriesFirstPayloads(t *testing.T) {
-	frame := func(src, dst string, sport, dport uint16, flags uint8, payload []byte) []byte {
-		f := make([]byte, 14+20+20, 14+20+20+len(payload))
-		binary.BigEndian.PutUint16(f[12:], 0x0800)
-		ip := f[14:]
-		ip[0], ip[8], ip[9] = 0x45, 64, capture.ProtoTCP
-		binary.BigEndian.PutUint16(ip[2:], uint16(40+len(payload)))
-		s, d := addr(src), addr(dst)
-		copy(ip[12:16], s[12:])
-		copy(ip[16:20], d[12:])
-		tp := ip[20:]
-		binary.BigEndian.PutUint16(tp[0:], sport)
-		binary.BigEndian.PutUint16(tp[2:], dport)
-		tp[12], tp[13] = 5<<4, flags
-		return append(f, payload...)
-	}
+	frame := tcpFrame
 	frames := [][]byte{
 		frame(agentAddr, emAddr, 40000, 3741, syn, nil),
 		frame(emAddr, agentAddr, 3741, 40000, syn|ack, nil),
@@ -385,4 +371,58 @@ func vlan(f []byte) []byte {
 	out := append([]byte{}, f[:12]...)
 	out = append(out, 0x81, 0x00, 0x00, 0x07)
 	return append(out, f[12:]...)
+}
+
+// tcpFrame returns an Ethernet frame of an IPv4 TCP segment.
+func tcpFrame(src, dst string, sport, dport uint16, flags uint8, payload []byte) []byte {
+	f := make([]byte, 14+20+20, 14+20+20+len(payload))
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, capture.ProtoTCP
+	binary.BigEndian.PutUint16(ip[2:], uint16(40+len(payload)))
+	s, d := addr(src), addr(dst)
+	copy(ip[12:16], s[12:])
+	copy(ip[16:20], d[12:])
+	tp := ip[20:]
+	binary.BigEndian.PutUint16(tp[0:], sport)
+	binary.BigEndian.PutUint16(tp[2:], dport)
+	tp[12], tp[13] = 5<<4, flags
+	return append(f, payload...)
+}
+
+// TestLoaderCarriesEveryFirstPayload fills batches with first payloads of
+// the largest size: the loader says a batch is full before its payload
+// room runs out, so none is left behind.
+func TestLoaderCarriesEveryFirstPayload(t *testing.T) {
+	const flows = 300
+	big := make([]byte, maxCarry+500)
+	tab := NewTable(inspectingOptions(), newFakeMatcher(), newRecorder(t))
+	ld := tab.NewLoader(true)
+	b := ld.NewBatch()
+	ld.Start(b)
+	carried, batches := 0, 1
+	for i := range flows {
+		if ld.Full() {
+			carried += len(carriedPayloads(ld.Finish()))
+			ld.Start(b)
+			batches++
+		}
+		f := tcpFrame(agentAddr, emAddr, uint16(40000+i), 3741, pshack, big)
+		r := capture.Record{TS: at(time.Duration(i) * ms), WireLen: uint32(len(f)), Link: capture.LinkEthernet, Data: f}
+		if !ld.AddFrame(&r) { // the first, which seeds the hash
+			p := ld.Packet()
+			p.TS, p.WireLen = r.TS, r.WireLen
+			if st := capture.Decode(r.Link, r.Data, p); st != capture.StatusOK {
+				t.Fatalf("frame %d: %v", i, st)
+			}
+			ld.Add(r.Data)
+		}
+	}
+	carried += len(carriedPayloads(ld.Finish()))
+	if carried != flows {
+		t.Errorf("carried %d first payloads of %d", carried, flows)
+	}
+	if batches < flows*maxCarry/carryArena {
+		t.Errorf("%d batches for %d payloads of %d bytes: the arena of %d overflowed", batches, flows, maxCarry, carryArena)
+	}
 }
