@@ -12,7 +12,8 @@ BRANCH  ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
 BUILD_DATE ?= $(shell if [ -n "$$SOURCE_DATE_EPOCH" ]; then date -u -d "@$$SOURCE_DATE_EPOCH" +%Y%m%d-%H:%M:%S; else date -u +%Y%m%d-%H:%M:%S; fi)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REV) -X main.branch=$(BRANCH) -X main.buildDate=$(BUILD_DATE)
 # Debian packages the tests use; installed when missing (CI runs as root).
-APT_PACKAGES := prometheus libpcap-dev nftables iproute2 tcpreplay tcpdump tshark chromium tidy
+APT_PACKAGES := prometheus libpcap-dev nftables iproute2 tcpreplay tcpdump tshark chromium tidy \
+	samba samba-ad-provision samba-dsdb-modules samba-vfs-modules smbclient
 
 .PHONY: all build test test-windows dist demo bench bench-go lint fuzz pcaps deps clean
 
@@ -81,7 +82,10 @@ lint:
 ## rule and dashboard checks; libpcap-dev for live capture; ip, nft and
 ## tcpreplay for the end-to-end test in e2e/; tshark, the oracle of dissect's
 ## corpus sweep; chromium and tidy to render and check the HTML report and
-## the status page)
+## the status page; samba, the Active Directory schema, directory and VFS
+## modules it recommends (not installed with --no-install-recommends) and
+## smbclient's rpcclient for e2e's domain controller behind an endpoint
+## mapper, TestRPCEndpointMapper)
 deps:
 	@missing=""; command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	  [ -e /usr/include/pcap/pcap.h ] || missing="$$missing libpcap-dev"; \
@@ -92,6 +96,11 @@ deps:
 	  command -v tshark >/dev/null || missing="$$missing tshark"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  command -v tidy >/dev/null || missing="$$missing tidy"; \
+	  command -v samba >/dev/null || missing="$$missing samba"; \
+	  [ -d /usr/share/samba/setup/ad-schema ] || missing="$$missing samba-ad-provision"; \
+	  ls /usr/lib/*/samba/ldb/samba_dsdb.so >/dev/null 2>&1 || missing="$$missing samba-dsdb-modules"; \
+	  ls /usr/lib/*/samba/vfs/acl_xattr.so >/dev/null 2>&1 || missing="$$missing samba-vfs-modules"; \
+	  command -v rpcclient >/dev/null || missing="$$missing smbclient"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	      echo "installing:$$missing"; \

@@ -10,10 +10,16 @@
 // SIGTERM mid-flood), drop root with --user nobody, make an interface
 // appear, disappear and return, and apply on every host the nftables rules
 // `tpwatch policy export` writes for it (the documented flows still pass
-// and come out allowed; the others are dropped).
+// and come out allowed; the others are dropped). TestRPCEndpointMapper
+// provisions a real Samba Active Directory domain controller whose RPC
+// range is restricted to 5000-5010, and checks that the port its endpoint
+// mapper announces to rpcclient is matched to the dynamic RPC rule, and
+// reported blocked when the router drops it.
 //
-// It needs root, ip (iproute2), nft (nftables) and tcpreplay, and runs with
-// `go test ./e2e/`. Outside CI it skips when those are missing; under CI
+// It needs root, ip (iproute2), nft (nftables), tcpreplay and tcpdump, and
+// for the domain controller samba, samba-ad-provision, samba-dsdb-modules,
+// samba-vfs-modules and smbclient (`make deps` installs them all); it runs
+// with `go test ./e2e/`. Outside CI it skips when those are missing; under CI
 // (the CI environment variable set) it fails instead. Nothing is changed
 // outside the namespaces it creates but veth pairs of its own in the root
 // namespace (unique names, no address, no route), removed at the end of
