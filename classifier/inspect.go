@@ -98,8 +98,15 @@ const (
 	carryArena = 64 << 10
 	// firstPayloads is how many payloads of each direction the reading
 	// side carries for identification: a first one too short for a
-	// signature (a keepalive byte) gets a second chance.
+	// signature (a keepalive byte) gets a second chance. One of
+	// settleLen bytes or more holds the start of any signature
+	// (dissect.Identify reads a few dozen bytes, a TLS hello's first
+	// record): it is the direction's only one. On the bench capture,
+	// whose every flow is on an inspected port, carrying two per
+	// direction whatever their size cost a third more of the table's
+	// time than one.
 	firstPayloads = 2
+	settleLen     = 64
 	// seenBits sizes the reading side's table of flow directions: 2^16
 	// slots of 16 bits (a 14-bit tag and a 2-bit count), 128 KiB, small
 	// enough to stay in the core's L2 cache beside the batch. Every packet
@@ -114,7 +121,7 @@ const (
 // its payload for identification, and counts it: the direction is tagged
 // by a hash of its addresses (as IPv4 words, or folded IPv6) and ports, so
 // that the short and the general decoding paths agree.
-func (l *Loader) carryFirst(proto uint8, sport, dport uint16, src, dst uint64) bool {
+func (l *Loader) carryFirst(proto uint8, sport, dport uint16, src, dst uint64, payloadLen uint32) bool {
 	ti := transportSlot(proto)
 	if ti < 0 || !l.inspect.first[ti].has(sport) && !l.inspect.first[ti].has(dport) {
 		return false
@@ -122,14 +129,18 @@ func (l *Loader) carryFirst(proto uint8, sport, dport uint16, src, dst uint64) b
 	h := mix64(src*0x9e3779b97f4a7c15 ^ bits.RotateLeft64(dst, 29) ^ uint64(sport)<<48 ^ uint64(dport)<<32 ^ uint64(proto))
 	tag := uint16(h) &^ 3
 	slot := &l.seen[h>>(64-seenBits)]
+	count := uint16(0)
 	if *slot&^3 == tag {
-		if *slot&3 >= firstPayloads {
+		count = *slot & 3
+		if count >= firstPayloads {
 			return false
 		}
-		*slot++
-		return true
 	}
-	*slot = tag | 1
+	count++
+	if payloadLen >= settleLen {
+		count = firstPayloads
+	}
+	*slot = tag | count
 	return true
 }
 
@@ -157,7 +168,7 @@ func (l *Loader) wantsPayload(p *capture.Packet) bool {
 		return false
 	}
 	return readsAll(p.Proto, p.SrcPort, p.DstPort) ||
-		l.carryFirst(p.Proto, p.SrcPort, p.DstPort, addrWord(&p.Src), addrWord(&p.Dst))
+		l.carryFirst(p.Proto, p.SrcPort, p.DstPort, addrWord(&p.Src), addrWord(&p.Dst), p.PayloadLen)
 }
 
 // wantsPayload4 is wantsPayload for a packet the short path read.
@@ -166,7 +177,7 @@ func (l *Loader) wantsPayload4(f *capture.Flow4) bool {
 		return false
 	}
 	return readsAll(f.Proto, f.SrcPort, f.DstPort) ||
-		l.carryFirst(f.Proto, f.SrcPort, f.DstPort, word4(f.Src), word4(f.Dst))
+		l.carryFirst(f.Proto, f.SrcPort, f.DstPort, word4(f.Src), word4(f.Dst), f.PayloadLen)
 }
 
 // carry copies the payload of the packet just decoded from data into the

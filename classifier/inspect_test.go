@@ -1,7 +1,9 @@
 package classifier
 
 import (
+	"bytes"
 	"encoding/binary"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -267,6 +269,7 @@ func TestAnnouncementsAreBounded(t *testing.T) {
 // copied, and every payload of the endpoint mapper is.
 func TestLoaderCarriesFirstPayloads(t *testing.T) {
 	frame := tcpFrame
+	long := bytes.Repeat([]byte("L"), settleLen)
 	frames := [][]byte{
 		frame(agentAddr, emAddr, 40000, 3741, syn, nil),
 		frame(emAddr, agentAddr, 3741, 40000, syn|ack, nil),
@@ -279,6 +282,8 @@ func TestLoaderCarriesFirstPayloads(t *testing.T) {
 		frame(emAddr, agentAddr, 40002, 135, pshack, []byte("y")),
 		frame(emAddr, agentAddr, 40002, 135, pshack, []byte("z")),
 		vlan(frame(agentAddr, emAddr, 40003, 3741, pshack, clientHello)), // the general path
+		frame(agentAddr, emAddr, 40004, 3741, pshack, long),              // settles its direction
+		frame(agentAddr, emAddr, 40004, 3741, pshack, []byte("M")),
 	}
 	for _, crossing := range []bool{true, false} {
 		rec := newRecorder(t)
@@ -305,16 +310,22 @@ func TestLoaderCarriesFirstPayloads(t *testing.T) {
 		// The ClientHello and the first HTTP request (the direction's
 		// first two; slim when crossing), then the three payloads to 135
 		// (whole: their reader needs sequence numbers), then the
-		// ClientHello of a VLAN-tagged frame (decoded the general way).
-		if want := []string{"\x16", "G", "x", "y", "z", "\x16"}; !slices.Equal(carried, want) {
+		// ClientHello of a VLAN-tagged frame (decoded the general way),
+		// then a first payload long enough to be its direction's only.
+		if want := []string{"\x16", "G", "x", "y", "z", "\x16", "L"}; !slices.Equal(carried, want) {
 			t.Errorf("crossing=%v: carried %q, want %q", crossing, carried, want)
 		}
 		tab.ProcessBatch(batch)
 		tab.Flush(at(time.Hour))
+		apps := map[uint16]dissect.App{}
 		for _, r := range rec.finals {
-			if r.ServerPort == 3741 && r.App != dissect.AppTLS {
-				t.Errorf("crossing=%v: the 3741 flow's app is %v, want tls", crossing, r.App)
+			if r.ServerPort == 3741 {
+				apps[r.ClientPort] = r.App
 			}
+		}
+		want := map[uint16]dissect.App{40000: dissect.AppTLS, 40003: dissect.AppTLS, 40004: dissect.AppUnknown}
+		if !maps.Equal(apps, want) {
+			t.Errorf("crossing=%v: apps of the 3741 flows by client port %v, want %v", crossing, apps, want)
 		}
 	}
 }
