@@ -77,12 +77,19 @@ const (
 // status but StatusOK and StatusNotIP, every field but TS and WireLen is
 // left zero.
 //
+// Decode follows tunnels (tunnel.go): for a packet it decapsulated, the
+// fields describe the innermost packet, Tunnels counts the encapsulations
+// removed, and WireLen becomes the length of what the innermost tunnel
+// carried: the wire length less the headers in front of it.
+//
 // Decode allocates nothing and never reads outside data.
 func Decode(link LinkType, data []byte, p *Packet) Status {
-	*p = Packet{TS: p.TS, WireLen: p.WireLen}
+	*p = Packet{TS: p.TS, WireLen: p.WireLen, payloadCap: uint32(cap(data))}
 	st := decodeLink(link, data, p)
 	if st != StatusOK && st != StatusNotIP {
 		*p = Packet{TS: p.TS, WireLen: p.WireLen}
+	} else {
+		p.payloadCap = 0 // the tunnels' scratch (packet.go)
 	}
 	// decodeTransport left in PayloadOff the capacity of the payload's
 	// slice, which every slice of data shares to its end: the difference
@@ -163,7 +170,7 @@ func decodeEtherType(etype uint16, b []byte, p *Packet) Status {
 			etype = binary.BigEndian.Uint16(b[2:])
 			b = b[vlanTagLen:]
 		default:
-			return StatusNotIP
+			return decodeEncapsulation(etype, b, p)
 		}
 	}
 }

@@ -144,6 +144,7 @@ func decodeTransport(p *Packet, b []byte, claimed int, firstFragment bool) Statu
 		minLen = icmpMinHdrLen
 	default:
 		p.PayloadLen = uint32(claimed)
+		decodeIPTunnel(p, b)
 		return StatusOK
 	}
 	if firstFragment && claimed < minLen {
@@ -187,6 +188,11 @@ func decodeTransport(p *Packet, b []byte, claimed int, firstFragment bool) Statu
 		p.PayloadLen = uint32(length - udpHdrLen)
 		if p.PayloadLen > 0 && len(b) > udpHdrLen {
 			p.PayloadOff = uint32(cap(b) - udpHdrLen) // Decode makes it an offset
+		}
+		// After PayloadOff: a tunnel that decodes replaces the whole
+		// Packet, PayloadOff included, with the packet inside.
+		if isTunnelPort(p.DstPort) {
+			decodeUDPTunnel(p, b[udpHdrLen:min(len(b), length)])
 		}
 	default: // ICMP, ICMPv6
 		p.ICMPType, p.ICMPCode = b[0], b[1]

@@ -304,6 +304,9 @@ func TestDecodeAllocatesNothing(t *testing.T) {
 			Decode(LinkEthernet, f, &p)
 		}
 		Decode(LinkRaw, icmp, &p)
+		for _, tt := range tunnelDecodeTests {
+			Decode(tt.link, tt.frame, &p)
+		}
 	})
 	if allocs != 0 {
 		t.Errorf("Decode allocates %.1f times per run, want 0", allocs)

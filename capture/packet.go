@@ -31,6 +31,10 @@ type Packet struct {
 	// TCPFlags holds the TCP flag bits (FIN 0x01, SYN 0x02, RST 0x04,
 	// PSH 0x08, ACK 0x10, URG 0x20, ECE 0x40, CWR 0x80).
 	TCPFlags uint8
+	// Tunnels is the number of encapsulations (VXLAN, Geneve, GRE,
+	// ERSPAN, MPLS, IP in IP, ...) Decode removed to reach the packet the
+	// other fields describe; 0 for a packet as it was sent.
+	Tunnels uint8
 	// PayloadLen is the transport payload length taken from the IP and
 	// transport headers (not from the captured length, which a snap length
 	// may have cut).
@@ -55,6 +59,12 @@ type Packet struct {
 	QProto             uint8
 	QSrc, QDst         [16]byte
 	QSrcPort, QDstPort uint16
+
+	// payloadCap is, while Decode decodes, cap() of the data the packet
+	// described starts at (the frame, then each tunnel's payload), so that
+	// a tunnel can tell the length of the headers it removes (tunnel.go);
+	// 0 once Decode returns. It fills padding: Packet does not grow.
+	payloadCap uint32
 }
 
 // TCP flag bits, as they appear in Packet.TCPFlags.
