@@ -80,16 +80,15 @@ const (
 // Decode follows tunnels (tunnel.go): for a packet it decapsulated, the
 // fields describe the innermost packet, Tunnels counts the encapsulations
 // removed, and WireLen becomes the length of what the innermost tunnel
-// carried: the wire length less the headers in front of it.
+// carried, as the headers around it give it (MPLS, NSH and MACsec give
+// none: the length less their own headers).
 //
 // Decode allocates nothing and never reads outside data.
 func Decode(link LinkType, data []byte, p *Packet) Status {
-	*p = Packet{TS: p.TS, WireLen: p.WireLen, payloadCap: uint32(cap(data))}
+	*p = Packet{TS: p.TS, WireLen: p.WireLen}
 	st := decodeLink(link, data, p)
 	if st != StatusOK && st != StatusNotIP {
 		*p = Packet{TS: p.TS, WireLen: p.WireLen}
-	} else {
-		p.payloadCap = 0 // the tunnels' scratch (packet.go)
 	}
 	// decodeTransport left in PayloadOff the capacity of the payload's
 	// slice, which every slice of data shares to its end: the difference

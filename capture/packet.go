@@ -10,7 +10,9 @@ package capture
 type Packet struct {
 	// TS is the capture time in Unix nanoseconds.
 	TS int64
-	// WireLen is the packet's original length on the wire.
+	// WireLen is the packet's original length on the wire; for a packet
+	// Decode took out of a tunnel, the length of the frame or packet the
+	// innermost tunnel carried (Decode says how it is found).
 	WireLen uint32
 
 	// IPVersion is 4 or 6, or 0 when the packet carries no IP header
@@ -59,12 +61,6 @@ type Packet struct {
 	QProto             uint8
 	QSrc, QDst         [16]byte
 	QSrcPort, QDstPort uint16
-
-	// payloadCap is, while Decode decodes, cap() of the data the packet
-	// described starts at (the frame, then each tunnel's payload), so that
-	// a tunnel can tell the length of the headers it removes (tunnel.go);
-	// 0 once Decode returns. It fills padding: Packet does not grow.
-	payloadCap uint32
 }
 
 // TCP flag bits, as they appear in Packet.TCPFlags.

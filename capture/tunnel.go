@@ -167,14 +167,14 @@ func DecodeTunnels(link LinkType, data []byte, p *Packet, limit int) Status {
 	// The first MaxTunnels-limit tunnels are counted spent before
 	// decoding starts, and taken off the count after.
 	skip := uint8(MaxTunnels - max(0, min(MaxTunnels, limit)))
-	*p = Packet{TS: p.TS, WireLen: p.WireLen, Tunnels: skip, payloadCap: uint32(cap(data))}
+	wireLen := p.WireLen
+	*p = Packet{TS: p.TS, WireLen: wireLen, Tunnels: skip}
 	st := decodeLink(link, data, p)
 	if st != StatusOK && st != StatusNotIP {
-		*p = Packet{TS: p.TS, WireLen: p.WireLen}
+		*p = Packet{TS: p.TS, WireLen: wireLen}
 		return st
 	}
 	p.Tunnels -= skip
-	p.payloadCap = 0
 	if p.PayloadOff != 0 {
 		p.PayloadOff = uint32(cap(data)) - p.PayloadOff // as Decode
 	}
@@ -182,21 +182,18 @@ func DecodeTunnels(link LinkType, data []byte, p *Packet, limit int) Status {
 }
 
 // decapsulate decodes b, the payload of a tunnel, as a frame or packet of
-// EtherType etype (or innerIP) into p. When it decodes to an IP packet, p
-// describes that packet, one more tunnel is counted and it reports true.
+// EtherType etype (or innerIP) into p; size is its length as the headers
+// around it give it (b may be cut short by the snap length). When it
+// decodes to an IP packet, p describes that packet, with WireLen size (no
+// more than before), one more tunnel is counted and it reports true.
 // Otherwise, or when the packet is MaxTunnels deep already, p is left as
 // it was and it reports false.
-func decapsulate(p *Packet, etype uint16, b []byte) bool {
+func decapsulate(p *Packet, etype uint16, b []byte, size uint32) bool {
 	if p.Tunnels >= MaxTunnels {
 		return false
 	}
 	outer := *p
-	// The tunnel's headers are the bytes from the start of its packet to
-	// b: every slice Decode takes keeps the end of the frame's array, so
-	// cap tells where a slice starts.
-	hdrs := outer.payloadCap - uint32(cap(b))
-	*p = Packet{TS: outer.TS, WireLen: outer.WireLen - min(hdrs, outer.WireLen), Tunnels: outer.Tunnels + 1,
-		payloadCap: uint32(cap(b))}
+	*p = Packet{TS: outer.TS, WireLen: min(size, outer.WireLen), Tunnels: outer.Tunnels + 1}
 	var st Status
 	switch etype {
 	case innerEthernet:
@@ -211,6 +208,11 @@ func decapsulate(p *Packet, etype uint16, b []byte) bool {
 	}
 	*p = outer
 	return false
+}
+
+// less is n less hdr bytes, or 0.
+func less(n uint32, hdr int) uint32 {
+	return n - min(n, uint32(hdr))
 }
 
 func decodeEthernet(b []byte, p *Packet) Status {
@@ -251,7 +253,8 @@ func isTunnelPortInRange(port uint16) bool {
 }
 
 // decodeUDPTunnel follows the tunnel that the payload b of a UDP packet to
-// a tunnel port may hold; p describes the UDP packet.
+// a tunnel port may hold; p describes the UDP packet (PayloadLen is the
+// payload's length by the UDP header).
 func decodeUDPTunnel(p *Packet, b []byte) {
 	switch p.DstPort {
 	case udpPortVXLAN, udpPortVXLANLinux, udpPortVXLANGPE:
@@ -266,11 +269,11 @@ func decodeUDPTunnel(p *Packet, b []byte) {
 		if len(b) < n {
 			return
 		}
-		decapsulate(p, binary.BigEndian.Uint16(b[2:]), b[n:])
+		decapsulate(p, binary.BigEndian.Uint16(b[2:]), b[n:], less(p.PayloadLen, n))
 	case udpPortGTPU:
 		decodeGTPU(p, b)
 	case udpPortMPLS:
-		decapsulate(p, etherTypeMPLS, b)
+		decapsulate(p, etherTypeMPLS, b, p.PayloadLen)
 	}
 }
 
@@ -291,7 +294,7 @@ func decodeVXLAN(p *Packet, b []byte) {
 	} else if p.DstPort == udpPortVXLANGPE {
 		return
 	}
-	decapsulate(p, etype, b[vxlanHdrLen:])
+	decapsulate(p, etype, b[vxlanHdrLen:], less(p.PayloadLen, vxlanHdrLen))
 }
 
 // nextProtocol maps the next-protocol numbers of VXLAN-GPE and NSH to an
@@ -322,7 +325,7 @@ func decodeGTPU(p *Packet, b []byte) {
 	if len(b) < gtpHdrLen || b[0]>>4 != 0x3 || b[1] != gtpGPDU {
 		return
 	}
-	flags := b[0]
+	flags, whole := b[0], len(b)
 	b = b[gtpHdrLen:]
 	if flags&0x07 != 0 {
 		if len(b) < gtpOptLen {
@@ -341,27 +344,27 @@ func decodeGTPU(p *Packet, b []byte) {
 			b = b[n:]
 		}
 	}
-	decapsulate(p, innerIP, b)
+	decapsulate(p, innerIP, b, less(p.PayloadLen, whole-len(b)))
 }
 
 // decodeIPTunnel follows the tunnel that an IP payload b of protocol
 // p.Proto may be (IP in IP, GRE, PIM Register); p describes the outer
-// packet.
+// packet (PayloadLen is the payload's length by the IP header).
 func decodeIPTunnel(p *Packet, b []byte) {
 	switch p.Proto {
 	case ipProtoIPIP:
 		// decodeIPv4 and decodeIPv6 check that the version nibble
 		// agrees with the protocol.
-		decapsulate(p, etherTypeIPv4, b)
+		decapsulate(p, etherTypeIPv4, b, p.PayloadLen)
 	case ipProtoIPv6:
-		decapsulate(p, etherTypeIPv6, b)
+		decapsulate(p, etherTypeIPv6, b, p.PayloadLen)
 	case ipProtoGRE:
 		decodeGRE(p, b)
 	case ipProtoPIM:
 		// Version 2, type 1 (Register): 4 bytes of PIM header, 4 of
 		// flags (Border, Null-Register), then the multicast packet.
 		if len(b) >= pimRegHdrLen && b[0] == 0x21 {
-			decapsulate(p, innerIP, b[pimRegHdrLen:])
+			decapsulate(p, innerIP, b[pimRegHdrLen:], less(p.PayloadLen, pimRegHdrLen))
 		}
 	}
 }
@@ -388,6 +391,7 @@ func decodeGRE(p *Packet, b []byte) {
 		return
 	}
 	b = b[n:]
+	size := less(p.PayloadLen, n)
 	switch proto {
 	case etherTypeERSPAN2:
 		// Type I has no header of its own, type II (with a sequence
@@ -397,11 +401,11 @@ func decodeGRE(p *Packet, b []byte) {
 			if len(b) < erspan2HdrLen || b[0]>>4 != 1 {
 				return
 			}
-			b = b[erspan2HdrLen:]
+			b, size = b[erspan2HdrLen:], less(size, erspan2HdrLen)
 		}
-		decapsulate(p, innerEthernet, b)
+		decapsulate(p, innerEthernet, b, size)
 	case etherTypeERSPAN3:
-		decodeERSPAN3(p, b)
+		decodeERSPAN3(p, b, size)
 	case etherTypeWCCP:
 		// A WCCPv2 redirect header (its first nibble is 0: type and
 		// flags), or, from WCCPv1, the IPv4 packet straight away.
@@ -409,13 +413,13 @@ func decodeGRE(p *Packet, b []byte) {
 			if len(b) < wccpHdrLen {
 				return
 			}
-			b = b[wccpHdrLen:]
+			b, size = b[wccpHdrLen:], less(size, wccpHdrLen)
 		}
-		decapsulate(p, innerIP, b)
+		decapsulate(p, innerIP, b, size)
 	default:
 		// IPv4, IPv6, MPLS, NSH, transparent Ethernet bridging:
 		// EtherTypes.
-		decapsulate(p, proto, b)
+		decapsulate(p, proto, b, size)
 	}
 }
 
@@ -423,8 +427,8 @@ func decodeGRE(p *Packet, b []byte) {
 // COS(3) BSO(2) T(1) | session(10); timestamp(32); SGT(16) | P(1) FT(5)
 // HW ID(6) D(1) Gra(2) O(1); with O, an 8-byte platform-specific
 // subheader. Frame type 0 is an Ethernet frame, 2 an IP packet; the
-// others are not defined.
-func decodeERSPAN3(p *Packet, b []byte) {
+// others are not defined. size is b's length by the headers around it.
+func decodeERSPAN3(p *Packet, b []byte, size uint32) {
 	if len(b) < erspan3HdrLen || b[0]>>4 != 2 {
 		return
 	}
@@ -438,9 +442,9 @@ func decodeERSPAN3(p *Packet, b []byte) {
 	}
 	switch (word3 >> 10) & 0x1f {
 	case erspanFrameEthernet:
-		decapsulate(p, innerEthernet, b[n:])
+		decapsulate(p, innerEthernet, b[n:], less(size, n))
 	case erspanFrameIP:
-		decapsulate(p, innerIP, b[n:])
+		decapsulate(p, innerIP, b[n:], less(size, n))
 	}
 }
 
@@ -464,8 +468,10 @@ func decodeEncapsulation(etype uint16, b []byte, p *Packet) Status {
 // nibble 4 is IPv4, 6 IPv6, and 0 a pseudowire control word (RFC 4385)
 // followed by an Ethernet frame. Anything else, or a stack that does not
 // end, is a frame without IP, as MPLS frames were before Decode followed
-// them.
+// them. MPLS gives no length: the packet under it keeps p.WireLen less the
+// labels.
 func decodeMPLS(b []byte, p *Packet) Status {
+	whole := len(b)
 	for n := 0; ; n++ {
 		if n == maxMPLSLabels || len(b) < mplsLabelLen {
 			return StatusNotIP
@@ -482,9 +488,9 @@ func decodeMPLS(b []byte, p *Packet) Status {
 	var ok bool
 	switch b[0] >> 4 {
 	case 4, 6:
-		ok = decapsulate(p, innerIP, b)
+		ok = decapsulate(p, innerIP, b, less(p.WireLen, whole-len(b)))
 	case 0:
-		ok = len(b) >= pwControlLen && decapsulate(p, innerEthernet, b[pwControlLen:])
+		ok = len(b) >= pwControlLen && decapsulate(p, innerEthernet, b[pwControlLen:], less(p.WireLen, whole-len(b)+pwControlLen))
 	}
 	if !ok {
 		return StatusNotIP
@@ -502,7 +508,7 @@ func decodeNSH(b []byte, p *Packet) Status {
 	}
 	n := int(b[1]&0x3f) * 4
 	etype := nextProtocol(b[3])
-	if n < nshMinHdrLen || len(b) < n || etype == 0 || !decapsulate(p, etype, b[n:]) {
+	if n < nshMinHdrLen || len(b) < n || etype == 0 || !decapsulate(p, etype, b[n:], less(p.WireLen, n)) {
 		return StatusNotIP
 	}
 	return StatusOK
@@ -522,7 +528,7 @@ func decodeMACsec(b []byte, p *Packet) Status {
 	if b[0]&macsecSC != 0 {
 		n += macsecSCILen
 	}
-	if len(b) < n+2 || !decapsulate(p, binary.BigEndian.Uint16(b[n:]), b[n+2:]) {
+	if len(b) < n+2 || !decapsulate(p, binary.BigEndian.Uint16(b[n:]), b[n+2:], less(p.WireLen, n+2)) {
 		return StatusNotIP
 	}
 	return StatusOK

@@ -212,14 +212,18 @@ var tunnelDecodeTests = []struct {
 	link   LinkType
 	frame  []byte
 	status Status
-	want   Packet // WireLen: what Decode makes of 1514
+	want   Packet // WireLen: what Decode makes of 1514: the length the tunnel gives its payload
 }{
 	{"vxlan: icmp", LinkEthernet, hx(hexVXLANICMP), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoICMP, Src: v4("192.168.203.3"), Dst: v4("192.168.203.5"),
-		ICMPType: 8, PayloadLen: 64, Tunnels: 1, WireLen: 1514 - 50}},
+		ICMPType: 8, PayloadLen: 64, Tunnels: 1, WireLen: 98}},
 	{"vxlan on linux's port 8472", LinkEthernet, hx(strings.Replace(hexVXLANICMP, "b05d12b5", "b05d2118", 1)), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoICMP, Src: v4("192.168.203.3"), Dst: v4("192.168.203.5"),
-		ICMPType: 8, PayloadLen: 64, Tunnels: 1, WireLen: 1514 - 50}},
+		ICMPType: 8, PayloadLen: 64, Tunnels: 1, WireLen: 98}},
+	{"vxlan, a trailer after the outer packet (fcs, a switch's timestamp): the inner frame's length", LinkEthernet,
+		cat(hx(hexVXLANICMP), hx("0123456789abcdef")), StatusOK, Packet{
+			IPVersion: 4, Proto: ProtoICMP, Src: v4("192.168.203.3"), Dst: v4("192.168.203.5"),
+			ICMPType: 8, PayloadLen: 64, Tunnels: 1, WireLen: 98}},
 	{"udp to 4789 without the vxlan I flag stays udp", LinkEthernet,
 		hx(strings.Replace(hexVXLANICMP, "0800000000006400", "0000000000006400", 1)), StatusOK, vxlanOuter},
 	{"vxlan carrying arp stays the udp datagram", LinkEthernet,
@@ -232,32 +236,32 @@ var tunnelDecodeTests = []struct {
 			udpDatagram(50000, 4789, cat(hx("0800000000006400"), ethFrame(etherTypeIPv4, hx(hexIPv4ICMPUnreachTCP)))))),
 		StatusOK, Packet{
 			IPVersion: 4, Proto: ProtoICMP, Src: v4("192.0.2.1"), Dst: v4("192.0.2.10"),
-			ICMPType: 3, ICMPCode: 13, PayloadLen: 36, Tunnels: 1, WireLen: 1514 - 50,
+			ICMPType: 3, ICMPCode: 13, PayloadLen: 36, Tunnels: 1, WireLen: 14 + 56,
 			Quoted: true, QProto: ProtoTCP, QSrc: v4("192.0.2.10"), QDst: v4("192.0.2.11"), QSrcPort: 49152, QDstPort: 3741}},
 	{"geneve: tcp", LinkEthernet, hx(hexGeneveTCP), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoTCP, Src: v4("30.0.0.2"), Dst: v4("30.0.0.1"),
-		SrcPort: 51225, DstPort: 22, TCPFlags: TCPAck, Tunnels: 1, WireLen: 1514 - 50, Seq: 397610160}},
+		SrcPort: 51225, DstPort: 22, TCPFlags: TCPAck, Tunnels: 1, WireLen: 66, Seq: 397610160}},
 	{"geneve: 40 bytes of options, ipv4 without ethernet", LinkEthernet, hx(hexGeneveOptionsIPv4), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoTCP, Src: v4("192.168.100.2"), Dst: v4("192.168.100.1"),
-		SrcPort: 2905, DstPort: 8080, Tunnels: 1, WireLen: 1514 - 90, Seq: 760929856}},
+		SrcPort: 2905, DstPort: 8080, Tunnels: 1, WireLen: 40, Seq: 760929856}},
 	{"geneve version 1 stays udp", LinkEthernet, hx(strings.Replace(hexGeneveTCP, "0000655800000b00", "4000655800000b00", 1)), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("20.0.0.2"), Dst: v4("20.0.0.1"),
 		SrcPort: 43443, DstPort: 6081, PayloadLen: 74, WireLen: 1514, PayloadOff: 42}},
 	{"geneve in which vxlan: dns", LinkEthernet, hx(hexGeneveVXLANDNS), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("172.16.11.201"), Dst: v4("1.1.1.1"),
-		SrcPort: 36872, DstPort: 53, PayloadLen: 54, Tunnels: 2, WireLen: 1514 - 86, PayloadOff: 128}},
+		SrcPort: 36872, DstPort: 53, PayloadLen: 54, Tunnels: 2, WireLen: 96, PayloadOff: 128}},
 	{"erspan type I: vlan, icmp", LinkEthernet, hx(hexERSPAN1ICMP), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoICMP, Src: v4("10.52.128.233"), Dst: v4("10.52.128.234"),
-		ICMPType: 8, PayloadLen: 64, Tunnels: 1, WireLen: 1514 - 38}},
+		ICMPType: 8, PayloadLen: 64, Tunnels: 1, WireLen: 102}},
 	{"erspan type II: hsrp", LinkEthernet, hx(hexERSPAN2HSRP), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("10.200.101.2"), Dst: v4("224.0.0.2"),
-		SrcPort: 1985, DstPort: 1985, PayloadLen: 20, Tunnels: 1, WireLen: 1514 - 50, PayloadOff: 92}},
+		SrcPort: 1985, DstPort: 1985, PayloadLen: 20, Tunnels: 1, WireLen: 62, PayloadOff: 92}},
 	{"erspan type II version 2 stays gre", LinkEthernet, hx(strings.Replace(hexERSPAN2HSRP, "1065c001", "2065c001", 1)), StatusOK, Packet{
 		IPVersion: 4, Proto: ipProtoGRE, Src: v4("192.168.195.67"), Dst: v4("192.168.195.196"),
 		PayloadLen: 78, WireLen: 1514}},
 	{"erspan type III: vlan, icmp", LinkEthernet, hx(hexERSPAN3ICMP), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoICMP, Src: v4("10.29.11.1"), Dst: v4("10.29.20.21"),
-		ICMPType: 8, PayloadLen: 64, Tunnels: 1, WireLen: 1514 - 50}},
+		ICMPType: 8, PayloadLen: 64, Tunnels: 1, WireLen: 102}},
 	{"erspan type III frame type 7 stays gre", LinkEthernet, hx(hexERSPAN3FrameType7), StatusOK, Packet{
 		IPVersion: 4, Proto: ipProtoGRE, Src: v4("192.168.1.172"), Dst: v4("192.168.1.249"),
 		PayloadLen: 92, WireLen: 1514}},
@@ -266,28 +270,28 @@ var tunnelDecodeTests = []struct {
 			cat(hx("000022eb"), hx("20140000a3595bff00000007"), hx("0123456789abcdef"), ethTCPSyn))),
 		StatusOK, Packet{
 			IPVersion: 4, Proto: ProtoTCP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-			SrcPort: 49152, DstPort: 3741, TCPFlags: TCPSyn, Tunnels: 1, WireLen: 1514 - 58, Seq: 1000}},
+			SrcPort: 49152, DstPort: 3741, TCPFlags: TCPSyn, Tunnels: 1, WireLen: 60, Seq: 1000}},
 	{"erspan type III frame type 2: ip", LinkEthernet,
 		ethFrame(etherTypeIPv4, ipv4Packet(ipProtoGRE, "198.51.100.1", "198.51.100.2",
 			cat(hx("000022eb"), hx("20140000a3595bff00000800"), ipv4UDP))),
 		StatusOK, Packet{
 			IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-			SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 1, WireLen: 1514 - 50, PayloadOff: 78}},
+			SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 1, WireLen: 36, PayloadOff: 78}},
 	{"gre with checksum, key and sequence number: ipv4", LinkRaw,
 		ipv4Packet(ipProtoGRE, "198.51.100.1", "198.51.100.2", cat(hx("b0000800"), hx("00000000"), hx("0000002a"), hx("00000001"), ipv4UDP)),
 		StatusOK, Packet{
 			IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-			SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 1, WireLen: 1514 - 36, PayloadOff: 64}},
+			SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 1, WireLen: 36, PayloadOff: 64}},
 	{"gre transparent ethernet bridging", LinkEthernet,
 		ethFrame(etherTypeIPv4, ipv4Packet(ipProtoGRE, "198.51.100.1", "198.51.100.2", cat(hx("00006558"), ethTCPSyn))),
 		StatusOK, Packet{
 			IPVersion: 4, Proto: ProtoTCP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-			SrcPort: 49152, DstPort: 3741, TCPFlags: TCPSyn, Tunnels: 1, WireLen: 1514 - 38, Seq: 1000}},
+			SrcPort: 49152, DstPort: 3741, TCPFlags: TCPSyn, Tunnels: 1, WireLen: 60, Seq: 1000}},
 	{"gre over ipv6: ipv6", LinkRaw,
 		ipv6Packet(ipProtoGRE, "2001:db8::1", "2001:db8::2", cat(hx("000086dd"), hx(hexIPv6UDP))),
 		StatusOK, Packet{
 			IPVersion: 6, Proto: ProtoUDP, Src: addr("2001:db8::10"), Dst: addr("2001:db8::20"),
-			SrcPort: 5353, DstPort: 10001, PayloadLen: 5, Tunnels: 1, WireLen: 1514 - 44, PayloadOff: 92}},
+			SrcPort: 5353, DstPort: 10001, PayloadLen: 5, Tunnels: 1, WireLen: 53, PayloadOff: 92}},
 	{"gre version 1 (pptp) stays gre", LinkRaw,
 		ipv4Packet(ipProtoGRE, "198.51.100.1", "198.51.100.2", cat(hx("3001880b00240001"), hx("00000001"), ipv4UDP)),
 		StatusOK, Packet{
@@ -300,54 +304,54 @@ var tunnelDecodeTests = []struct {
 		ipv4Packet(ipProtoGRE, "198.51.100.1", "198.51.100.2", cat(hx("00008847"), mplsBottom, ipv4UDP)),
 		StatusOK, Packet{
 			IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-			SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 2, WireLen: 1514 - 28, PayloadOff: 56}},
+			SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 2, WireLen: 36, PayloadOff: 56}},
 	{"wccp redirect in gre", LinkEthernet, hx(hexWCCP), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoTCP, Src: v4("10.254.127.195"), Dst: v4("10.254.108.228"),
-		SrcPort: 1291, DstPort: 445, TCPFlags: TCPPsh | TCPAck, PayloadLen: 188, Tunnels: 1, WireLen: 1514 - 42, PayloadOff: 94, Seq: 2206441866}},
+		SrcPort: 1291, DstPort: 445, TCPFlags: TCPPsh | TCPAck, PayloadLen: 188, Tunnels: 1, WireLen: 240, PayloadOff: 94, Seq: 2206441866}},
 	{"mpls in vlan: tcp", LinkEthernet, hx(hexMPLSTCP), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoTCP, Src: v4("65.65.65.65"), Dst: v4("65.65.65.65"),
-		SrcPort: 80, DstPort: 32828, TCPFlags: TCPAck, PayloadLen: 1448, Tunnels: 1, WireLen: 1514 - 22, PayloadOff: 74, Seq: 408724638}},
+		SrcPort: 80, DstPort: 32828, TCPFlags: TCPAck, PayloadLen: 1448, Tunnels: 1, WireLen: 1514 - 4, PayloadOff: 74, Seq: 408724638}},
 	{"mpls, two labels: ipv4", LinkEthernet, ethFrame(etherTypeMPLS, cat(mplsLabel, mplsBottom, ipv4UDP)), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 1, WireLen: 1514 - 22, PayloadOff: 50}},
+		SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 1, WireLen: 1514 - 8, PayloadOff: 50}},
 	{"mpls pseudowire: control word, ethernet", LinkEthernet, ethFrame(etherTypeMPLS, cat(mplsBottom, hx("00000000"), ethTCPSyn)), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoTCP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 49152, DstPort: 3741, TCPFlags: TCPSyn, Tunnels: 1, WireLen: 1514 - 22, Seq: 1000}},
+		SrcPort: 49152, DstPort: 3741, TCPFlags: TCPSyn, Tunnels: 1, WireLen: 1514 - 8, Seq: 1000}},
 	{"mpls, payload nibble 5", LinkEthernet, ethFrame(etherTypeMPLS, cat(mplsBottom, hx("55"+hexIPv4UDP[2:]))), StatusNotIP, Packet{WireLen: 1514}},
 	{"mpls, nine labels", LinkEthernet, ethFrame(etherTypeMPLS, cat(bytesRepeat(mplsLabel, 8), mplsBottom, ipv4UDP)), StatusNotIP, Packet{WireLen: 1514}},
 	{"mpls, bottom label last", LinkEthernet, ethFrame(etherTypeMPLS, cat(mplsLabel, mplsBottom)), StatusNotIP, Packet{WireLen: 1514}},
 	{"mpls over udp", LinkEthernet, hx(hexMPLSoverUDP), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoICMP, Src: v4("10.3.0.10"), Dst: v4("10.1.0.10"),
-		ICMPType: 8, PayloadLen: 64, Tunnels: 2, WireLen: 1514 - 46}},
+		ICMPType: 8, PayloadLen: 64, Tunnels: 2, WireLen: 84}},
 	{"ipv6 in ipv4", LinkEthernet, hx(hexIPv6inIPv4), StatusOK, Packet{
 		IPVersion: 6, Proto: ProtoICMPv6, Src: addr("2001:db8:0:1::1"), Dst: addr("2001:db8:0:1::2"),
-		ICMPType: 128, PayloadLen: 60, Tunnels: 1, WireLen: 1514 - 34}},
+		ICMPType: 128, PayloadLen: 60, Tunnels: 1, WireLen: 100}},
 	{"ipv4 in ipv6", LinkRaw, ipv6Packet(ipProtoIPIP, "2001:db8::1", "2001:db8::2", ipv4UDP), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 1, WireLen: 1514 - 40, PayloadOff: 68}},
+		SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 1, WireLen: 36, PayloadOff: 68}},
 	{"ipv6 in ipv6", LinkRaw, ipv6Packet(ipProtoIPv6, "2001:db8::1", "2001:db8::2", hx(hexIPv6UDP)), StatusOK, Packet{
 		IPVersion: 6, Proto: ProtoUDP, Src: addr("2001:db8::10"), Dst: addr("2001:db8::20"),
-		SrcPort: 5353, DstPort: 10001, PayloadLen: 5, Tunnels: 1, WireLen: 1514 - 40, PayloadOff: 88}},
+		SrcPort: 5353, DstPort: 10001, PayloadLen: 5, Tunnels: 1, WireLen: 53, PayloadOff: 88}},
 	{"ipv4 protocol 4 holding ipv6 stays outer", LinkRaw, ipv4Packet(ipProtoIPIP, "198.51.100.1", "198.51.100.2", hx(hexIPv6UDP)), StatusOK, Packet{
 		IPVersion: 4, Proto: ipProtoIPIP, Src: v4("198.51.100.1"), Dst: v4("198.51.100.2"), PayloadLen: 53, WireLen: 1514}},
 	{"ip in ip, 4 deep", LinkRaw, nestIPinIP(4, ipv4UDP), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-		SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 4, WireLen: 1514 - 80, PayloadOff: 108}},
+		SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 4, WireLen: 36, PayloadOff: 108}},
 	{"ip in ip, 5 deep: the fifth is not followed", LinkRaw, nestIPinIP(5, ipv4UDP), StatusOK, Packet{
 		IPVersion: 4, Proto: ipProtoIPIP, Src: v4("10.0.0.5"), Dst: v4("10.0.1.5"),
-		PayloadLen: 36, Tunnels: 4, WireLen: 1514 - 80}},
+		PayloadLen: 36, Tunnels: 4, WireLen: 56}},
 	{"later fragment of a gre packet", LinkRaw,
 		hx(strings.Replace(hexIPv4LaterFragment, "40110000", "402f0000", 1)), StatusOK, Packet{
 			IPVersion: 4, Proto: ipProtoGRE, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
 			Fragment: true, PayloadLen: 8, WireLen: 1514}},
 	{"gtp-u: ipv6 udp", LinkEthernet, hx(hexGTPU), StatusOK, Packet{
 		IPVersion: 6, Proto: ProtoUDP, Src: addr("1111:2222:3333:4444:5555:7777::"), Dst: addr("1111:2222:3333:4444:5555:8888:a8ac:7bc0"),
-		SrcPort: 53, DstPort: 57030, PayloadLen: 332, Tunnels: 1, WireLen: 1514 - 74, PayloadOff: 122}},
+		SrcPort: 53, DstPort: 57030, PayloadLen: 332, Tunnels: 1, WireLen: 380, PayloadOff: 122}},
 	{"gtp-u with an extension header", LinkRaw,
 		ipv4Packet(ProtoUDP, "198.51.100.1", "198.51.100.2", udpDatagram(2152, 2152, cat(hx("34ff002c00000001"), hx("00000085"), hx("01100000"), ipv4UDP))),
 		StatusOK, Packet{
 			IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
-			SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 1, WireLen: 1514 - 44, PayloadOff: 72}},
+			SrcPort: 53000, DstPort: 88, PayloadLen: 8, Tunnels: 1, WireLen: 36, PayloadOff: 72}},
 	{"gtp-u echo request stays udp", LinkRaw,
 		ipv4Packet(ProtoUDP, "198.51.100.1", "198.51.100.2", udpDatagram(2152, 2152, hx("320100040000000000010000"))),
 		StatusOK, Packet{
@@ -355,16 +359,16 @@ var tunnelDecodeTests = []struct {
 			SrcPort: 2152, DstPort: 2152, PayloadLen: 12, WireLen: 1514, PayloadOff: 28}},
 	{"vxlan-gpe: nsh: udp", LinkEthernet, hx(hexVXLANGPENSH), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.168.0.1"), Dst: v4("192.168.0.2"),
-		SrcPort: 10000, DstPort: 20000, PayloadLen: 4, Tunnels: 2, WireLen: 1514 - 74, PayloadOff: 102}},
+		SrcPort: 10000, DstPort: 20000, PayloadLen: 4, Tunnels: 2, WireLen: 32, PayloadOff: 102}},
 	{"nsh over ethernet", LinkEthernet, hx(hexNSH), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("10.0.8.3"), Dst: v4("10.13.13.13"),
-		SrcPort: 52229, DstPort: 8000, PayloadLen: 6, Tunnels: 1, WireLen: 1514 - 38, PayloadOff: 66}},
+		SrcPort: 52229, DstPort: 8000, PayloadLen: 6, Tunnels: 1, WireLen: 1514 - 24, PayloadOff: 66}},
 	{"pim register", LinkEthernet, hx(hexPIMRegister), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("10.0.0.2"), Dst: v4("225.0.0.2"),
-		SrcPort: 2468, DstPort: 2468, PayloadLen: 1344, Tunnels: 1, WireLen: 1514 - 42, PayloadOff: 70}},
+		SrcPort: 2468, DstPort: 2468, PayloadLen: 1344, Tunnels: 1, WireLen: 1372, PayloadOff: 70}},
 	{"macsec, integrity only", LinkEthernet, hx(hexMACsecUDP), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.168.114.1"), Dst: v4("192.168.114.2"),
-		SrcPort: 37459, DstPort: 6666, PayloadLen: 4, Tunnels: 1, WireLen: 1514 - 30, PayloadOff: 58}},
+		SrcPort: 37459, DstPort: 6666, PayloadLen: 4, Tunnels: 1, WireLen: 1514 - 16, PayloadOff: 58}},
 	{"macsec, encrypted", LinkEthernet, hx(hexMACsecEncrypted), StatusNotIP, Packet{WireLen: 1514}},
 }
 
@@ -438,9 +442,9 @@ func TestDecodeTunnelsLimit(t *testing.T) {
 		{IPVersion: 4, Proto: ProtoUDP, Src: v4("127.0.0.1"), Dst: v4("127.0.0.1"), SrcPort: 11803, DstPort: 6081,
 			PayloadLen: 140, PayloadOff: 42, WireLen: 1514},
 		{IPVersion: 4, Proto: ProtoUDP, Src: v4("127.0.0.1"), Dst: v4("127.0.0.1"), SrcPort: 26383, DstPort: 4789,
-			PayloadLen: 104, PayloadOff: 78, Tunnels: 1, WireLen: 1514 - 50},
+			PayloadLen: 104, PayloadOff: 78, Tunnels: 1, WireLen: 132},
 		{IPVersion: 4, Proto: ProtoUDP, Src: v4("172.16.11.201"), Dst: v4("1.1.1.1"), SrcPort: 36872, DstPort: 53,
-			PayloadLen: 54, PayloadOff: 128, Tunnels: 2, WireLen: 1514 - 86},
+			PayloadLen: 54, PayloadOff: 128, Tunnels: 2, WireLen: 96},
 	}
 	for limit := -1; limit <= MaxTunnels+1; limit++ {
 		want := layers[min(max(limit, 0), len(layers)-1)]
