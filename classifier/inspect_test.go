@@ -264,8 +264,33 @@ func TestAnnouncementsAreBounded(t *testing.T) {
 // TestLoaderCarriesFirstPayloads: through a Loader, crossing or not, the
 // first payloads of a direction on an inspected port reach the table (the
 // flow's protocol is named), later ones and those of other ports are not
-// copied, and every payload of the endpoint mapper is.
+// copied, and every payload of the endpoint mapper is. The same holds for
+// the frames mirrored to a sensor in VXLAN: the payload carried is the
+// inner packet's.
 func TestLoaderCarriesFirstPayloads(t *testing.T) {
+	for _, tunnel := range []bool{false, true} {
+		loaderCarriesFirstPayloads(t, tunnel)
+	}
+}
+
+// inVXLAN wraps an Ethernet frame in VXLAN (VNI 1) from a switch to a
+// sensor, as a mirror session sends it.
+func inVXLAN(f []byte) []byte {
+	out := make([]byte, 14+20+8+8, 14+20+8+8+len(f))
+	binary.BigEndian.PutUint16(out[12:], 0x0800)
+	ip := out[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, capture.ProtoUDP
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+8+len(f)))
+	copy(ip[12:20], []byte{198, 51, 100, 1, 198, 51, 100, 2})
+	udp := ip[20:]
+	binary.BigEndian.PutUint16(udp[0:], 50000)
+	binary.BigEndian.PutUint16(udp[2:], 4789)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+8+len(f)))
+	udp[8], udp[14] = 0x08, 1
+	return append(out, f...)
+}
+
+func loaderCarriesFirstPayloads(t *testing.T, tunnel bool) {
 	frame := func(src, dst string, sport, dport uint16, flags uint8, payload []byte) []byte {
 		f := make([]byte, 14+20+20, 14+20+20+len(payload))
 		binary.BigEndian.PutUint16(f[12:], 0x0800)
@@ -293,6 +318,11 @@ func TestLoaderCarriesFirstPayloads(t *testing.T) {
 		frame(emAddr, agentAddr, 40002, 135, pshack, []byte("y")),
 		frame(emAddr, agentAddr, 40002, 135, pshack, []byte("z")),
 	}
+	if tunnel {
+		for i := range frames {
+			frames[i] = inVXLAN(frames[i])
+		}
+	}
 	for _, crossing := range []bool{true, false} {
 		rec := newRecorder(t)
 		tab := NewTable(inspectingOptions(), newFakeMatcher(), rec)
@@ -304,8 +334,8 @@ func TestLoaderCarriesFirstPayloads(t *testing.T) {
 			if !ld.AddFrame(&r) {
 				p := ld.Packet()
 				p.TS, p.WireLen = r.TS, r.WireLen
-				if st := capture.Decode(r.Link, r.Data, p); st != capture.StatusOK {
-					t.Fatalf("frame %d: %v", i, st)
+				if st := capture.Decode(r.Link, r.Data, p); st != capture.StatusOK || (p.Tunnels != 0) != tunnel {
+					t.Fatalf("frame %d: %v, %d tunnels", i, st, p.Tunnels)
 				}
 				ld.Add(r.Data)
 			}
@@ -320,13 +350,13 @@ func TestLoaderCarriesFirstPayloads(t *testing.T) {
 		// The ClientHello and the first HTTP request (the direction's
 		// first two), then the three payloads to 135.
 		if want := []string{"\x16", "G", "x", "y", "z"}; !slices.Equal(carried, want) {
-			t.Errorf("crossing=%v: carried %q, want %q", crossing, carried, want)
+			t.Errorf("vxlan=%v crossing=%v: carried %q, want %q", tunnel, crossing, carried, want)
 		}
 		tab.ProcessBatch(batch)
 		tab.Flush(at(time.Hour))
 		for _, r := range rec.finals {
 			if r.ServerPort == 3741 && r.App != dissect.AppTLS {
-				t.Errorf("crossing=%v: the 3741 flow's app is %v, want tls", crossing, r.App)
+				t.Errorf("vxlan=%v crossing=%v: the 3741 flow's app is %v, want tls", tunnel, crossing, r.App)
 			}
 		}
 	}
