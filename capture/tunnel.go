@@ -44,9 +44,12 @@ import "encoding/binary"
 // is what Decode gave before it followed tunnels. So a packet that decoded
 // before still decodes, to the packet inside or, failing that, as before,
 // and a false guess costs a decode, never a packet. Packet.Tunnels counts
-// the encapsulations removed. Not followed: PPTP's enhanced GRE (version
-// 1, PPP, mostly encrypted), GRE with source routing, IPsec (AH in IPv4,
-// ESP), and payloads that are not headers (an OpenFlow packet-in).
+// the encapsulations removed. IPsec's Authentication Header is walked in
+// IPv4 as in IPv6 (decode_ip.go): it is a header, not a tunnel, but in
+// tunnel mode an IP packet follows it. Not followed: PPTP's enhanced GRE
+// (version 1, PPP, mostly encrypted), GRE with source routing, ESP, IPComp
+// (compressed), and payloads that are not headers (an OpenFlow
+// packet-in).
 //
 // Only destination ports select a UDP tunnel: a tunnel's source port is a
 // hash of the inner flow, and matching it would read an ordinary flow
@@ -75,14 +78,16 @@ const (
 // TunnelFilter is a libpcap filter expression that admits every packet
 // Decode may decapsulate, whatever it carries: UDP to the tunnel ports
 // (by destination port, as Decode takes them), IP in IP, GRE and PIM in
-// IPv4 and IPv6, and the EtherTypes of MPLS, NSH and MACsec. A capture
+// IPv4 and IPv6, IPv4's AH (in IPv6 it is an extension header, which a
+// filter selecting by port must admit on its own terms), and the
+// EtherTypes of MPLS, NSH and MACsec. A capture
 // filter that selects flows by address or port must admit these too: a
 // tunnel's outer headers name the switch and the sensor, not the flow
 // inside. It uses no keyword that moves the offsets of what follows it
 // (vlan, mpls, geneve), so it can be joined to any expression with "or".
 const TunnelFilter = "udp dst port 2152 or udp dst port 4789 or udp dst port 4790 or udp dst port 6081 or " +
 	"udp dst port 6635 or udp dst port 8472 or " +
-	"ip proto 4 or ip proto 41 or ip proto 47 or ip proto 103 or " +
+	"ip proto 4 or ip proto 41 or ip proto 47 or ip proto 51 or ip proto 103 or " +
 	"ip6 proto 4 or ip6 proto 41 or ip6 proto 47 or ip6 proto 103 or " +
 	"ether proto 0x8847 or ether proto 0x8848 or ether proto 0x894f or ether proto 0x88e5"
 

@@ -75,6 +75,14 @@ const (
 		"0001513f" +
 		"45000054676f40003f01c0220a03000a0a01000a08007643a6eb001094073f5e000000004588030000000000" +
 		"101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637"
+	// protocols/libpcap/filter/AH-IPcomp-IPv4.pcap frame 1: 40.0.0.2 >
+	// 30.0.0.1 protocol 51: AH (next header 4, length 4: 24 bytes, SPI
+	// 0xc67ceadf, seq 1, 12 bytes of ICV), then 50.0.1.1.1026 >
+	// 150.0.1.1.80: Flags [S], with options: tunnel-mode AH.
+	hexAHTunnelTCP = "005056af07f0aabbcc0000000800" + "45000064430800004033f15c280000021e000001" +
+		"04040000c67ceadf00000001ce9113cb69e210d6dbd24b8a" +
+		"45000038fc4100004006b47c3200010196000101" +
+		"040200504e850ec10000000090020b6811b80000020405b40402080a0a43091100000000"
 	// protocols/arkime/ipv6-in-ipv4.pcap frame 1: 10.0.0.1 > 10.0.0.2
 	// protocol 41; 2001:db8:0:1::1 > 2001:db8:0:1::2: ICMP6 echo request.
 	hexIPv6inIPv4 = "c20142020000c200420200000800" + "4500007800090000ff29a7510a0000010a000002" +
@@ -366,6 +374,22 @@ var tunnelDecodeTests = []struct {
 	{"pim register", LinkEthernet, hx(hexPIMRegister), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("10.0.0.2"), Dst: v4("225.0.0.2"),
 		SrcPort: 2468, DstPort: 2468, PayloadLen: 1344, Tunnels: 1, WireLen: 1372, PayloadOff: 70}},
+	{"ipv4 ah, tunnel mode: tcp", LinkEthernet, hx(hexAHTunnelTCP), StatusOK, Packet{
+		IPVersion: 4, Proto: ProtoTCP, Src: v4("50.0.1.1"), Dst: v4("150.0.1.1"),
+		SrcPort: 1026, DstPort: 80, TCPFlags: TCPSyn, Seq: 0x4e850ec1, Tunnels: 1, WireLen: 56}},
+	{"ipv4 ah, transport mode: udp (not a tunnel)", LinkRaw,
+		ipv4Packet(ipProtoAH, "192.0.2.10", "192.0.2.11", cat(hx("11040000c67ceadf00000001ce9113cb69e210d6dbd24b8a"), hx(hexIPv4UDP[40:]))),
+		StatusOK, Packet{
+			IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
+			SrcPort: 53000, DstPort: 88, PayloadLen: 8, PayloadOff: 20 + 24 + 8, WireLen: 1514}},
+	{"ipv4 ah longer than the packet stays ah", LinkRaw,
+		ipv4Packet(ipProtoAH, "192.0.2.10", "192.0.2.11", cat(hx("11ff0000c67ceadf00000001ce9113cb69e210d6dbd24b8a"), hx(hexIPv4UDP[40:]))),
+		StatusOK, Packet{
+			IPVersion: 4, Proto: ipProtoAH, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"), PayloadLen: 40, WireLen: 1514}},
+	{"ipv4 ah carrying ipcomp stays ipcomp", LinkRaw,
+		ipv4Packet(ipProtoAH, "192.0.2.10", "192.0.2.11", cat(hx("6c040000c67ceadf00000001ce9113cb69e210d6dbd24b8a"), hx("04000001"), bytesRepeat(hx("ab"), 16))),
+		StatusOK, Packet{
+			IPVersion: 4, Proto: 108, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"), PayloadLen: 20, WireLen: 1514}},
 	{"macsec, integrity only", LinkEthernet, hx(hexMACsecUDP), StatusOK, Packet{
 		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.168.114.1"), Dst: v4("192.168.114.2"),
 		SrcPort: 37459, DstPort: 6666, PayloadLen: 4, Tunnels: 1, WireLen: 1514 - 16, PayloadOff: 58}},
@@ -529,6 +553,37 @@ func TestDecodeTunnelsEveryTruncation(t *testing.T) {
 	}
 }
 
+// TestDecodeIPv4AHEveryTruncation cuts a tunnel-mode AH frame at every
+// length past the outer IPv4 header: a cut inside AH leaves the packet
+// what it was before Decode walked AH (protocol 51); past AH it is the IP
+// in IP packet AH protects, until the inner packet's headers are all
+// there.
+func TestDecodeIPv4AHEveryTruncation(t *testing.T) {
+	frame := hx(hexAHTunnelTCP)
+	var whole Packet
+	Decode(LinkEthernet, frame, &whole)
+	const ah, inner = 14 + 20 + 24, 14 + 20 + 24 + 20 + 20
+	for n := 14 + 20; n <= len(frame); n++ {
+		var p Packet
+		st := Decode(LinkEthernet, append([]byte(nil), frame[:n]...), &p)
+		var want uint8
+		switch {
+		case n < ah:
+			want = ipProtoAH
+		case n < inner:
+			want = ipProtoIPIP
+		default:
+			if st != StatusOK || p != whole {
+				t.Errorf("cut at %d: %v %+v, want %+v", n, st, p, whole)
+			}
+			continue
+		}
+		if st != StatusOK || p.Proto != want || p.Tunnels != 0 || p.Src != v4("40.0.0.2") || p.SrcPort != 0 {
+			t.Errorf("cut at %d: %v %+v, want the outer packet of protocol %d", n, st, p, want)
+		}
+	}
+}
+
 // tunnelFrame returns the frame of a tunnelDecodeTests row.
 func tunnelFrame(t testing.TB, name string) []byte {
 	t.Helper()
@@ -590,6 +645,9 @@ func TestTunnelFilterNamesEveryTunnel(t *testing.T) {
 				t.Errorf("the filter lacks %q", term)
 			}
 		}
+	}
+	if term := "ip proto " + strconv.Itoa(ipProtoAH); !terms[term] {
+		t.Errorf("the filter lacks %q", term)
 	}
 	for _, etype := range []int{etherTypeMPLS, etherTypeMPLSMC, etherTypeNSH, etherTypeMACsec} {
 		if term := "ether proto 0x" + strconv.FormatInt(int64(etype), 16); !terms[term] {

@@ -65,9 +65,9 @@ func frame(t *testing.T, proto string, src, dst string, sport, dport uint16, icm
 	case "icmp":
 		ip.Protocol = layers.IPProtocolICMPv4
 		l = []gopacket.SerializableLayer{eth, ip, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(icmpType, 0)}, gopacket.Payload(make([]byte, 28))}
-	case "gre", "ipip", "6in4", "pim":
+	case "gre", "ipip", "6in4", "pim", "ah":
 		// The filter sees the outer headers only: a protocol and bytes.
-		ip.Protocol = map[string]layers.IPProtocol{"gre": 47, "ipip": 4, "6in4": 41, "pim": 103}[proto]
+		ip.Protocol = map[string]layers.IPProtocol{"gre": 47, "ipip": 4, "6in4": 41, "pim": 103, "ah": 51}[proto]
 		l = []gopacket.SerializableLayer{eth, ip, gopacket.Payload(make([]byte, 40))}
 	}
 	buf := gopacket.NewSerializeBuffer()
@@ -157,6 +157,7 @@ func tunnelCases(t *testing.T) []struct {
 		{"ip in ip", frame(t, "ipip", sw, sensor, 0, 0, 0), true},
 		{"ipv6 in ip", frame(t, "6in4", sw, sensor, 0, 0, 0), true},
 		{"pim register", frame(t, "pim", sw, sensor, 0, 0, 0), true},
+		{"ipsec ah", frame(t, "ah", sw, sensor, 0, 0, 0), true},
 		{"mpls", mpls, true},
 		{"802.1Q: vxlan", tagged(frame(t, "udp", sw, sensor, 50000, 4789, 0), 1), true},
 		{"802.1Q: gre", tagged(frame(t, "gre", sw, sensor, 0, 0, 0), 1), true},

@@ -246,7 +246,6 @@ func conversationDifferences() map[string]string {
 	// The reasons a capture's counts differ from tshark's.
 	differenceCauses := map[string]string{
 		"payload":    "payload: tshark dissects the Ethernet frame an OpenFlow message carries in its TCP payload (packet-in, packet-out) and counts the UDP conversation in it; tpwatch reads headers, not payloads",
-		"ipv4ah":     "IPv4 AH: the TCP conversation is IP in IP behind an IPv4 Authentication Header (tunnel-mode AH, some of it IPComp-compressed); tpwatch's decoder walks AH only as an IPv6 extension header, so it counts AH packets and does not follow them; tshark follows AH",
 		"frag":       "IP fragments: tshark reassembles fragments and counts the flow they carry once; tpwatch does not reassemble, so it sees ports only in a first fragment and keeps ones tshark drops as overlapping",
 		"bigtcp":     "length 0: the IP or UDP length field is 0 (a Linux BIG TCP/GSO super-packet); tshark marks the packet malformed and counts nothing, tpwatch takes the length from the frame and counts its conversations (inside VXLAN or Geneve, the inner TCP flow and the outer UDP one)",
 		"badudp":     "bad UDP length: the UDP length field is larger than the IP payload; tshark flags it and still counts the pair, tpwatch drops the packet as malformed",
@@ -315,9 +314,6 @@ func conversationDifferences() map[string]string {
 			"tcpdump/heapoverflow-tcp_print.pcap",
 			"tcpdump/mptcp-dss-oobr.pcap",
 			"tcpdump/tcp-auth-heapoverflow.pcap",
-		},
-		"ipv4ah": {
-			"protocols/libpcap/filter/AH-IPcomp-IPv4.pcap",
 		},
 		"payload": {
 			"tcpdump/of13_ericsson.pcapng",
