@@ -202,10 +202,15 @@ func decodeTransport(p *Packet, b []byte, claimed int, firstFragment bool) Statu
 		if length == 0 {
 			length = claimed // IPv6 jumbogram
 		}
-		// A first fragment holds only part of the datagram the UDP length
-		// describes.
-		if length < udpHdrLen || (!firstFragment && length > claimed) {
+		if length < udpHdrLen {
 			return StatusMalformed
+		}
+		// A length past the IP payload is bounded by it, as Zeek bounds it:
+		// the ports are there, the sender broken or hostile. A first
+		// fragment holds only part of the datagram the UDP length
+		// describes, which is the payload's true length.
+		if !firstFragment && length > claimed {
+			length = claimed
 		}
 		p.SrcPort = binary.BigEndian.Uint16(b)
 		p.DstPort = binary.BigEndian.Uint16(b[2:])

@@ -155,8 +155,9 @@ var differenceExplanations = map[string]string{
 		"the IP header of a fragment",
 	"protocol; gopacket failed too": "gopacket 1.1.19 rejects segment routing (type 4) and mobile (type 2) routing headers, " +
 		"zero-length AH and payload length 0; Decode walks them and reports the protocol after them",
-	"status malformed where gopacket decoded IP": "UDP length beyond the IP payload (fuzzed captures): gopacket does not check " +
-		"transport lengths against the IP header",
+	"status malformed where gopacket decoded IP": "an IP version nibble that contradicts the EtherType (bad-ipv4-version, " +
+		"ipv6-bad-version), which gopacket decodes past, and an IPv6 chain of more extension headers than Decode walks " +
+		"(ipv6_ext_headers, about a hundred)",
 	"status malformed where gopacket decoded IP; gopacket failed too": "broken IP or transport header lengths; gopacket keeps " +
 		"the layers before the failure, Decode reports nothing from a malformed packet",
 	"status not_ip where gopacket decoded IP": "MPLS: gopacket follows labels to the IP packet; the outermost packet " +
