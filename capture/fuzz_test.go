@@ -35,6 +35,11 @@ func FuzzDecode(f *testing.F) {
 		if _, why := flow4Disagreement(LinkType(link), data); why != "" {
 			t.Fatal(why)
 		}
+		// The payload inspection reads data[PayloadOff:]: right behind
+		// the transport header of the packet reported, however deep.
+		if why := transportBefore(data, &p); why != "" {
+			t.Fatalf("PayloadOff %d: %s: %+v", p.PayloadOff, why, p)
+		}
 		checkTunnelLayers(t, LinkType(link), data, st, &p)
 	})
 }
