@@ -79,3 +79,38 @@ func BenchmarkDecodeTCP4(b *testing.B) { benchDecode(b, LinkEthernet, hexEthIPv4
 func BenchmarkDecodeVLANTCP6(b *testing.B) {
 	benchDecode(b, LinkEthernet, hexEthVLANIPv6TCPSynAck)
 }
+
+func BenchmarkDecodeUDP4(b *testing.B) { benchDecode(b, LinkRaw, hexIPv4UDP) }
+
+// BenchmarkDecodeFlow4UDP is the reading goroutine's short way for an
+// untagged Ethernet IPv4 UDP frame.
+func BenchmarkDecodeFlow4UDP(b *testing.B) {
+	data := ethIPv4UDP(5, 12)
+	var f Flow4
+	b.ReportAllocs()
+	for range b.N {
+		if !DecodeFlow4(data, &f) {
+			b.Fatal("refused")
+		}
+	}
+}
+
+func benchDecodeFrame(b *testing.B, link LinkType, data []byte, tunnels uint8) {
+	var p Packet
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for range b.N {
+		if Decode(link, data, &p) != StatusOK || p.Tunnels != tunnels {
+			b.Fatal("decode failed")
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
+}
+
+func BenchmarkDecodeVXLAN(b *testing.B) { benchDecodeFrame(b, LinkEthernet, hx(hexVXLANICMP), 1) }
+func BenchmarkDecodeERSPAN3(b *testing.B) {
+	benchDecodeFrame(b, LinkEthernet, tunnelFrame(b, "erspan type III with the platform subheader"), 1)
+}
+func BenchmarkDecodeGeneveInVXLAN(b *testing.B) {
+	benchDecodeFrame(b, LinkEthernet, hx(hexGeneveVXLANDNS), 2)
+}

@@ -77,6 +77,12 @@ const (
 // status but StatusOK and StatusNotIP, every field but TS and WireLen is
 // left zero.
 //
+// Decode follows tunnels (tunnel.go): for a packet it decapsulated, the
+// fields describe the innermost packet, Tunnels counts the encapsulations
+// removed, and WireLen becomes the length of what the innermost tunnel
+// carried, as the headers around it give it (MPLS, NSH and MACsec give
+// none: the length less their own headers).
+//
 // Decode allocates nothing and never reads outside data.
 func Decode(link LinkType, data []byte, p *Packet) Status {
 	*p = Packet{TS: p.TS, WireLen: p.WireLen}
@@ -163,7 +169,7 @@ func decodeEtherType(etype uint16, b []byte, p *Packet) Status {
 			etype = binary.BigEndian.Uint16(b[2:])
 			b = b[vlanTagLen:]
 		default:
-			return StatusNotIP
+			return decodeEncapsulation(etype, b, p)
 		}
 	}
 }

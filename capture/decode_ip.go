@@ -8,6 +8,7 @@ const (
 	ipv6Routing     = 43
 	ipv6Fragment    = 44
 	ipv6AuthHeader  = 51
+	ipProtoAH       = ipv6AuthHeader // IPsec AH, in IPv4 too
 	ipv6DestOptions = 60
 )
 
@@ -55,7 +56,30 @@ func decodeIPv4(b []byte, p *Packet) Status {
 		p.PayloadLen = uint32(claimed)
 		return StatusOK
 	}
+	if p.Proto == ipProtoAH {
+		payload, claimed = skipIPv4AH(p, payload, claimed)
+	}
 	return decodeTransport(p, payload, claimed, frag&ipv4MoreFrags != 0)
+}
+
+// skipIPv4AH walks an IPsec Authentication Header (RFC 4302) at the start
+// of the payload b of an IPv4 packet, as decodeIPv6 walks it among the
+// extension headers: AH authenticates without encrypting, so what it
+// protects follows it in the clear, the transport header (transport mode,
+// as Windows domain isolation may use it) or an IP packet (tunnel mode,
+// which decodeIPTunnel then follows). It sets p.Proto to AH's next header
+// and returns the rest. An AH header not all captured, or longer than the
+// packet, is left as the packet's protocol, as before Decode walked it.
+func skipIPv4AH(p *Packet, b []byte, claimed int) ([]byte, int) {
+	if len(b) < 2 {
+		return b, claimed
+	}
+	n := (int(b[1]) + 2) * 4
+	if n > claimed || n > len(b) {
+		return b, claimed
+	}
+	p.Proto = b[0]
+	return b[n:], claimed - n
 }
 
 func decodeIPv6(b []byte, p *Packet) Status {
@@ -144,6 +168,7 @@ func decodeTransport(p *Packet, b []byte, claimed int, firstFragment bool) Statu
 		minLen = icmpMinHdrLen
 	default:
 		p.PayloadLen = uint32(claimed)
+		decodeIPTunnel(p, b)
 		return StatusOK
 	}
 	if firstFragment && claimed < minLen {
@@ -177,16 +202,26 @@ func decodeTransport(p *Packet, b []byte, claimed int, firstFragment bool) Statu
 		if length == 0 {
 			length = claimed // IPv6 jumbogram
 		}
-		// A first fragment holds only part of the datagram the UDP length
-		// describes.
-		if length < udpHdrLen || (!firstFragment && length > claimed) {
+		if length < udpHdrLen {
 			return StatusMalformed
+		}
+		// A length past the IP payload is bounded by it, as Zeek bounds it:
+		// the ports are there, the sender broken or hostile. A first
+		// fragment holds only part of the datagram the UDP length
+		// describes, which is the payload's true length.
+		if !firstFragment && length > claimed {
+			length = claimed
 		}
 		p.SrcPort = binary.BigEndian.Uint16(b)
 		p.DstPort = binary.BigEndian.Uint16(b[2:])
 		p.PayloadLen = uint32(length - udpHdrLen)
 		if p.PayloadLen > 0 && len(b) > udpHdrLen {
 			p.PayloadOff = uint32(cap(b) - udpHdrLen) // Decode makes it an offset
+		}
+		// After PayloadOff: a tunnel that decodes replaces the whole
+		// Packet, PayloadOff included, with the packet inside.
+		if isTunnelPort(p.DstPort) {
+			decodeUDPTunnel(p, b[udpHdrLen:min(len(b), length)])
 		}
 	default: // ICMP, ICMPv6
 		p.ICMPType, p.ICMPCode = b[0], b[1]

@@ -219,7 +219,15 @@ var decodeTests = []struct {
 	{"tcp data offset 16", LinkEthernet, strings.Replace(hexEthIPv4TCPSyn, "6002faf0", "4002faf0", 1), StatusMalformed, Packet{}},
 	{"tcp data offset beyond packet", LinkEthernet, strings.Replace(hexEthIPv4TCPSyn, "6002faf0", "f002faf0", 1), StatusMalformed, Packet{}},
 	{"udp length 4", LinkRaw, strings.Replace(hexIPv4UDP, "00580010", "00580004", 1), StatusMalformed, Packet{}},
-	{"udp length beyond ip", LinkRaw, strings.Replace(hexIPv4UDP, "00580010", "00580011", 1), StatusMalformed, Packet{}},
+	// Zeek keeps the flow (a "UDP_datagram_length_mismatch" weird) and
+	// tshark the conversation: the ports are there, the IP length bounds
+	// the payload.
+	{"udp length beyond ip", LinkRaw, strings.Replace(hexIPv4UDP, "00580010", "00580011", 1), StatusOK, Packet{
+		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
+		SrcPort: 53000, DstPort: 88, PayloadLen: 8, PayloadOff: 28}},
+	{"udp length 65535 in a 36-byte packet", LinkRaw, strings.Replace(hexIPv4UDP, "00580010", "0058ffff", 1), StatusOK, Packet{
+		IPVersion: 4, Proto: ProtoUDP, Src: v4("192.0.2.10"), Dst: v4("192.0.2.11"),
+		SrcPort: 53000, DstPort: 88, PayloadLen: 8, PayloadOff: 28}},
 	{"raw ip version 5", LinkRaw, "55" + hexIPv4UDP[2:], StatusMalformed, Packet{}},
 	{"ipv6 extension header beyond payload length", LinkRaw,
 		"6000000000080040" + "20010db8000000000000000000000010" + "20010db8000000000000000000000020" + "1101000000000000" + "0000000000000000",
@@ -304,6 +312,9 @@ func TestDecodeAllocatesNothing(t *testing.T) {
 			Decode(LinkEthernet, f, &p)
 		}
 		Decode(LinkRaw, icmp, &p)
+		for _, tt := range tunnelDecodeTests {
+			Decode(tt.link, tt.frame, &p)
+		}
 	})
 	if allocs != 0 {
 		t.Errorf("Decode allocates %.1f times per run, want 0", allocs)

@@ -14,8 +14,10 @@
 //     header that claims gigabytes costs nothing but an error.
 //
 //   - Decode reads the link, IP and transport headers of one packet into a
-//     Packet the caller reuses. It never allocates, never reads past the
-//     slice it is given and never panics; what it could not decode is
+//     Packet the caller reuses, following tunnels (VXLAN, Geneve, GRE,
+//     ERSPAN, MPLS, IP in IP and a few more, up to MaxTunnels deep:
+//     tunnel.go) to the packet inside. It never allocates, never reads past
+//     the slice it is given and never panics; what it could not decode is
 //     reported as a Status (truncated, malformed, not IP, unsupported link)
 //     for the caller to count. DecodeFlow4 is its short way for the
 //     commonest frame (untagged Ethernet, unfragmented IPv4, TCP or UDP):

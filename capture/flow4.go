@@ -18,9 +18,10 @@ type Flow4 struct {
 // DecodeFlow4 decodes the Ethernet frame b into f when it is such a packet
 // with all its headers captured, and reports whether it was. For any other
 // frame (a VLAN tag, IPv6, ICMP, a fragment, a segmentation-offload length,
-// anything truncated or malformed) it reports false and leaves f
-// unspecified: Decode then decodes it. For every frame it accepts, f holds
-// exactly what Decode gives (TestDecodeFlow4IsDecode, over the corpus).
+// UDP to a port that may carry a tunnel, anything truncated or malformed)
+// it reports false and leaves f unspecified: Decode then decodes it. For
+// every frame it accepts, f holds exactly what Decode gives
+// (TestDecodeFlow4IsDecode, over the corpus).
 //
 // It exists for speed: the reading goroutine's share of a replay was
 // mostly Decode's general path (the link switch, the VLAN loop, 104 bytes
@@ -68,7 +69,7 @@ func DecodeFlow4(b []byte, f *Flow4) bool {
 		if length == 0 {
 			length = claimed
 		}
-		if length < udpHdrLen || length > claimed {
+		if length < udpHdrLen || length > claimed || isTunnelPort(binary.BigEndian.Uint16(l4[2:])) {
 			return false
 		}
 		f.PayloadLen = uint32(length - udpHdrLen)

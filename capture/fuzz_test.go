@@ -16,6 +16,9 @@ func FuzzDecode(f *testing.F) {
 	for _, tt := range decodeTests {
 		f.Add(uint32(tt.link), mustHex(f, tt.hex))
 	}
+	for _, tt := range tunnelDecodeTests {
+		f.Add(uint32(tt.link), tt.frame)
+	}
 	addCorpusPackets(f)
 	f.Fuzz(func(t *testing.T, link uint32, data []byte) {
 		var p Packet
@@ -32,7 +35,41 @@ func FuzzDecode(f *testing.F) {
 		if _, why := flow4Disagreement(LinkType(link), data); why != "" {
 			t.Fatal(why)
 		}
+		// The payload inspection reads data[PayloadOff:]: right behind
+		// the transport header of the packet reported, however deep.
+		if why := transportBefore(data, &p); why != "" {
+			t.Fatalf("PayloadOff %d: %s: %+v", p.PayloadOff, why, p)
+		}
+		checkTunnelLayers(t, LinkType(link), data, st, &p)
 	})
+}
+
+// checkTunnelLayers checks what Decode made of a packet against
+// DecodeTunnels: no more than MaxTunnels tunnels, and none unless the
+// packet decoded; as the limit grows, IP packets no deeper than the limit
+// and deeper each time (an MPLS label stack, NSH or MACsec is no IP packet
+// of its own, so a limit that stops there gives the packet outside it, or
+// a frame without IP); with MaxTunnels, what Decode gives.
+func checkTunnelLayers(t *testing.T, link LinkType, data []byte, st Status, p *Packet) {
+	t.Helper()
+	if p.Tunnels > MaxTunnels || st != StatusOK && p.Tunnels != 0 {
+		t.Fatalf("status %v with %d tunnels", st, p.Tunnels)
+	}
+	var layer Packet
+	deepest, seenIP := 0, false
+	for limit := 0; limit < int(p.Tunnels); limit++ {
+		lst := DecodeTunnels(link, data, &layer, limit)
+		switch {
+		case lst == StatusNotIP && !seenIP:
+		case lst != StatusOK || int(layer.Tunnels) > limit || int(layer.Tunnels) < deepest:
+			t.Fatalf("limit %d (of %d tunnels): %v, %d tunnels", limit, p.Tunnels, lst, layer.Tunnels)
+		default:
+			deepest, seenIP = int(layer.Tunnels), true
+		}
+	}
+	if lst := DecodeTunnels(link, data, &layer, MaxTunnels); lst != st || layer != *p {
+		t.Fatalf("DecodeTunnels with MaxTunnels: %v %+v, Decode: %v %+v", lst, layer, st, *p)
+	}
 }
 
 // Seeds from the shared corpus: every capture up to corpusSeedMaxBytes

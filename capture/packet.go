@@ -10,7 +10,9 @@ package capture
 type Packet struct {
 	// TS is the capture time in Unix nanoseconds.
 	TS int64
-	// WireLen is the packet's original length on the wire.
+	// WireLen is the packet's original length on the wire; for a packet
+	// Decode took out of a tunnel, the length of the frame or packet the
+	// innermost tunnel carried (Decode says how it is found).
 	WireLen uint32
 
 	// IPVersion is 4 or 6, or 0 when the packet carries no IP header
@@ -31,6 +33,10 @@ type Packet struct {
 	// TCPFlags holds the TCP flag bits (FIN 0x01, SYN 0x02, RST 0x04,
 	// PSH 0x08, ACK 0x10, URG 0x20, ECE 0x40, CWR 0x80).
 	TCPFlags uint8
+	// Tunnels is the number of encapsulations (VXLAN, Geneve, GRE,
+	// ERSPAN, MPLS, IP in IP, ...) Decode removed to reach the packet the
+	// other fields describe; 0 for a packet as it was sent.
+	Tunnels uint8
 	// PayloadLen is the transport payload length taken from the IP and
 	// transport headers (not from the captured length, which a snap length
 	// may have cut).

@@ -266,8 +266,33 @@ func TestAnnouncementsAreBounded(t *testing.T) {
 // TestLoaderCarriesFirstPayloads: through a Loader, crossing or not, the
 // first payloads of a direction on an inspected port reach the table (the
 // flow's protocol is named), later ones and those of other ports are not
-// copied, and every payload of the endpoint mapper is.
+// copied, and every payload of the endpoint mapper is. The same holds for
+// the frames mirrored to a sensor in VXLAN: the payload carried is the
+// inner packet's.
 func TestLoaderCarriesFirstPayloads(t *testing.T) {
+	for _, tunnel := range []bool{false, true} {
+		loaderCarriesFirstPayloads(t, tunnel)
+	}
+}
+
+// inVXLAN wraps an Ethernet frame in VXLAN (VNI 1) from a switch to a
+// sensor, as a mirror session sends it.
+func inVXLAN(f []byte) []byte {
+	out := make([]byte, 14+20+8+8, 14+20+8+8+len(f))
+	binary.BigEndian.PutUint16(out[12:], 0x0800)
+	ip := out[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, capture.ProtoUDP
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+8+len(f)))
+	copy(ip[12:20], []byte{198, 51, 100, 1, 198, 51, 100, 2})
+	udp := ip[20:]
+	binary.BigEndian.PutUint16(udp[0:], 50000)
+	binary.BigEndian.PutUint16(udp[2:], 4789)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+8+len(f)))
+	udp[8], udp[14] = 0x08, 1
+	return append(out, f...)
+}
+
+func loaderCarriesFirstPayloads(t *testing.T, tunnel bool) {
 	frame := tcpFrame
 	long := bytes.Repeat([]byte("L"), settleLen)
 	frames := [][]byte{
@@ -285,6 +310,11 @@ func TestLoaderCarriesFirstPayloads(t *testing.T) {
 		frame(agentAddr, emAddr, 40004, 3741, pshack, long),              // settles its direction
 		frame(agentAddr, emAddr, 40004, 3741, pshack, []byte("M")),
 	}
+	if tunnel {
+		for i := range frames {
+			frames[i] = inVXLAN(frames[i])
+		}
+	}
 	for _, crossing := range []bool{true, false} {
 		rec := newRecorder(t)
 		tab := NewTable(inspectingOptions(), newFakeMatcher(), rec)
@@ -296,8 +326,8 @@ func TestLoaderCarriesFirstPayloads(t *testing.T) {
 			if !ld.AddFrame(&r) {
 				p := ld.Packet()
 				p.TS, p.WireLen = r.TS, r.WireLen
-				if st := capture.Decode(r.Link, r.Data, p); st != capture.StatusOK {
-					t.Fatalf("frame %d: %v", i, st)
+				if st := capture.Decode(r.Link, r.Data, p); st != capture.StatusOK || (p.Tunnels != 0) != tunnel {
+					t.Fatalf("frame %d: %v, %d tunnels", i, st, p.Tunnels)
 				}
 				ld.Add(r.Data)
 			}
@@ -313,7 +343,7 @@ func TestLoaderCarriesFirstPayloads(t *testing.T) {
 		// ClientHello of a VLAN-tagged frame (decoded the general way),
 		// then a first payload long enough to be its direction's only.
 		if want := []string{"\x16", "G", "x", "y", "z", "\x16", "L"}; !slices.Equal(carried, want) {
-			t.Errorf("crossing=%v: carried %q, want %q", crossing, carried, want)
+			t.Errorf("vxlan=%v crossing=%v: carried %q, want %q", tunnel, crossing, carried, want)
 		}
 		tab.ProcessBatch(batch)
 		tab.Flush(at(time.Hour))
@@ -325,7 +355,7 @@ func TestLoaderCarriesFirstPayloads(t *testing.T) {
 		}
 		want := map[uint16]dissect.App{40000: dissect.AppTLS, 40003: dissect.AppTLS, 40004: dissect.AppUnknown}
 		if !maps.Equal(apps, want) {
-			t.Errorf("crossing=%v: apps of the 3741 flows by client port %v, want %v", crossing, apps, want)
+			t.Errorf("vxlan=%v crossing=%v: apps of the 3741 flows by client port %v, want %v", tunnel, crossing, apps, want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tpwatch/tpwatch/capture"
 	"github.com/tpwatch/tpwatch/policy"
 )
 
@@ -15,8 +16,10 @@ import (
 // whole: libpcap's "tcp" and "udp" read only the fixed header's next
 // header, so they miss a segment behind a hop-by-hop, routing, fragment or
 // destination-options header, which tpwatch decodes; "ip6" is also the
-// shorter program (25 instructions against 42 for "icmp6").
-const inferredFilter = "tcp or udp or icmp or ip6"
+// shorter program (25 instructions against 42 for "icmp6"). And the
+// tunnels tpwatch follows (GRE, IP in IP, MPLS, ...: their packets are
+// neither TCP nor UDP on the outside).
+const inferredFilter = "tcp or udp or icmp or ip6 or " + capture.TunnelFilter
 
 // icmpErrors matches ICMP destination unreachable (type 3) and ICMPv6
 // destination unreachable (type 1): the answers that make a flow
@@ -67,9 +70,12 @@ const maxFilterHosts = 32
 //     is in the inventory is ignored there;
 //  3. all TCP and UDP.
 //
-// Every form also admits ICMP errors and IPv6 packets with extension
-// headers. Ports are merged into portranges to keep the expression, and
-// the program libpcap compiles from it, short.
+// Every form also admits ICMP errors, IPv6 packets with extension headers
+// and every tunnel tpwatch decapsulates (capture.TunnelFilter): a
+// tunnel's outer headers name the switch and the sensor, the flows inside
+// are chosen after decoding, so a sensor fed by ERSPAN or VXLAN should
+// have the interface to itself. Ports are merged into portranges to keep
+// the expression, and the program libpcap compiles from it, short.
 func BPFFilter(p *policy.Policy) string {
 	if p == nil || p.Inferred() {
 		return inferredFilter
@@ -90,7 +96,7 @@ func BPFFilter(p *policy.Policy) string {
 		parts = append(parts, hostsExpr(hosts))
 		widest = 1 << 16
 	} else {
-		return "tcp or udp or " + icmpErrors + " or " + ipv6Extensions
+		return "tcp or udp or " + icmpErrors + " or " + ipv6Extensions + " or " + capture.TunnelFilter
 	}
 	var tcpPorts, udpPorts []policy.PortRange
 	for _, r := range p.Rules() {
@@ -111,7 +117,7 @@ func BPFFilter(p *policy.Policy) string {
 	if e := portsExpr("udp", udpPorts); e != "" {
 		parts = append(parts, e)
 	}
-	parts = append(parts, icmpErrors, ipv6Extensions)
+	parts = append(parts, icmpErrors, ipv6Extensions, capture.TunnelFilter)
 	// pcap-filter gives "and" and "or" the same precedence, so every part
 	// that is not a single primitive is parenthesised.
 	return strings.Join(slices.DeleteFunc(parts, func(s string) bool { return s == "" }), " or ")

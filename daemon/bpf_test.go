@@ -14,6 +14,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcap"
 
+	"github.com/tpwatch/tpwatch/capture"
 	"github.com/tpwatch/tpwatch/capture/live"
 	"github.com/tpwatch/tpwatch/policy"
 )
@@ -64,6 +65,10 @@ func frame(t *testing.T, proto string, src, dst string, sport, dport uint16, icm
 	case "icmp":
 		ip.Protocol = layers.IPProtocolICMPv4
 		l = []gopacket.SerializableLayer{eth, ip, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(icmpType, 0)}, gopacket.Payload(make([]byte, 28))}
+	case "gre", "ipip", "6in4", "pim", "ah":
+		// The filter sees the outer headers only: a protocol and bytes.
+		ip.Protocol = map[string]layers.IPProtocol{"gre": 47, "ipip": 4, "6in4": 41, "pim": 103, "ah": 51}[proto]
+		l = []gopacket.SerializableLayer{eth, ip, gopacket.Payload(make([]byte, 40))}
 	}
 	buf := gopacket.NewSerializeBuffer()
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, l...); err != nil {
@@ -117,12 +122,124 @@ func TestBPFFilterCompilesAndSelects(t *testing.T) {
 		{"QinQ: unknown hosts on 3741", tagged(frame(t, "tcp", "192.0.2.7", "192.0.2.8", 50000, 3741, 0), 2), true},
 		{"QinQ: unknown hosts on ssh", tagged(frame(t, "tcp", "192.0.2.7", "192.0.2.8", 50000, 22, 0), 2), false},
 	}
+	cases = append(cases, tunnelCases(t)...)
 	for _, c := range cases {
 		ci := gopacket.CaptureInfo{CaptureLength: len(c.pkt), Length: len(c.pkt)}
 		if got := bpf.Matches(ci, c.pkt); got != c.captured {
 			t.Errorf("%s: captured %v, want %v (filter %s)", c.name, got, c.captured, expr)
 		}
 	}
+}
+
+// tunnelCases are frames of tunnels between hosts the filter does not
+// name (a switch mirroring to a sensor), and ordinary traffic of such
+// hosts on the tunnels' ports that is not a tunnel.
+func tunnelCases(t *testing.T) []struct {
+	name     string
+	pkt      []byte
+	captured bool
+} {
+	const sw, sensor = "198.51.100.1", "198.51.100.2"
+	mpls := frame(t, "tcp", "192.0.2.7", "192.0.2.8", 50000, 22, 0)
+	mpls = append(append(append([]byte{}, mpls[:12]...), 0x88, 0x47, 0x00, 0x01, 0x01, 0x40), mpls[14:]...)
+	return []struct {
+		name     string
+		pkt      []byte
+		captured bool
+	}{
+		{"vxlan", frame(t, "udp", sw, sensor, 50000, 4789, 0), true},
+		{"vxlan on 8472", frame(t, "udp", sw, sensor, 50000, 8472, 0), true},
+		{"geneve", frame(t, "udp", sw, sensor, 50000, 6081, 0), true},
+		{"gtp-u", frame(t, "udp", sw, sensor, 2152, 2152, 0), true},
+		{"udp from port 4789", frame(t, "udp", sw, sensor, 4789, 50000, 0), false},
+		{"tcp to port 4789", frame(t, "tcp", sw, sensor, 50000, 4789, 0), false},
+		{"gre, erspan", frame(t, "gre", sw, sensor, 0, 0, 0), true},
+		{"ip in ip", frame(t, "ipip", sw, sensor, 0, 0, 0), true},
+		{"ipv6 in ip", frame(t, "6in4", sw, sensor, 0, 0, 0), true},
+		{"pim register", frame(t, "pim", sw, sensor, 0, 0, 0), true},
+		{"ipsec ah", frame(t, "ah", sw, sensor, 0, 0, 0), true},
+		{"mpls", mpls, true},
+		{"802.1Q: vxlan", tagged(frame(t, "udp", sw, sensor, 50000, 4789, 0), 1), true},
+		{"802.1Q: gre", tagged(frame(t, "gre", sw, sensor, 0, 0, 0), 1), true},
+		{"802.1Q: mpls", tagged(mpls, 1), true},
+		{"QinQ: erspan", tagged(frame(t, "gre", sw, sensor, 0, 0, 0), 2), true},
+	}
+}
+
+// TestBPFFilterAdmitsTunnelsInEveryForm checks each form BPFFilter
+// chooses (inferred; the inventory's hosts; the product hosts; all TCP and
+// UDP, when even those are too many) on Ethernet, tagged or not: every
+// tunnel between two hosts the site does not list gets through.
+func TestBPFFilterAdmitsTunnelsInEveryForm(t *testing.T) {
+	var scattered strings.Builder
+	scattered.WriteString("roles:\n  enterprise-manager:\n")
+	for i := range 2 * maxFilterHosts {
+		fmt.Fprintf(&scattered, "    - 10.9.%d.1\n", 2*i)
+	}
+	for _, c := range []struct{ form, site string }{
+		{"inferred", ""},
+		{"hosts", manyAgents(8, false)},
+		{"product hosts", manyAgents(100, false)},
+		{"tcp and udp", scattered.String()},
+	} {
+		expr := BPFFilter(compileSite(t, c.site))
+		bpf, err := pcap.NewBPF(layers.LinkTypeEthernet, 256, live.InVLANs(expr))
+		if err != nil {
+			t.Fatalf("%s: %v", c.form, err)
+		}
+		for _, tc := range tunnelCases(t) {
+			ci := gopacket.CaptureInfo{CaptureLength: len(tc.pkt), Length: len(tc.pkt)}
+			if tc.captured && !bpf.Matches(ci, tc.pkt) {
+				t.Errorf("%s: %s dropped: %s", c.form, tc.name, expr)
+			}
+		}
+	}
+}
+
+// TestBPFFilterOnCookedAndRawLinks compiles the derived filters for the
+// other link types a capture gets (Linux "any" is SLL, a tun device raw
+// IP, BSD and Npcap loopback null) and runs them on cooked frames: the
+// tunnel terms must neither break them nor admit what the rest refuses.
+func TestBPFFilterOnCookedAndRawLinks(t *testing.T) {
+	for _, expr := range []string{BPFFilter(compileSite(t, bpfSite)), BPFFilter(compileSite(t, ""))} {
+		for _, link := range []capture.LinkType{capture.LinkLinuxSLL, capture.LinkRaw, capture.LinkNull} {
+			if err := live.CheckFilter(expr, link, live.Options{}); err != nil {
+				t.Errorf("libpcap rejects the filter on %v: %v", link, err)
+			}
+		}
+	}
+	expr := BPFFilter(compileSite(t, bpfSite))
+	bpf, err := pcap.NewBPF(layers.LinkTypeLinuxSLL, 256, expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range append([]struct {
+		name     string
+		pkt      []byte
+		captured bool
+	}{
+		{"unknown hosts on 3741", frame(t, "tcp", "192.0.2.7", "192.0.2.8", 50000, 3741, 0), true},
+		{"unknown hosts on ssh", frame(t, "tcp", "192.0.2.7", "192.0.2.8", 50000, 22, 0), false},
+		{"agent on any port", frame(t, "tcp", "10.1.0.9", "192.0.2.8", 50000, 22, 0), true},
+	}, tunnelCases(t)...) {
+		if strings.HasPrefix(c.name, "802.1Q") || strings.HasPrefix(c.name, "QinQ") {
+			continue // Linux hands a cooked capture its frames untagged
+		}
+		pkt := cooked(c.pkt)
+		ci := gopacket.CaptureInfo{CaptureLength: len(pkt), Length: len(pkt)}
+		if got := bpf.Matches(ci, pkt); got != c.captured {
+			t.Errorf("cooked, %s: captured %v, want %v", c.name, got, c.captured)
+		}
+	}
+}
+
+// cooked turns an Ethernet frame into a Linux SLL one: packet type
+// (unicast to us), ARPHRD_ETHER, the source address, the EtherType.
+func cooked(f []byte) []byte {
+	out := []byte{0, 0, 0, 1, 0, 6}
+	out = append(out, f[6:12]...)
+	out = append(out, 0, 0)
+	return append(out, f[12:]...)
 }
 
 // tagged inserts n 802.1Q tags (VLAN 7) after the MAC addresses of an

@@ -204,6 +204,9 @@ func (r *reading) fill(src capture.Reader, b *batch) error {
 			status := capture.Decode(rec.Link, rec.Data, p)
 			r.tally(status)
 			if status == capture.StatusOK {
+				if p.Tunnels != 0 {
+					r.counts.decapsulated++
+				}
 				ld.Add(rec.Data)
 			}
 		}

@@ -257,6 +257,33 @@ func TestRunCountsUndecodable(t *testing.T) {
 	}
 }
 
+// TestRunCountsDecapsulated sends every datagram of a fake source inside
+// IP in IP: each is classified by its inner flow (the source port that
+// varies is the inner one) and counted as decapsulated.
+func TestRunCountsDecapsulated(t *testing.T) {
+	src := newFakeSource(10, io.EOF)
+	outer := make([]byte, 20, 20+len(src.frame))
+	outer[0], outer[8], outer[9] = 0x45, 64, 4
+	binary.BigEndian.PutUint16(outer[2:], uint16(20+len(src.frame)))
+	copy(outer[12:], []byte{198, 51, 100, 1, 198, 51, 100, 2})
+	// The fake source writes the port 40 bytes in for its "v6" frames:
+	// the inner source port here.
+	src.frame6, src.v6 = append(outer, src.frame...), 1
+	var log portLog
+	tab := ignoring(&log)
+	var stats SourceStats
+	if err := Run(context.Background(), src, tab, &stats, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	tab.Advance(0)
+	if c := stats.Counts(); c.Records != 10 || c.Decapsulated != 10 || c.DecodeErrors() != 0 {
+		t.Errorf("counts %+v, want 10 records, all decapsulated", c)
+	}
+	if want := []uint16{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}; !slices.Equal(log.ports, want) {
+		t.Errorf("flows of source ports %v, want the inner ones %v", log.ports, want)
+	}
+}
+
 func BenchmarkRunParallel(b *testing.B)   { benchmarkRun(b, false) }
 func BenchmarkRunSequential(b *testing.B) { benchmarkRun(b, true) }
 

@@ -17,7 +17,11 @@ type SourceStats struct {
 	Truncated   atomic.Uint64 // decode stopped: headers cut short
 	Malformed   atomic.Uint64 // decode stopped: impossible header values
 	Unsupported atomic.Uint64 // link type tpwatch does not decode
-	LastTS      atomic.Int64  // packet time of the last record, Unix ns
+	// Decapsulated counts the packets decoded inside a tunnel (VXLAN,
+	// Geneve, GRE, ERSPAN, MPLS, IP in IP, ...): classified by their inner
+	// flow. They are among the records, not in addition to them.
+	Decapsulated atomic.Uint64
+	LastTS       atomic.Int64 // packet time of the last record, Unix ns
 	// UnsupportedLink is the last link type seen that Decode does not
 	// know, so an error can name it.
 	UnsupportedLink atomic.Uint32
@@ -31,6 +35,9 @@ func (s *SourceStats) DecodeErrors() uint64 {
 // Counts are a SourceStats' values at one moment.
 type Counts struct {
 	Records, Bytes, NotIP, Truncated, Malformed, Unsupported uint64
+	// Decapsulated is how many of the records were decoded inside a
+	// tunnel.
+	Decapsulated uint64
 	// LastTS is the packet time of the last record, Unix ns.
 	LastTS int64
 	// UnsupportedLink is the last link type seen that Decode does not
@@ -43,7 +50,8 @@ func (s *SourceStats) Counts() Counts {
 	return Counts{
 		Records: s.Records.Load(), Bytes: s.Bytes.Load(), NotIP: s.NotIP.Load(),
 		Truncated: s.Truncated.Load(), Malformed: s.Malformed.Load(), Unsupported: s.Unsupported.Load(),
-		LastTS: s.LastTS.Load(), UnsupportedLink: capture.LinkType(s.UnsupportedLink.Load()),
+		Decapsulated: s.Decapsulated.Load(), LastTS: s.LastTS.Load(),
+		UnsupportedLink: capture.LinkType(s.UnsupportedLink.Load()),
 	}
 }
 
@@ -53,6 +61,7 @@ func (c *Counts) DecodeErrors() uint64 { return c.Truncated + c.Malformed + c.Un
 // localCounts is the reading goroutine's private copy of SourceStats.
 type localCounts struct {
 	records, bytes, notIP, truncated, malformed, unsupported uint64
+	decapsulated                                             uint64
 	lastTS                                                   int64
 	unsupportedLink                                          capture.LinkType
 }
@@ -93,6 +102,9 @@ func (c *localCounts) publish(s *SourceStats) {
 	}
 	if c.unsupported != 0 {
 		s.Unsupported.Add(c.unsupported)
+	}
+	if c.decapsulated != 0 {
+		s.Decapsulated.Add(c.decapsulated)
 	}
 	if c.lastTS != 0 {
 		s.LastTS.Store(c.lastTS)

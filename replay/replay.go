@@ -299,6 +299,7 @@ func logSummary(log zerolog.Logger, res *Result) {
 	log.Debug().
 		Uint64("packets", c.Records).
 		Uint64("not_ip", c.NotIP).
+		Uint64("decapsulated", c.Decapsulated).
 		Uint64("decode_errors", c.DecodeErrors()).
 		Uint64("flows", ts.FlowsCreated).
 		Uint64("evicted", ts.FlowsEvicted).

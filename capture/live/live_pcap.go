@@ -202,7 +202,13 @@ func CheckFilter(expr string, link capture.LinkType, o Options) error {
 }
 
 func compile(link capture.LinkType, snap int, expr string) error {
-	if _, err := pcap.CompileBPFFilter(layers.LinkType(link), snap, expr); err != nil {
+	dlt := layers.LinkType(link)
+	if link == capture.LinkRaw {
+		// libpcap compiles for a DLT, and LINKTYPE_RAW (101) is none: a
+		// raw-IP interface (tun, WireGuard) is DLT_RAW, 12 or 14 by system.
+		dlt = layers.LinkType(pcap.DatalinkNameToVal("RAW"))
+	}
+	if _, err := pcap.CompileBPFFilter(dlt, snap, expr); err != nil {
 		return fmt.Errorf("%w %q: %v", ErrBadFilter, expr, err)
 	}
 	return nil

@@ -231,3 +231,17 @@ func TestLiveSetFilter(t *testing.T) {
 		t.Errorf("after SetFilter captured %v, want one datagram to %d and none to %d", ports, newPort, oldPort)
 	}
 }
+
+// TestCheckFilterOnEveryLink compiles a filter for each link type a live
+// capture reports: raw IP (a tun or WireGuard interface) is LINKTYPE_RAW
+// in tpwatch and DLT_RAW to libpcap, which knows no DLT 101.
+func TestCheckFilterOnEveryLink(t *testing.T) {
+	for _, link := range []capture.LinkType{capture.LinkEthernet, capture.LinkLinuxSLL, capture.LinkRaw, capture.LinkNull, capture.LinkLoop} {
+		if err := CheckFilter("tcp or udp or ip proto 47", link, Options{}); err != nil {
+			t.Errorf("%v: %v", link, err)
+		}
+	}
+	if err := CheckFilter("tcp port", capture.LinkRaw, Options{}); !errors.Is(err, ErrBadFilter) {
+		t.Errorf("a bad filter on raw IP: %v, want ErrBadFilter", err)
+	}
+}
