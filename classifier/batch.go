@@ -1,6 +1,9 @@
 package classifier
 
-import "github.com/tpwatch/tpwatch/capture"
+import (
+	"github.com/tpwatch/tpwatch/capture"
+	"github.com/tpwatch/tpwatch/dissect"
+)
 
 // A Batch carries decoded packets from the goroutine that reads and decodes
 // them to the table's, and ProcessBatch follows them: that is the
@@ -20,12 +23,10 @@ type Batch struct {
 	crossing bool
 	slim     [BatchSize]slim
 	whole    []capture.Packet
-	// pay[k] is the payload carried with whole[k] (inspect.go), in arena,
-	// carried[k] that of the slim packet whose Carried is k+1; all are
-	// nil for a table that inspects none.
-	pay     []payRef
-	carried []payRef
-	arena   []byte
+	// pay[k] is the payload carried with whole[k] (inspect.go), in arena;
+	// both are nil for a table that inspects none.
+	pay   []payRef
+	arena []byte
 }
 
 // BatchSize is the most packets a Batch holds: 256 amortise a channel
@@ -62,6 +63,7 @@ type Loader struct {
 	// seen counts the first payloads of each flow direction carried.
 	inspect *InspectPorts
 	seen    []uint16
+	id      dissect.Identification
 	// wanted: AddFrame left the packet to the general path to carry its
 	// payload.
 	wanted bool
@@ -88,7 +90,6 @@ func (l *Loader) NewBatch() *Batch {
 	b := &Batch{crossing: l.crossing, whole: make([]capture.Packet, n)}
 	if l.inspect != nil {
 		b.pay, b.arena = make([]payRef, n), make([]byte, 0, carryArena)
-		b.carried = make([]payRef, 0, BatchSize)
 	}
 	return b
 }
@@ -96,7 +97,7 @@ func (l *Loader) NewBatch() *Batch {
 // Start empties b and makes it the batch that Add and AddFrame fill.
 func (l *Loader) Start(b *Batch) {
 	b.n, b.wholes = 0, 0
-	b.arena, b.carried = b.arena[:0], b.carried[:0]
+	b.arena = b.arena[:0]
 	l.b = b
 }
 
@@ -131,7 +132,7 @@ func (l *Loader) AddFrame(rec *capture.Record) bool {
 	s := &l.stage[l.b.n]
 	s.setFlow4(f, rec.TS, rec.WireLen, l.seed)
 	if carry {
-		l.carrySlim(s, rec.Data[f.PayloadOff:], f.PayloadLen)
+		s.Ident = l.identify(f.Proto, rec.Data[f.PayloadOff:], f.PayloadLen)
 	}
 	l.b.n++
 	return true
@@ -174,7 +175,7 @@ func (l *Loader) Add(data []byte) {
 	whole := s.set(p, l.seed)
 	if !whole && carry && !readsAll(p.Proto, p.SrcPort, p.DstPort) {
 		if off := int(p.PayloadOff); off < len(data) {
-			l.carrySlim(s, data[off:], p.PayloadLen)
+			s.Ident = l.identify(p.Proto, data[off:], p.PayloadLen)
 		}
 		carry = false
 	}
@@ -284,7 +285,11 @@ type lookAhead struct {
 	flow   [lookAheadSize]bool   // the packet belongs to a flow: hash is set
 	tcpUDP [lookAheadSize]bool   // keys[i] holds the packet's own flow
 	ref    [lookAheadSize]uint32 // its entry number + 1 as the index has it, or 0
-	words  uint64
+	// meta: the packet brings a first payload's identification, which
+	// reads the flow's meta too (Table.inspect): its line is loaded with
+	// the entry's.
+	meta  [lookAheadSize]bool
+	words uint64
 }
 
 // processPackets follows the packets in order, with exactly the effect of
@@ -322,13 +327,6 @@ func (t *Table) followAhead(i int, p *capture.Packet) {
 	t.payload = nil
 }
 
-// carriedPayload returns the payload of the slim packet whose Carried is
-// c.
-func (b *Batch) carriedPayload(c uint16) []byte {
-	r := b.carried[c-1]
-	return b.arena[r.off : r.off+r.n]
-}
-
 // payloadOf returns the payload carried with the batch's k-th whole
 // packet, nil when none (or b nil: a packet given to Process).
 func (b *Batch) payloadOf(k int) []byte {
@@ -346,7 +344,7 @@ func (b *Batch) payloadOf(k int) []byte {
 // group to look up ahead.
 func (t *Table) keyAhead(i int, p *capture.Packet) {
 	a := &t.ahead
-	a.tcpUDP[i] = false
+	a.tcpUDP[i], a.meta[i] = false, false
 	switch {
 	case p.IPVersion == 0 || p.Fragment:
 		a.flow[i] = false
@@ -388,7 +386,7 @@ func (a *lookAhead) setSlimKey(i int, s *slim, hashed bool, seed uint64) {
 		h = hashKey(kk.k.a, kk.k.b, s.PortA, s.PortB, s.Proto, seed)
 	}
 	kk.srcIsA, kk.h, kk.seed = s.SrcIsA, h, seed
-	a.hash[i], a.flow[i], a.tcpUDP[i] = h, true, true
+	a.hash[i], a.flow[i], a.tcpUDP[i], a.meta[i] = h, true, true, s.Ident != 0
 }
 
 // loadAhead touches the index slots, then the entries, that the first n
@@ -425,12 +423,15 @@ func (t *Table) loadAhead(n int) {
 			}
 		}
 	}
-	entries, due := t.entries, t.due
+	entries, due, meta := t.entries, t.due, t.meta
 	for i := range n {
 		if r := a.ref[i]; r != 0 {
 			// An entry is one cache line (see entry); its due time, read
 			// first when the packet is followed, is in another.
 			words += entries[r-1].a + uint64(due[r-1])
+			if a.meta[i] {
+				words += uint64(meta[r-1].first)
+			}
 		}
 	}
 	a.words = words

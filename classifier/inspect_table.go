@@ -52,28 +52,35 @@ func (t *Table) setUpInspection() {
 
 // inspect reads the payload sg carries, of flow i, sent by its client when
 // fromClient: the learners' ports first, then, until one names it, the
-// application protocol.
+// application protocol (or takes what the reading side made of it: sg.ident).
 func (t *Table) inspect(i uint32, sg *seg, fromClient bool) {
 	if t.opts.Inspect == nil {
 		return
 	}
 	e := &t.entries[i]
 	port := serverPort(e)
-	switch {
-	case e.proto == capture.ProtoTCP && port == portEPM:
-		t.feedRPC(i, sg, fromClient)
-	case e.proto == capture.ProtoUDP && port == portSSRP && !fromClient:
-		t.readSSRP(i, sg)
+	if sg.payload != nil {
+		switch {
+		case e.proto == capture.ProtoTCP && port == portEPM:
+			t.feedRPC(i, sg, fromClient)
+		case e.proto == capture.ProtoUDP && port == portSSRP && !fromClient:
+			t.readSSRP(i, sg)
+		}
 	}
 	if e.history&appNamed != 0 || !t.opts.Inspect.first[transportSlot(e.proto)].has(port) {
 		return
 	}
+	w := sg.ident
+	if w == 0 {
+		id := &t.insp.id
+		dissect.Identify(dissect.Transport(e.proto), sg.payload, int(sg.payloadLen), id)
+		w = packIdent(id)
+	}
+	app, alpn, needMore := w.unpack()
 	m := &t.meta[i]
-	id := &t.insp.id
-	dissect.Identify(dissect.Transport(e.proto), sg.payload, int(sg.payloadLen), id)
 	switch {
-	case id.App > dissect.AppUnknown:
-		m.app, m.alpn = id.App, id.TLS.ALPN
+	case app > dissect.AppUnknown:
+		m.app, m.alpn = app, alpn
 		e.history |= appNamed
 		t.counts.identified++
 		if e.awaitingApp() {
@@ -87,7 +94,7 @@ func (t *Table) inspect(i uint32, sg *seg, fromClient bool) {
 		// Bytes no signature knows (a proprietary or encrypted protocol)
 		// never mismatch: the flow is allowed now, unless the payload was
 		// too short to tell and the next one may.
-		if e.awaitingApp() && !id.NeedMore {
+		if e.awaitingApp() && !needMore {
 			e.history &^= awaitApp
 			t.allow(i)
 		}

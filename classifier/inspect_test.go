@@ -333,17 +333,20 @@ func loaderCarriesFirstPayloads(t *testing.T, tunnel bool) {
 			}
 		}
 		batch := ld.Finish()
-		var carried []string
-		for _, p := range carriedPayloads(batch) {
-			carried = append(carried, string(p[:1]))
-		}
+		got := carried(batch)
 		// The ClientHello and the first HTTP request (the direction's
 		// first two; slim when crossing), then the three payloads to 135
 		// (whole: their reader needs sequence numbers), then the
 		// ClientHello of a VLAN-tagged frame (decoded the general way),
 		// then a first payload long enough to be its direction's only.
-		if want := []string{"\x16", "G", "x", "y", "z", "\x16", "L"}; !slices.Equal(carried, want) {
-			t.Errorf("vxlan=%v crossing=%v: carried %q, want %q", tunnel, crossing, carried, want)
+		// A batch that crosses to another goroutine carries what the
+		// reading side made of a first payload, not the payload.
+		want := []string{"\x16", "G", "x", "y", "z", "\x16", "L"}
+		if crossing {
+			want = []string{"=tls", "=http", "x", "y", "z", "=tls", "=unknown"}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("vxlan=%v crossing=%v: carried %q, want %q", tunnel, crossing, got, want)
 		}
 		tab.ProcessBatch(batch)
 		tab.Flush(at(time.Hour))
@@ -353,9 +356,9 @@ func loaderCarriesFirstPayloads(t *testing.T, tunnel bool) {
 				apps[r.ClientPort] = r.App
 			}
 		}
-		want := map[uint16]dissect.App{40000: dissect.AppTLS, 40003: dissect.AppTLS, 40004: dissect.AppUnknown}
-		if !maps.Equal(apps, want) {
-			t.Errorf("vxlan=%v crossing=%v: apps of the 3741 flows by client port %v, want %v", tunnel, crossing, apps, want)
+		wantApps := map[uint16]dissect.App{40000: dissect.AppTLS, 40003: dissect.AppTLS, 40004: dissect.AppUnknown}
+		if !maps.Equal(apps, wantApps) {
+			t.Errorf("vxlan=%v crossing=%v: apps of the 3741 flows by client port %v, want %v", tunnel, crossing, apps, wantApps)
 		}
 	}
 }
@@ -379,14 +382,15 @@ func TestSetTimeoutsKeepsTheOtherOptions(t *testing.T) {
 	}
 }
 
-// carriedPayloads returns the payloads batch b carries, in packet order,
-// whether their packets are slim or whole.
-func carriedPayloads(b *Batch) [][]byte {
-	var out [][]byte
+// carried describes, in packet order, what batch b carries for the
+// table to inspect: a whole packet's payload by its first byte, a slim
+// packet's identification as "=" and the protocol it named.
+func carried(b *Batch) []string {
+	var out []string
 	if !b.crossing {
 		for k := range b.wholes {
 			if p := b.payloadOf(k); p != nil {
-				out = append(out, p)
+				out = append(out, string(p[:1]))
 			}
 		}
 		return out
@@ -397,11 +401,12 @@ func carriedPayloads(b *Batch) [][]byte {
 		switch {
 		case s.Whole:
 			if p := b.payloadOf(w); p != nil {
-				out = append(out, p)
+				out = append(out, string(p[:1]))
 			}
 			w++
-		case s.Carried != 0:
-			out = append(out, b.carriedPayload(s.Carried))
+		case s.Ident != 0:
+			app, _, _ := s.Ident.unpack()
+			out = append(out, "="+app.String())
 		}
 	}
 	return out
@@ -431,26 +436,26 @@ func tcpFrame(src, dst string, sport, dport uint16, flags uint8, payload []byte)
 	return append(f, payload...)
 }
 
-// TestLoaderCarriesEveryFirstPayload fills batches with first payloads of
-// the largest size: the loader says a batch is full before its payload
-// room runs out, so none is left behind.
-func TestLoaderCarriesEveryFirstPayload(t *testing.T) {
+// TestLoaderCarriesEveryLearnerPayload fills batches with endpoint mapper
+// payloads of the largest size: the loader says a batch is full before its
+// payload room runs out, so none is left behind.
+func TestLoaderCarriesEveryLearnerPayload(t *testing.T) {
 	const flows = 300
 	big := make([]byte, maxCarry+500)
 	tab := NewTable(inspectingOptions(), newFakeMatcher(), newRecorder(t))
 	ld := tab.NewLoader(true)
 	b := ld.NewBatch()
 	ld.Start(b)
-	carried, batches := 0, 1
+	n, batches := 0, 1
 	for i := range flows {
 		if ld.Full() {
-			carried += len(carriedPayloads(ld.Finish()))
+			n += len(carried(ld.Finish()))
 			ld.Start(b)
 			batches++
 		}
-		f := tcpFrame(agentAddr, emAddr, uint16(40000+i), 3741, pshack, big)
+		f := tcpFrame(agentAddr, emAddr, uint16(40000+i), portEPM, pshack, big)
 		r := capture.Record{TS: at(time.Duration(i) * ms), WireLen: uint32(len(f)), Link: capture.LinkEthernet, Data: f}
-		if !ld.AddFrame(&r) { // the first, which seeds the hash
+		if !ld.AddFrame(&r) {
 			p := ld.Packet()
 			p.TS, p.WireLen = r.TS, r.WireLen
 			if st := capture.Decode(r.Link, r.Data, p); st != capture.StatusOK {
@@ -459,11 +464,34 @@ func TestLoaderCarriesEveryFirstPayload(t *testing.T) {
 			ld.Add(r.Data)
 		}
 	}
-	carried += len(carriedPayloads(ld.Finish()))
-	if carried != flows {
-		t.Errorf("carried %d first payloads of %d", carried, flows)
+	n += len(carried(ld.Finish()))
+	if n != flows {
+		t.Errorf("carried %d payloads of %d", n, flows)
 	}
 	if batches < flows*maxCarry/carryArena {
 		t.Errorf("%d batches for %d payloads of %d bytes: the arena of %d overflowed", batches, flows, maxCarry, carryArena)
+	}
+}
+
+// TestIdentWordRoundTrip: every application protocol, ALPN set and
+// NeedMore survive the 16 bits a slim packet carries them in.
+func TestIdentWordRoundTrip(t *testing.T) {
+	for a := dissect.AppNone; a.String() != "invalid"; a++ {
+		if a > identAppMask {
+			t.Fatalf("app %v (%d) does not fit identWord's %d bits", a, a, 5)
+		}
+		for _, needMore := range []bool{false, true} {
+			for _, alpn := range []dissect.ALPNSet{0, 1, 0x81, 0xff} {
+				var id dissect.Identification
+				id.App, id.NeedMore, id.TLS.ALPN = a, needMore, alpn
+				w := packIdent(&id)
+				if w == 0 {
+					t.Fatalf("%v packs to 0, which means none", a)
+				}
+				if gotApp, gotALPN, gotMore := w.unpack(); gotApp != a || gotALPN != alpn || gotMore != needMore {
+					t.Errorf("%v/%v/%v unpacks to %v/%v/%v", a, alpn, needMore, gotApp, gotALPN, gotMore)
+				}
+			}
+		}
 	}
 }

@@ -24,10 +24,10 @@ type slim struct {
 	A, B       uint32
 	WireLen    uint32
 	PayloadLen uint16 // an unfragmented IPv4 packet's payload fits
-	// Carried is the number + 1 of the payload the packet carries in its
-	// batch (Batch.carried; 0: none): the first payloads of a direction on
-	// an inspected port (inspect.go) stay slim.
-	Carried      uint16
+	// Ident is what Identify made of the packet's payload on the reading
+	// side, a first payload of a direction on an inspected port
+	// (inspect.go; 0: none read): the payload itself does not cross.
+	Ident        identWord
 	PortA, PortB uint16
 	TCPFlags     uint8
 	Proto        uint8
@@ -71,7 +71,7 @@ func (s *slim) set4(ts int64, wireLen uint32, src, dst uint64, sport, dport uint
 	// which cost a third of Set's time.
 	s.TS, s.Hash = ts, hashKey(a, b, portA, portB, proto, seed)
 	s.A, s.B, s.PortA, s.PortB = uint32(a), uint32(b), portA, portB
-	s.WireLen, s.PayloadLen, s.Carried = wireLen, uint16(payloadLen), 0
+	s.WireLen, s.PayloadLen, s.Ident = wireLen, uint16(payloadLen), 0
 	s.TCPFlags, s.Proto, s.SrcIsA, s.Whole = flags, proto, srcIsA, false
 }
 

@@ -220,6 +220,9 @@ type seg struct {
 	// (inspect.go): its TCP sequence number and the bytes captured.
 	seq     uint32
 	payload []byte
+	// ident is what the reading side made of a first payload it read
+	// itself (identWord; 0: nothing), the payload then not carried.
+	ident identWord
 }
 
 // processFlow follows a TCP or UDP packet, whole.
@@ -263,9 +266,7 @@ func (t *Table) processSlim(s *slim, pre *keyed) {
 	t.tick(s.TS)
 	var sg seg
 	sg.ts, sg.wireLen, sg.payloadLen, sg.flags, sg.proto = s.TS, s.WireLen, uint32(s.PayloadLen), s.TCPFlags, s.Proto
-	if s.Carried != 0 {
-		sg.payload = t.batch.carriedPayload(s.Carried)
-	}
+	sg.ident = s.Ident
 	k, srcIsA, h := pre.k, pre.srcIsA, pre.h
 	if pre.seed != t.seed {
 		h = k.hash(t.seed)
@@ -380,7 +381,7 @@ func (t *Table) follow(i uint32, sg *seg, srcIsA, created bool, match policy.Mat
 	if e.verdict == VerdictUndecided && e.flags&flagsJudged != 0 {
 		t.judge(i, sg.flags, fromClient)
 	}
-	if sg.payload != nil {
+	if sg.payload != nil || sg.ident != 0 {
 		t.inspect(i, sg, fromClient)
 	}
 	// A later last packet only moves the flow's deadline later, which
