@@ -240,8 +240,10 @@ if [ "$(id -u)" != 0 ]; then
 		echo "skipping live capture and the service under Wine: not root"; fi
 else
 	port=$(free_port)
-	# Both ends are 127.0.0.1: each scrape of the metrics port is a flow of
-	# the site's own allow rule from an agent to the Enterprise Manager.
+	# Both ends are 127.0.0.1: each scrape of the metrics port is a host
+	# talking to itself, which the daemon classifies ignored/own_traffic
+	# (the allow rule only gives the service's reload below a config to
+	# change).
 	cat >"$work/site.yaml" <<EOF
 roles:
   enterprise-manager: [127.0.0.1]
@@ -257,10 +259,10 @@ EOF
 	# process or deliver a service control.
 	if wait_for "$port" 'tpwatch_capture_up{interface="LO"}' 1 30; then
 		for _ in 1 2 3; do scrape "$port" >/dev/null; done
-		if wait_for "$port" 'tpwatch_flows_total{reason="",rule="wine-metrics",verdict="allowed"}' 1 30; then
-			ok "run --interface LO (Wine's wpcap.dll over the host's libpcap): capture up, $(metric "$port" 'tpwatch_capture_packets_total{interface="LO"}') packets, scrapes classified allowed by wine-metrics"
+		if wait_for "$port" 'tpwatch_flows_total{reason="own_traffic",rule="",vantage="client",verdict="ignored"}' 1 30; then
+			ok "run --interface LO (Wine's wpcap.dll over the host's libpcap): capture up, $(metric "$port" 'tpwatch_capture_packets_total{interface="LO"}') packets, scrapes classified ignored/own_traffic"
 		else
-			fail "run: the scrapes were not classified allowed"; scrape "$port" | grep -E '^tpwatch_(flows_total|capture)' | grep -v ' 0$' >&2 || true
+			fail "run: the scrapes were not classified ignored/own_traffic"; scrape "$port" | grep -E '^tpwatch_(flows_total|capture)' | grep -v ' 0$' >&2 || true
 		fi
 	else
 		fail "run --interface LO: capture not up within 30s"; head -5 "$work/live.err" >&2
