@@ -71,6 +71,10 @@ func (t *Table) hold(p *capture.Packet) bool {
 		return false
 	}
 	t.held, t.holding = *p, true
+	// Its payload lives in the batch, which is reused: keep a copy.
+	t.heldHasPayload = t.payload != nil
+	t.heldPayload = append(t.heldPayload[:0], t.payload...)
+	t.heldIdent = t.ident
 	return true
 }
 
@@ -97,7 +101,19 @@ func (t *Table) release(next int64) {
 			h.TS = t.now
 		}
 	}
-	t.processOnClock(h, nil)
+	t.processHeld()
+}
+
+// processHeld follows the held packet with its own carried payload or
+// identification, not those of the packet that released it.
+func (t *Table) processHeld() {
+	pl, id := t.payload, t.ident
+	t.payload, t.ident = nil, t.heldIdent
+	if t.heldHasPayload {
+		t.payload = t.heldPayload
+	}
+	t.processOnClock(&t.held, nil)
+	t.payload, t.ident = pl, id
 }
 
 // releaseAtEnd follows the packet held when the input ends, at its own
@@ -111,5 +127,5 @@ func (t *Table) releaseAtEnd() {
 		t.counts.clockJumps++
 		t.held.TS = t.now
 	}
-	t.processOnClock(&t.held, nil)
+	t.processHeld()
 }

@@ -16,18 +16,22 @@ import (
 //     activation, which announce ports) and UDP port 1434 (SQL Server
 //     Browser, which announces an instance's port): small exchanges, read
 //     whole by the dissect learners;
-//   - the first two payloads of each direction on a port a rule lists on
-//     its own and whose protocol is known (dissect.ExpectedApps): enough
-//     to name the application protocol and tell a port that carries
-//     another one. Ports a rule covers only by a range (the dynamic RPC
-//     range, which every Windows client's own ports fall in) are not
-//     inspected.
+//   - the first payload of each direction (and the second, when the first
+//     is shorter than settleLen) on a port a rule lists on its own and
+//     whose protocol is known (dissect.ExpectedApps): enough to name the
+//     application protocol and tell a port that carries another one.
+//     Ports a rule covers only by a range (the dynamic RPC range, which
+//     every Windows client's own ports fall in) are not inspected.
 //
-// The reading goroutine decides which packets carry their payload (the
-// Loader copies at most maxCarry bytes of them into the batch); a small
+// The reading goroutine decides which packets are read: a small
 // direct-mapped table of flow directions there keeps the count per
-// direction, and a collision only makes it carry a payload the table then
-// ignores. The table's goroutine reads them (Table.inspect).
+// direction, and a collision only makes it read a payload again. It names
+// the protocol of a first payload itself (Loader.identify) when the batch
+// crosses to the table's goroutine, which then takes the 16-bit answer
+// (identWord); the learners' payloads, and every payload of a batch that
+// stays on one goroutine, travel whole (at most maxCarry bytes each) and
+// the table reads them (Table.inspect). A packet the table's clock holds
+// keeps its own payload or answer until it is followed (clock.go).
 
 // InspectPorts are the server ports whose first payloads name the
 // application protocol. It is read-only once made and shared by the
@@ -200,6 +204,9 @@ func (l *Loader) carry(k int, p *capture.Packet, data []byte) {
 // the slim packet (copying the payload over cost the table a cache miss
 // per payload, and a quarter of its time on the bench capture).
 func (l *Loader) identify(proto uint8, payload []byte, payloadLen uint32) identWord {
+	// The bytes a whole packet would carry (carry), so that both paths
+	// read the same: a hello past maxCarry names TLS, not its ALPN.
+	payload = payload[:min(len(payload), maxCarry)]
 	dissect.Identify(dissect.Transport(proto), payload, int(payloadLen), &l.id)
 	return packIdent(&l.id)
 }

@@ -3,6 +3,7 @@ package classifier
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -494,4 +495,138 @@ func TestIdentWordRoundTrip(t *testing.T) {
 			}
 		}
 	}
+}
+
+// timedFrame is an Ethernet frame and its time from the start.
+type timedFrame struct {
+	at time.Duration
+	f  []byte
+}
+
+// loadAndFollow feeds frames through a Loader, crossing or not, into an
+// inspecting table, and returns what the sink heard, with each final
+// record's app and ALPN.
+func loadAndFollow(t *testing.T, frames []timedFrame, crossing bool) []string {
+	t.Helper()
+	rec := newRecorder(t)
+	tab := NewTable(inspectingOptions(), newFakeMatcher(), rec)
+	ld := tab.NewLoader(crossing)
+	b := ld.NewBatch()
+	ld.Start(b)
+	for i, x := range frames {
+		r := capture.Record{TS: at(x.at), WireLen: uint32(len(x.f)), Link: capture.LinkEthernet, Data: x.f}
+		if !ld.AddFrame(&r) {
+			p := ld.Packet()
+			p.TS, p.WireLen = r.TS, r.WireLen
+			if st := capture.Decode(r.Link, r.Data, p); st != capture.StatusOK {
+				t.Fatalf("frame %d: %v", i, st)
+			}
+			ld.Add(r.Data)
+		}
+	}
+	tab.ProcessBatch(ld.Finish())
+	tab.Flush(at(time.Hour))
+	out := slices.Clone(rec.lines)
+	for _, r := range rec.finals {
+		out = append(out, fmt.Sprintf("%d>%d app=%v alpn=%v", r.ClientPort, r.ServerPort, r.App, r.ALPN))
+	}
+	return out
+}
+
+// TestPayloadsAcrossTheClock: the reading side's identification and a
+// carried payload stay with their own packet when the packet clock holds
+// it (after a quiet second, and the capture's first packet), on both
+// paths. They were once lost on the crossing path (a first payload after a
+// pause went unread) and taken by the held packet from the next one on
+// the other (another flow's HTTP request made it a protocol_mismatch).
+func TestPayloadsAcrossTheClock(t *testing.T) {
+	unknown := bytes.Repeat([]byte{0xa5}, 100)
+	handshakes := []timedFrame{
+		{0, tcpFrame(agentAddr, emAddr, 40000, 3741, syn, nil)},
+		{1 * ms, tcpFrame(emAddr, agentAddr, 3741, 40000, syn|ack, nil)},
+		{2 * ms, tcpFrame(agentAddr, emAddr, 40000, 3741, ack, nil)},
+		{3 * ms, tcpFrame(agentAddr, emAddr, 40001, 3741, syn, nil)},
+		{4 * ms, tcpFrame(emAddr, agentAddr, 3741, 40001, syn|ack, nil)},
+		{5 * ms, tcpFrame(agentAddr, emAddr, 40001, 3741, ack, nil)},
+	}
+	cases := []struct {
+		name   string
+		frames []timedFrame
+		want   []string // lines every path must give
+	}{{
+		name: "a first payload right after a held packet",
+		frames: append(slices.Clone(handshakes),
+			timedFrame{2 * time.Second, tcpFrame(agentAddr, emAddr, 40001, 3741, ack, nil)},
+			timedFrame{2*time.Second + ms, tcpFrame(agentAddr, emAddr, 40000, 3741, pshack, httpRequest)}),
+		want: []string{"40000>3741 app=http alpn=0", "40001>3741 app=none alpn=0"},
+	}, {
+		name: "a held packet's own payload",
+		frames: append(slices.Clone(handshakes),
+			timedFrame{2 * time.Second, tcpFrame(agentAddr, emAddr, 40001, 3741, pshack, unknown)},
+			timedFrame{2*time.Second + ms, tcpFrame(agentAddr, emAddr, 40000, 3741, pshack, httpRequest)}),
+		want: []string{"40000>3741 app=http alpn=0", "40001>3741 app=unknown alpn=0"},
+	}, {
+		name: "the capture's first packet",
+		frames: []timedFrame{
+			{0, tcpFrame(agentAddr, emAddr, 40000, 3741, pshack, httpRequest)},
+			{1 * ms, tcpFrame(emAddr, agentAddr, 3741, 40000, ack, nil)},
+		},
+		want: []string{"40000>3741 app=http alpn=0"},
+	}}
+	for _, c := range cases {
+		seq := loadAndFollow(t, c.frames, false)
+		par := loadAndFollow(t, c.frames, true)
+		if !slices.Equal(seq, par) {
+			t.Errorf("%s: the paths differ:\n one goroutine: %q\n two:           %q", c.name, seq, par)
+		}
+		for _, w := range c.want {
+			if !slices.Contains(par, w) {
+				t.Errorf("%s: no %q in %q", c.name, w, par)
+			}
+		}
+	}
+}
+
+// TestBothPathsReadAsMuchOfAPayload: a ClientHello whose ALPN comes past
+// maxCarry bytes is read alike on both paths (TLS, no ALPN): the reading
+// side reads no further than a whole packet carries.
+func TestBothPathsReadAsMuchOfAPayload(t *testing.T) {
+	for _, pad := range []int{100, maxCarry} {
+		frames := []timedFrame{
+			{0, tcpFrame(agentAddr, emAddr, 40000, 3741, syn, nil)},
+			{1 * ms, tcpFrame(emAddr, agentAddr, 3741, 40000, syn|ack, nil)},
+			{2 * ms, tcpFrame(agentAddr, emAddr, 40000, 3741, ack, nil)},
+			{3 * ms, tcpFrame(agentAddr, emAddr, 40000, 3741, pshack, paddedHello(pad))},
+		}
+		seq, par := loadAndFollow(t, frames, false), loadAndFollow(t, frames, true)
+		if !slices.Equal(seq, par) {
+			t.Errorf("padding %d: the paths differ:\n one goroutine: %q\n two:           %q", pad, seq, par)
+		}
+		want := fmt.Sprintf("40000>3741 app=tls alpn=%v", dissect.ALPNH2)
+		if pad >= maxCarry {
+			want = "40000>3741 app=tls alpn=0"
+		}
+		if !slices.Contains(par, want) {
+			t.Errorf("padding %d: no %q in %q", pad, want, par)
+		}
+	}
+}
+
+// paddedHello is a ClientHello offering h2, its ALPN extension after a
+// padding extension of pad bytes.
+func paddedHello(pad int) []byte {
+	body := []byte{0x03, 0x03}
+	body = append(body, make([]byte, 32)...) // random
+	body = append(body, 0)                   // session id
+	body = append(body, 0, 2, 0x13, 0x01)    // one cipher suite
+	body = append(body, 1, 0)                // no compression
+	ext := []byte{0x00, 0x15, byte(pad >> 8), byte(pad)}
+	ext = append(ext, make([]byte, pad)...)
+	alpn := []byte{0, 3, 2, 'h', '2'}
+	ext = append(ext, 0x00, 0x10, 0, byte(len(alpn)))
+	ext = append(ext, alpn...)
+	body = append(body, byte(len(ext)>>8), byte(len(ext)))
+	body = append(body, ext...)
+	hs := append([]byte{1, 0, byte(len(body) >> 8), byte(len(body))}, body...)
+	return append([]byte{0x16, 0x03, 0x01, byte(len(hs) >> 8), byte(len(hs))}, hs...)
 }

@@ -56,6 +56,14 @@ type Table struct {
 
 	ahead   lookAhead      // processPackets' look-ups, done ahead of the packets
 	scratch capture.Packet // a slim packet made whole to create its flow
+	// ident is what the reading side made of the payload of the packet
+	// being followed whole (processSlim's off-clock path), as payload is
+	// the payload carried with it; the packet the clock holds keeps its
+	// own (heldPayload, heldIdent), followed with it when it is released.
+	ident          identWord
+	heldPayload    []byte
+	heldHasPayload bool
+	heldIdent      identWord
 
 	counts counters
 	pub    published
@@ -239,6 +247,7 @@ func (t *Table) processFlow(p *capture.Packet, pre *keyed) {
 	if t.payload != nil {
 		sg.seq, sg.payload = p.Seq, t.payload
 	}
+	sg.ident = t.ident
 	if pre != nil && pre.seed == t.seed {
 		k, srcIsA, h, known = pre.k, pre.srcIsA, pre.h, true
 	} else {
@@ -258,9 +267,11 @@ func (t *Table) processSlim(s *slim, pre *keyed) {
 	if t.offClock(s.TS) {
 		// Rare: made whole, for the clock to hold or to follow.
 		s.packet(&t.scratch)
+		t.ident = s.Ident
 		if !t.hold(&t.scratch) {
 			t.processOnClock(&t.scratch, nil)
 		}
+		t.ident = 0
 		return
 	}
 	t.tick(s.TS)

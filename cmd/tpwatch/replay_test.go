@@ -14,6 +14,8 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"github.com/tpwatch/tpwatch/internal/testenv"
 )
 
 // tcpPacket builds one Ethernet/IPv4/TCP frame.
@@ -225,13 +227,35 @@ func TestPrintInventoryRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSequentialAndParallelAgree: one goroutine or two, the same JSON, the
+// payloads' findings included, on the committed captures and on corpus
+// captures whose first payloads come after a pause or open the file (the
+// packet clock holds those: the reading side's identification once got
+// lost there).
 func TestSequentialAndParallelAgree(t *testing.T) {
-	for _, f := range []string{"../../pcaps/demo-site.pcapng", "../../pcaps/matrix-v4.pcap", "../../pcaps/ipv6-vlan.pcapng"} {
+	files := []string{"../../pcaps/demo-site.pcapng", "../../pcaps/matrix-v4.pcap", "../../pcaps/ipv6-vlan.pcapng", "../../pcaps/pending.pcap"}
+	corpus := testenv.Corpus(t)
+	withApps := map[string]bool{}
+	for _, f := range []string{"protocols/ndpi/kerberos.pcap", "protocols/ndpi/mssql_tds.pcap", "protocols/ndpi/tls_cipher_lens.pcap", "protocols/ndpi/tls_2_reasms_b.pcapng", "protocols/arkime/nbns.pcap"} {
+		f = filepath.Join(corpus, f)
+		files, withApps[f] = append(files, f), true
+	}
+	for _, f := range files {
 		par, _, s1 := tpwatch(t, "replay", "--format", "json", "--all", f)
 		seq, _, s2 := tpwatch(t, "replay", "--format", "json", "--all", "--sequential", f)
 		if par != seq || s1 != s2 || par == "" {
 			t.Errorf("%s: parallel and sequential replays differ (status %d vs %d)", f, s1, s2)
 		}
+		if withApps[f] && !strings.Contains(par, `"app":`) {
+			t.Errorf("%s: no flow's protocol named", f)
+		}
+	}
+	// With its inventory, pending.pcap's agent sends its first payload to
+	// 3741 after ten quiet seconds.
+	par, _, _ := tpwatch(t, "replay", "--format", "json", "--config", "../../pcaps/pending.yaml", "../../pcaps/pending.pcap")
+	seq, _, _ := tpwatch(t, "replay", "--format", "json", "--config", "../../pcaps/pending.yaml", "--sequential", "../../pcaps/pending.pcap")
+	if par != seq || !strings.Contains(par, `"app":`) {
+		t.Errorf("pending.pcap with its inventory: parallel and sequential replays differ, or name no protocol:\n%s\n%s", par, seq)
 	}
 }
 
