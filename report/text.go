@@ -213,48 +213,46 @@ func statusColor(s Status) texttable.Color {
 // which firewall, a line a server port, its clients by role.
 func (t *textWriter) toOpen() {
 	v := t.view()
-	if len(v.ToOpen) == 0 {
-		return
-	}
-	t.title(fmt.Sprintf("TO OPEN: required by the matrix, dropped by the network (%s)", plural(sumFlows(v.ToOpen), "flow")), texttable.Red)
-	for i := range v.ToOpen {
-		p := &v.ToOpen[i]
-		t.para("  ", "      ", fmt.Sprintf("%s to %s from %s", portOf(p), hostText(p.Server), clientsText(p)), texttable.Plain)
-		t.para("      ", "      ", detail(p), texttable.Dim)
-	}
-	t.more(v.MoreToOpen)
+	t.problems("TO OPEN: required by the matrix, dropped by the network", texttable.Red, v.ToOpen, v.MoreToOpen,
+		func(p *Problem) (string, texttable.Color) {
+			return fmt.Sprintf("%s to %s from %s", portOf(p), hostText(p.Server), clientsText(p)), texttable.Plain
+		})
 }
 
 // refused writes the blocked flows a server reset.
 func (t *textWriter) refused() {
 	v := t.view()
-	if len(v.Refused) == 0 {
-		return
-	}
-	t.title(fmt.Sprintf("REFUSED: the server answered with a reset: the service is not listening, or a host firewall resets (%s)",
-		plural(sumFlows(v.Refused), "flow")), texttable.Red)
-	for i := range v.Refused {
-		p := &v.Refused[i]
-		t.para("  ", "      ", fmt.Sprintf("%s on %s, from %s", portOf(p), hostText(p.Server), clientsText(p)), texttable.Plain)
-		t.para("      ", "      ", detail(p), texttable.Dim)
-	}
-	t.more(v.MoreRefused)
+	t.problems("REFUSED: the server answered with a reset: the service is not listening, or a host firewall resets", texttable.Red, v.Refused, v.MoreRefused,
+		func(p *Problem) (string, texttable.Color) {
+			return fmt.Sprintf("%s on %s, from %s", portOf(p), hostText(p.Server), clientsText(p)), texttable.Plain
+		})
 }
 
 // unexpected writes the unexpected flows, those that got in first.
 func (t *textWriter) unexpected() {
 	v := t.view()
-	if len(v.Unexpected) == 0 {
+	t.problems("UNEXPECTED: Threat Prevention traffic that no enabled rule allows", texttable.Yellow, v.Unexpected, v.MoreUnexpected,
+		func(p *Problem) (string, texttable.Color) {
+			return fmt.Sprintf("%s: %s on %s, from %s", outcomeText(p.Outcome), portOf(p), hostText(p.Server), clientsText(p)), outcomeColor(p.Outcome)
+		})
+}
+
+// problems writes one section of problems, if there are any: its title
+// with their flow count, then each problem in two lines (headline gives
+// the first and its colour, detail the second), then the count of those
+// left out.
+func (t *textWriter) problems(title string, c texttable.Color, ps []Problem, more int, headline func(*Problem) (string, texttable.Color)) {
+	if len(ps) == 0 {
 		return
 	}
-	t.title(fmt.Sprintf("UNEXPECTED: Threat Prevention traffic that no enabled rule allows (%s)",
-		plural(sumFlows(v.Unexpected), "flow")), texttable.Yellow)
-	for i := range v.Unexpected {
-		p := &v.Unexpected[i]
-		t.para("  ", "      ", fmt.Sprintf("%s: %s on %s, from %s", outcomeText(p.Outcome), portOf(p), hostText(p.Server), clientsText(p)), outcomeColor(p.Outcome))
+	t.title(fmt.Sprintf("%s (%s)", title, plural(sumFlows(ps), "flow")), c)
+	for i := range ps {
+		p := &ps[i]
+		line, lc := headline(p)
+		t.para("  ", "      ", line, lc)
 		t.para("      ", "      ", detail(p), texttable.Dim)
 	}
-	t.more(v.MoreUnexpected)
+	t.more(more)
 }
 
 // hosts writes the problems host by host.
