@@ -117,16 +117,7 @@ func decodeLink(link LinkType, b []byte, p *Packet) Status {
 		}
 		return decodeEtherType(binary.BigEndian.Uint16(b), b[sll2HdrLen:], p)
 	case LinkRaw, linkRawDLT12, linkRawDLT14:
-		if len(b) < 1 {
-			return StatusTruncated
-		}
-		switch b[0] >> 4 {
-		case 4:
-			return decodeIPv4(b, p)
-		case 6:
-			return decodeIPv6(b, p)
-		}
-		return StatusMalformed
+		return decodeIP(b, p)
 	case LinkIPv4:
 		return decodeIPv4(b, p)
 	case LinkIPv6:
