@@ -63,3 +63,18 @@ func header(pl *plan, o Options, what string) []string {
 		oneLine("from " + src + "."),
 	}
 }
+
+// writeEntryComments writes the comment lines that open entry e in either
+// format, each after prefix: the rule, its note, and why it is not created
+// when it is not; it reports whether the entry's rule is to be written.
+func writeEntryComments(b io.Writer, prefix string, e *entry) bool {
+	fmt.Fprintln(b, prefix+describe(e.rule))
+	if e.note != "" {
+		fmt.Fprintln(b, prefix+oneLine(e.note))
+	}
+	if e.skip != "" {
+		fmt.Fprintln(b, prefix+"not created: "+oneLine(e.skip))
+		return false
+	}
+	return true
+}

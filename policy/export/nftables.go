@@ -102,12 +102,7 @@ table inet %[1]s {
 
 func writeNFTEntry(b *bufio.Writer, e *entry) {
 	r := e.rule
-	fmt.Fprintln(b, "\t\t# "+describe(r))
-	if e.note != "" {
-		fmt.Fprintln(b, "\t\t# "+oneLine(e.note))
-	}
-	if e.skip != "" {
-		fmt.Fprintln(b, "\t\t# not created: "+oneLine(e.skip))
+	if !writeEntryComments(b, "\t\t# ", e) {
 		return
 	}
 	match := fmt.Sprintf("%s dport %s", r.Transport, nftPorts(r.Ports))

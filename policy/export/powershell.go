@@ -58,12 +58,7 @@ Get-NetFirewallRule -Group $group -ErrorAction SilentlyContinue | Remove-NetFire
 
 func writePSEntry(b *bufio.Writer, e *entry) {
 	r := e.rule
-	fmt.Fprintln(b, "# "+describe(r))
-	if e.note != "" {
-		fmt.Fprintln(b, "# "+oneLine(e.note))
-	}
-	if e.skip != "" {
-		fmt.Fprintln(b, "# not created: "+oneLine(e.skip))
+	if !writeEntryComments(b, "# ", e) {
 		return
 	}
 	if e.anyWhy != "" {
