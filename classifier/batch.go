@@ -64,9 +64,6 @@ type Loader struct {
 	inspect *InspectPorts
 	seen    []uint16
 	id      dissect.Identification
-	// wanted: AddFrame left the packet to the general path to carry its
-	// payload.
-	wanted bool
 }
 
 // NewLoader returns a loader of batches for t. crossing says whether the
@@ -117,21 +114,19 @@ func (l *Loader) Len() int { return l.b.n }
 // reports whether it did; any other frame is for Packet and Add. It takes
 // the short way, straight into the slim form, without capture.Decode.
 func (l *Loader) AddFrame(rec *capture.Record) bool {
-	l.wanted = false
 	if !l.crossing || !l.seeded || rec.Link != capture.LinkEthernet || !capture.DecodeFlow4(rec.Data, &l.flow4) {
 		return false
 	}
 	f := &l.flow4
-	carry := l.inspect != nil && f.PayloadOff != 0 && l.wantsPayload4(f)
-	if carry && readsAll(f.Proto, f.SrcPort, f.DstPort) {
+	inspect := l.inspect != nil && f.PayloadOff != 0
+	if inspect && readsAll(f.Proto, f.SrcPort, f.DstPort) {
 		// A learner's port: its reader follows TCP sequence numbers,
 		// which only a whole packet carries.
-		l.wanted = true
 		return false
 	}
 	s := &l.stage[l.b.n]
 	s.setFlow4(f, rec.TS, rec.WireLen, l.seed)
-	if carry {
+	if inspect && l.firstPort(f.Proto, f.SrcPort, f.DstPort) && l.carryFirst(dirHash(s.Hash, s.SrcIsA), f.PayloadLen) {
 		s.Ident = l.identify(f.Proto, rec.Data[f.PayloadOff:], f.PayloadLen)
 	}
 	l.b.n++
@@ -151,16 +146,13 @@ func (l *Loader) Packet() *capture.Packet {
 // inspects are copied into the batch.
 func (l *Loader) Add(data []byte) {
 	b := l.b
-	var carry bool
-	if l.inspect != nil {
-		carry = l.wanted || l.wantsPayload(l.Packet())
-		l.wanted = false
-	}
 	if !l.crossing {
 		if b.pay != nil {
 			b.pay[b.n] = payRef{}
-			if carry {
-				l.carry(b.n, &b.whole[b.n], data)
+			if p := &b.whole[b.n]; l.inspect != nil {
+				if want, _ := l.wantsPayload(p, nil); want {
+					l.carry(b.n, p, data)
+				}
 			}
 		}
 		b.n++
@@ -173,11 +165,21 @@ func (l *Loader) Add(data []byte) {
 	}
 	s := &l.stage[b.n]
 	whole := s.set(p, l.seed)
-	if !whole && carry && !readsAll(p.Proto, p.SrcPort, p.DstPort) {
-		if off := int(p.PayloadOff); off < len(data) {
-			s.Ident = l.identify(p.Proto, data[off:], p.PayloadLen)
+	var carry bool
+	if l.inspect != nil {
+		slimForm := s
+		if whole {
+			slimForm = nil
 		}
-		carry = false
+		var learner bool
+		carry, learner = l.wantsPayload(p, slimForm)
+		if carry && !whole && !learner {
+			// A first payload of a slim packet: named here, not carried.
+			if off := int(p.PayloadOff); off < len(data) {
+				s.Ident = l.identify(p.Proto, data[off:], p.PayloadLen)
+			}
+			carry = false
+		}
 	}
 	if whole || carry {
 		*s = slim{TS: p.TS, Whole: true}

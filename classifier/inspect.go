@@ -121,16 +121,16 @@ const (
 	seenBits = 16
 )
 
-// carryFirst reports whether a payload packet of a direction should carry
-// its payload for identification, and counts it: the direction is tagged
-// by a hash of its addresses (as IPv4 words, or folded IPv6) and ports, so
-// that the short and the general decoding paths agree.
-func (l *Loader) carryFirst(proto uint8, sport, dport uint16, src, dst uint64, payloadLen uint32) bool {
+// firstPort reports whether a packet of these ports is on a port whose
+// first payloads name the protocol.
+func (l *Loader) firstPort(proto uint8, sport, dport uint16) bool {
 	ti := transportSlot(proto)
-	if ti < 0 || !l.inspect.first[ti].has(sport) && !l.inspect.first[ti].has(dport) {
-		return false
-	}
-	h := mix64(src*0x9e3779b97f4a7c15 ^ bits.RotateLeft64(dst, 29) ^ uint64(sport)<<48 ^ uint64(dport)<<32 ^ uint64(proto))
+	return ti >= 0 && (l.inspect.first[ti].has(sport) || l.inspect.first[ti].has(dport))
+}
+
+// carryFirst reports whether a payload of payloadLen bytes is one of the
+// first of its flow direction, h (dirHash), and counts it.
+func (l *Loader) carryFirst(h uint64, payloadLen uint32) bool {
 	tag := uint16(h) &^ 3
 	slot := &l.seen[h>>(64-seenBits)]
 	count := uint16(0)
@@ -148,6 +148,24 @@ func (l *Loader) carryFirst(proto uint8, sport, dport uint16, src, dst uint64, p
 	return true
 }
 
+// dirHash is the hash of a flow direction: the flow's hash (the slim
+// form's, hashKey), turned for the packets B sends so that the two
+// directions take different slots and tags.
+func dirHash(flowHash uint64, srcIsA bool) uint64 {
+	if srcIsA {
+		return flowHash
+	}
+	return bits.RotateLeft64(flowHash, 32)
+}
+
+// wholeDirHash is dirHash for a packet without a slim form: its flow
+// hashed as the slim form would be (an IPv4 flow the same on both
+// paths), an IPv6 address folded into a word first.
+func (l *Loader) wholeDirHash(p *capture.Packet) uint64 {
+	a, b, portA, portB, srcIsA := canonical(addrWord(&p.Src), addrWord(&p.Dst), p.SrcPort, p.DstPort)
+	return dirHash(hashKey(a, b, portA, portB, p.Proto, l.seed), srcIsA)
+}
+
 // mix64 is a 64-bit finaliser (splitmix64's).
 func mix64(x uint64) uint64 {
 	x ^= x >> 30
@@ -157,8 +175,8 @@ func mix64(x uint64) uint64 {
 	return x ^ x>>31
 }
 
-// addrWord folds an address into the word carryFirst tags with: an IPv4
-// (mapped) address is its key word (word4), as in the short path.
+// addrWord folds an address into a word for wholeDirHash: an IPv4
+// (mapped) address is its key word (word4), as in the slim form.
 func addrWord(a *[16]byte) uint64 {
 	if w, ok := mappedWord(a); ok {
 		return w
@@ -166,22 +184,27 @@ func addrWord(a *[16]byte) uint64 {
 	return mix64(binary.BigEndian.Uint64(a[:8])) ^ binary.BigEndian.Uint64(a[8:])
 }
 
-// wantsPayload says whether decoded packet p carries its payload.
-func (l *Loader) wantsPayload(p *capture.Packet) bool {
+// wantsPayload reports whether the payload of decoded packet p is read:
+// every payload of a learner's port (learner set: its packet travels
+// whole), or a first payload of its direction. s is p's slim form, whose
+// flow hash it reuses, or nil.
+func (l *Loader) wantsPayload(p *capture.Packet, s *slim) (want, learner bool) {
 	if l.inspect == nil || p.PayloadOff == 0 || p.Fragment || p.Proto != capture.ProtoTCP && p.Proto != capture.ProtoUDP {
-		return false
+		return false, false
 	}
-	return readsAll(p.Proto, p.SrcPort, p.DstPort) ||
-		l.carryFirst(p.Proto, p.SrcPort, p.DstPort, addrWord(&p.Src), addrWord(&p.Dst), p.PayloadLen)
-}
-
-// wantsPayload4 is wantsPayload for a packet the short path read.
-func (l *Loader) wantsPayload4(f *capture.Flow4) bool {
-	if l.inspect == nil || f.PayloadOff == 0 {
-		return false
+	if readsAll(p.Proto, p.SrcPort, p.DstPort) {
+		return true, true
 	}
-	return readsAll(f.Proto, f.SrcPort, f.DstPort) ||
-		l.carryFirst(f.Proto, f.SrcPort, f.DstPort, word4(f.Src), word4(f.Dst), f.PayloadLen)
+	if !l.firstPort(p.Proto, p.SrcPort, p.DstPort) {
+		return false, false
+	}
+	h := uint64(0)
+	if s != nil {
+		h = dirHash(s.Hash, s.SrcIsA)
+	} else {
+		h = l.wholeDirHash(p)
+	}
+	return l.carryFirst(h, p.PayloadLen), false
 }
 
 // carry copies the payload of the packet just decoded from data into the
