@@ -51,7 +51,7 @@ var funcs = template.FuncMap{
 	"cellText":     cellText,
 	"words":        func(s string) string { return strings.ReplaceAll(s, "_", " ") },
 	"flowHow":      flowHow,
-	"duration":     func(a, b time.Time) string { return b.Sub(a).Round(time.Millisecond).String() },
+	"duration":     func(a, b time.Time) string { return spanDuration(b.Sub(a)) },
 	"verdict":      func(v classifier.Verdict) string { return v.String() },
 	"flowTime":     func(t time.Time) string { return t.Format("2006-01-02 15:04:05") },
 	"plural":       plural,

@@ -83,7 +83,7 @@ func (t *textWriter) header() {
 	span := ""
 	if !v.First.IsZero() {
 		span = fmt.Sprintf(", %s to %s (%s)", v.First.Format("2006-01-02 15:04:05"), timeOfDay(v.Last, v.First),
-			v.Last.Sub(v.First).Round(time.Millisecond))
+			spanDuration(v.Last.Sub(v.First)))
 	}
 	t.para("", "  ", fmt.Sprintf("%s, %s%s", plural(h.Packets, "packet"), plural(v.Flows, "flow"), span), texttable.Plain)
 	if h.Inventory != "" {
@@ -454,4 +454,18 @@ func plural(n uint64, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// spanDuration says how long a capture lasted as a person reads it: to the
+// millisecond under an hour, to the second under two days, in days past
+// that (a capture of files a year apart is "430.4 days", not
+// "10330h42m6.778s").
+func spanDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%.1f days", d.Hours()/24)
+	case d >= time.Hour:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Millisecond).String()
 }
