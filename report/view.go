@@ -416,7 +416,7 @@ func (s *Summary) ruleRows() (seen, unseen []RuleRow) {
 		rc := s.perRule[i]
 		r := &s.rules[i]
 		row := RuleRow{ID: r.ID, Client: r.ClientName(), Server: r.Server.String(),
-			Ports: r.Transport.String() + "/" + r.PortsString(), Feature: r.Feature, Section: r.Section, Description: r.Description,
+			Ports: portsText(r), Feature: r.Feature, Section: r.Section, Description: r.Description,
 			serverRole: r.Server, clientRole: r.Client, anyClient: r.AnyClient}
 		if rc.total() == 0 {
 			row.Status = StatusNotSeen
@@ -488,4 +488,16 @@ func icmpMeaning(typ, code uint8) string {
 		return "reject route to destination"
 	}
 	return "destination unreachable"
+}
+
+// portsText names a rule's ports as the report shows them: "tcp/3741";
+// a rule whose server announces its port adds "or announced", since its
+// flows may go elsewhere than the ports listed (the endpoint mapper's
+// answers, SQL Server Browser's).
+func portsText(r *policy.Rule) string {
+	s := r.Transport.String() + "/" + r.PortsString()
+	if r.Announced != policy.AnnounceNone {
+		s += " or announced"
+	}
+	return s
 }
